@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"k8s.io/klog/v2"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/server"
+	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/pkg/version"
+)
+
+// shutdownGrace is how long in-flight calls get to finish on SIGTERM before
+// the remaining ones (long-lived event streams) are cut.
+const shutdownGrace = 10 * time.Second
+
+// serve runs the daemon until SIGTERM or SIGINT.
+func serve(cfg config.Config) error {
+	if err := setupLogging(cfg.LogLevel); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("crid must run as root (it creates namespaces, mounts and cgroups); effective uid is %d", os.Geteuid())
+	}
+	mode, err := cgroups.DetectMode(cgroups.DefaultMountpoint)
+	if err != nil {
+		return fmt.Errorf("cgroups: %w", err)
+	}
+	if cfg.Runtime.CgroupDriver == config.CgroupDriverSystemd && !cgroups.SystemdBooted() {
+		return errors.New("runtime.cgroup_driver is \"systemd\" but systemd is not the init system here; set it to \"cgroupfs\" (and the kubelet's cgroupDriver too)")
+	}
+	for _, d := range []struct{ what, path string }{
+		{"root dir", cfg.Root}, {"runroot dir", cfg.RunRoot}, {"socket dir", filepath.Dir(cfg.Listen)},
+	} {
+		if err := usableDir(d.path); err != nil {
+			return fmt.Errorf("%s %s is unusable: %w", d.what, d.path, err)
+		}
+	}
+
+	st, err := store.Open(cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	runLock, err := store.LockDir(cfg.RunRoot)
+	if err != nil {
+		return err
+	}
+	defer runLock.Close()
+
+	lis, err := listenCRI(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Listen)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	g := grpc.NewServer(server.ServerOptions()...)
+	server.New(cfg, st, mode).Register(g)
+
+	errc := make(chan error, 2)
+	go func() { errc <- g.Serve(lis) }()
+
+	var metrics *http.Server
+	if cfg.Metrics.Address != "" {
+		metrics, err = serveMetrics(cfg.Metrics.Address, errc)
+		if err != nil {
+			g.Stop()
+			return err
+		}
+	}
+	klog.InfoS("crid serving", "version", version.Version, "commit", version.Commit(), "socket", cfg.Listen,
+		"root", cfg.Root, "runroot", cfg.RunRoot, "cgroupMode", mode, "cgroupDriver", cfg.Runtime.CgroupDriver)
+
+	select {
+	case <-ctx.Done():
+		klog.InfoS("Shutting down: letting in-flight calls finish", "grace", shutdownGrace)
+		err = nil
+	case err = <-errc:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	gracefulStop(g, shutdownGrace)
+	if metrics != nil {
+		metrics.Close()
+	}
+	klog.InfoS("crid stopped")
+	return err
+}
+
+func setupLogging(level string) error {
+	v, err := config.ParseLogLevel(level)
+	if err != nil {
+		return fmt.Errorf("log_level: %w", err)
+	}
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	return fs.Set("v", strconv.Itoa(v))
+}
+
+// usableDir makes dir if needed and proves crid can create files in it: a
+// read-only mount or a file in the way should stop crid at start, not fail
+// the first pod.
+func usableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".crid-probe-")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// listenCRI opens the CRI socket, mode 0660. A socket file left by a crid
+// that died is removed; one that a live process still answers on is not
+// taken over, and the error says who holds it.
+func listenCRI(path string) (net.Listener, error) {
+	if err := checkSocket(path); err != nil {
+		return nil, err
+	}
+	// The umask closes the window in which the socket would exist with the
+	// process's default mode.
+	old := unix.Umask(0o117)
+	lis, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return lis, nil
+}
+
+func checkSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("socket %s: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket; remove it or choose another --listen", path)
+	}
+	conn, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		who := peer(conn.(*net.UnixConn))
+		conn.Close()
+		return fmt.Errorf("%s is served by %s; stop it or choose another --listen", path, who)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		klog.InfoS("Removing stale socket", "path", path)
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("probe socket %s: %w", path, err)
+}
+
+// peer names the process at the other end of a unix connection.
+func peer(c *net.UnixConn) string {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return "a live process"
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if cred == nil {
+		return "a live process"
+	}
+	who := fmt.Sprintf("live process %d", cred.Pid)
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cred.Pid)); err == nil {
+		who += " (" + string(comm[:len(comm)-1]) + ")"
+	}
+	return who
+}
+
+// serveMetrics serves Prometheus metrics on addr from a registry of crid's
+// own, so that nothing registered by a library leaks into it unasked.
+func serveMetrics(addr string, errc chan<- error) (*http.Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "crid_build_info",
+		Help:        "Always 1; the labels say which crid is running.",
+		ConstLabels: prometheus.Labels{"version": version.Version, "commit": version.Commit()},
+	})
+	info.Set(1)
+	reg.MustRegister(info)
+
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.address %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("metrics: %w", err)
+		}
+	}()
+	klog.InfoS("Metrics serving", "address", lis.Addr().String())
+	return srv, nil
+}
+
+// gracefulStop lets running calls finish, then cuts whatever is still open
+// after grace: a kubelet's event stream never ends by itself.
+func gracefulStop(g *grpc.Server, grace time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		g.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		g.Stop()
+		<-done
+	}
+}

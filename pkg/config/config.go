@@ -1,0 +1,249 @@
+// Package config holds crid's configuration: the TOML file operators write,
+// its defaults, the checks that refuse a bad value before anything starts,
+// and the commented TOML that `crid config` prints back.
+//
+// Every key lives in one struct tree. A field's `toml` tag is its key and its
+// `doc` tag is the comment printed above it, so deploy/crid.toml, `crid
+// config` and the parser can never disagree about what a key is called.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// DefaultFile is where crid looks for its configuration when --config is not given.
+const DefaultFile = "/etc/crid/crid.toml"
+
+// Cgroup drivers crid knows. The kubelet's --cgroup-driver must match.
+const (
+	CgroupDriverCgroupfs = "cgroupfs"
+	CgroupDriverSystemd  = "systemd"
+)
+
+// Config is the whole of crid's configuration.
+type Config struct {
+	Root     string `toml:"root" json:"root" doc:"Persistent state: metadata database, image layers, container upper dirs."`
+	RunRoot  string `toml:"runroot" json:"runroot" doc:"Runtime state that a reboot may lose: pinned namespaces, per-container state, the lock of a running crid."`
+	Listen   string `toml:"listen" json:"listen" doc:"Path of the CRI gRPC unix socket (mode 0660, owned by root). The kubelet's --container-runtime-endpoint is unix:// followed by this path."`
+	LogLevel string `toml:"log_level" json:"log_level" doc:"How much crid logs: \"info\", \"debug\" (each request) or \"trace\" (each request with its payload), or a klog verbosity from 0 to 10."`
+
+	Runtime   RuntimeConfig   `toml:"runtime" json:"runtime" doc:"How containers are run."`
+	Image     ImageConfig     `toml:"image" json:"image" doc:"Where images come from and which are kept."`
+	Network   NetworkConfig   `toml:"network" json:"network" doc:"Pod networking through CNI plugins."`
+	Streaming StreamingConfig `toml:"streaming" json:"streaming" doc:"The exec/attach/port-forward server the kubelet redirects clients to."`
+	Metrics   MetricsConfig   `toml:"metrics" json:"metrics" doc:"Prometheus metrics."`
+}
+
+// RuntimeConfig is the [runtime] table.
+type RuntimeConfig struct {
+	CgroupDriver   string `toml:"cgroup_driver" json:"cgroup_driver" doc:"\"cgroupfs\" or \"systemd\"; must match the kubelet's cgroupDriver. \"systemd\" needs systemd as PID 1."`
+	DefaultHandler string `toml:"default_handler" json:"default_handler" doc:"Runtime handler used when a pod names none (RuntimeClass handler). A DNS label."`
+}
+
+// ImageConfig is the [image] table.
+type ImageConfig struct {
+	RegistriesConf string   `toml:"registries_conf" json:"registries_conf" doc:"containers-registries.conf(5) v2 file: registry remaps, mirrors, insecure and blocked registries. A missing file means no remaps."`
+	PinnedImages   []string `toml:"pinned_images" json:"pinned_images" doc:"Images that image garbage collection never removes; ImageStatus reports them pinned."`
+}
+
+// NetworkConfig is the [network] table.
+type NetworkConfig struct {
+	CNIConfigDir  string   `toml:"cni_config_dir" json:"cni_config_dir" doc:"Directory of CNI network configurations; the first in lexical order is the pod network."`
+	CNIPluginDirs []string `toml:"cni_plugin_dirs" json:"cni_plugin_dirs" doc:"Directories searched, in order, for CNI plugin binaries."`
+}
+
+// StreamingConfig is the [streaming] table.
+type StreamingConfig struct {
+	Address string `toml:"address" json:"address" doc:"host:port of the streaming server. Keep it on loopback unless the API server must reach it; port 0 picks a free port."`
+}
+
+// MetricsConfig is the [metrics] table.
+type MetricsConfig struct {
+	Address string `toml:"address" json:"address" doc:"host:port serving Prometheus metrics on /metrics; empty turns metrics off."`
+}
+
+// Default returns the configuration crid runs with when nothing is said.
+func Default() Config {
+	return Config{
+		Root:     "/var/lib/crid",
+		RunRoot:  "/run/crid",
+		Listen:   "/run/crid/crid.sock",
+		LogLevel: "info",
+		Runtime: RuntimeConfig{
+			CgroupDriver:   CgroupDriverCgroupfs,
+			DefaultHandler: "crid",
+		},
+		Image: ImageConfig{
+			RegistriesConf: "/etc/containers/registries.conf",
+			PinnedImages:   []string{},
+		},
+		Network: NetworkConfig{
+			CNIConfigDir:  "/etc/cni/net.d",
+			CNIPluginDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
+		},
+		Streaming: StreamingConfig{Address: "127.0.0.1:0"},
+		Metrics:   MetricsConfig{Address: "127.0.0.1:9539"},
+	}
+}
+
+// Load reads path over the defaults. A missing file is not an error when
+// mustExist is false (the default path need not exist); any other problem
+// is, and names the file, the key and the reason.
+func Load(path string, mustExist bool) (Config, error) {
+	cfg := Default()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !mustExist {
+			return cfg, nil
+		}
+		return cfg, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if err := cfg.decode(string(data)); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// decode overlays TOML text on cfg, refusing keys crid does not know: a
+// misspelt key silently ignored is a setting the operator thinks is in force.
+func (c *Config) decode(text string) error {
+	md, err := toml.Decode(text, c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+		}
+		return err
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("unknown key %s (see `crid config` for every key)", strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// FieldError says which key holds a bad value and why.
+type FieldError struct {
+	Key    string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Reason }
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// maxSocketPath is the size of sun_path less its terminating NUL.
+const maxSocketPath = 107
+
+// Validate checks every value without touching the machine. Checks that
+// depend on the machine (is the directory writable, is systemd running)
+// happen at start-up, where the daemon can say what it found.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &FieldError{Key: key, Reason: fmt.Sprintf(format, args...)})
+	}
+	absPath := func(key, p string) {
+		switch {
+		case p == "":
+			bad(key, "must not be empty")
+		case !filepath.IsAbs(p):
+			bad(key, "%q is not an absolute path", p)
+		case filepath.Clean(p) != p:
+			bad(key, "%q is not a clean path (use %q)", p, filepath.Clean(p))
+		}
+	}
+
+	absPath("root", c.Root)
+	absPath("runroot", c.RunRoot)
+	absPath("listen", c.Listen)
+	if len(c.Listen) > maxSocketPath {
+		bad("listen", "%q is %d bytes; a unix socket path is at most %d", c.Listen, len(c.Listen), maxSocketPath)
+	}
+	if c.Root != "" && c.Root == c.RunRoot {
+		bad("runroot", "must differ from root (%q): runtime state is discarded after a reboot", c.Root)
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		bad("log_level", "%v", err)
+	}
+
+	switch c.Runtime.CgroupDriver {
+	case CgroupDriverCgroupfs, CgroupDriverSystemd:
+	default:
+		bad("runtime.cgroup_driver", "%q is not one of %q, %q", c.Runtime.CgroupDriver, CgroupDriverCgroupfs, CgroupDriverSystemd)
+	}
+	if !dnsLabel.MatchString(c.Runtime.DefaultHandler) {
+		bad("runtime.default_handler", "%q is not a DNS label (lower-case letters, digits and '-', at most 63)", c.Runtime.DefaultHandler)
+	}
+
+	absPath("image.registries_conf", c.Image.RegistriesConf)
+	for i, ref := range c.Image.PinnedImages {
+		if _, err := name.ParseReference(ref, name.WeakValidation); err != nil {
+			bad(fmt.Sprintf("image.pinned_images[%d]", i), "%q is not an image reference: %v", ref, err)
+		}
+	}
+
+	absPath("network.cni_config_dir", c.Network.CNIConfigDir)
+	if len(c.Network.CNIPluginDirs) == 0 {
+		bad("network.cni_plugin_dirs", "must name at least one directory")
+	}
+	for i, d := range c.Network.CNIPluginDirs {
+		absPath(fmt.Sprintf("network.cni_plugin_dirs[%d]", i), d)
+	}
+
+	checkHostPort("streaming.address", c.Streaming.Address, false, bad)
+	checkHostPort("metrics.address", c.Metrics.Address, true, bad)
+	return errors.Join(errs...)
+}
+
+func checkHostPort(key, addr string, mayBeEmpty bool, bad func(key, format string, args ...any)) {
+	if addr == "" {
+		if !mayBeEmpty {
+			bad(key, "must not be empty")
+		}
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		bad(key, "%q is not host:port: %v", addr, err)
+		return
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		bad(key, "%q: host must be an IP address or localhost", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad(key, "%q: port must be a number from 0 to 65535", addr)
+	}
+}
+
+// ParseLogLevel turns a log_level value into a klog verbosity.
+func ParseLogLevel(level string) (int, error) {
+	switch strings.ToLower(level) {
+	case "info":
+		return 0, nil
+	case "debug":
+		return 4, nil
+	case "trace":
+		return 6, nil
+	}
+	if n, err := strconv.Atoi(level); err == nil && n >= 0 && n <= 10 {
+		return n, nil
+	}
+	return 0, fmt.Errorf("%q is not info, debug, trace or a verbosity from 0 to 10", level)
+}

@@ -1,0 +1,64 @@
+// Package errdefs is crid's one error vocabulary. Lower packages wrap these
+// sentinels with what failed and on which object; the CRI server maps them
+// to gRPC status codes once, at the edge, so the kubelet sees the code that
+// tells it what to do (retry, give up, recreate).
+package errdefs
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+var (
+	ErrNotFound           = errors.New("not found")
+	ErrAlreadyExists      = errors.New("already exists")
+	ErrInvalidArgument    = errors.New("invalid argument")
+	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrUnavailable        = errors.New("unavailable")
+	ErrUnimplemented      = errors.New("not implemented")
+)
+
+// Code returns the gRPC code for err. An error that already carries a gRPC
+// status keeps it; an unclassified error is Unknown.
+func Code(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return codes.NotFound
+	case errors.Is(err, ErrAlreadyExists):
+		return codes.AlreadyExists
+	case errors.Is(err, ErrInvalidArgument):
+		return codes.InvalidArgument
+	case errors.Is(err, ErrFailedPrecondition):
+		return codes.FailedPrecondition
+	case errors.Is(err, ErrUnavailable):
+		return codes.Unavailable
+	case errors.Is(err, ErrUnimplemented):
+		return codes.Unimplemented
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	}
+	return codes.Unknown
+}
+
+// ToGRPC turns err into a gRPC status error with the code Code gives and
+// err's whole message.
+func ToGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(Code(err), err.Error())
+}

@@ -1,0 +1,41 @@
+package errdefs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestToGRPCKeepsMessageAndMapsCode(t *testing.T) {
+	tests := []struct {
+		err  error
+		code codes.Code
+	}{
+		{fmt.Errorf("container %q: %w", "abc", ErrNotFound), codes.NotFound},
+		{fmt.Errorf("name %q is reserved: %w", "n", ErrAlreadyExists), codes.AlreadyExists},
+		{fmt.Errorf("metadata.name: %w", ErrInvalidArgument), codes.InvalidArgument},
+		{fmt.Errorf("container is running: %w", ErrFailedPrecondition), codes.FailedPrecondition},
+		{fmt.Errorf("store closed: %w", ErrUnavailable), codes.Unavailable},
+		{fmt.Errorf("checkpoint: %w", ErrUnimplemented), codes.Unimplemented},
+		{fmt.Errorf("pull: %w", context.Canceled), codes.Canceled},
+		{fmt.Errorf("pull: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
+		{errors.New("disk on fire"), codes.Unknown},
+		{status.Error(codes.ResourceExhausted, "already a status"), codes.ResourceExhausted},
+	}
+	for _, tt := range tests {
+		got := status.Convert(ToGRPC(tt.err))
+		if got.Code() != tt.code {
+			t.Errorf("%v: code %v, want %v", tt.err, got.Code(), tt.code)
+		}
+		if got.Message() != tt.err.Error() && status.Convert(tt.err).Message() != got.Message() {
+			t.Errorf("%v: message %q lost", tt.err, got.Message())
+		}
+	}
+	if ToGRPC(nil) != nil {
+		t.Error("ToGRPC(nil) is not nil")
+	}
+}

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/cni"
+)
+
+// Reasons for a false condition, in the words the kubelet's other runtimes
+// use, so node conditions read the same whichever runtime a node has.
+const (
+	reasonNetworkNotReady = "NetworkPluginNotReady"
+	reasonRuntimeNotReady = "RuntimeNotReady"
+)
+
+// Status reports whether crid can run containers and whether pods can get a
+// network. NetworkReady follows the CNI config dir as it is now: a
+// configuration dropped in by a CNI daemonset makes the node ready on the
+// kubelet's next poll, without restarting crid.
+func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runtime.StatusResponse, error) {
+	runtimeReady := &runtime.RuntimeCondition{Type: runtime.RuntimeReady, Status: true}
+	if _, err := s.store.Schema(); err != nil {
+		runtimeReady.Status = false
+		runtimeReady.Reason = reasonRuntimeNotReady
+		runtimeReady.Message = fmt.Sprintf("metadata store unreadable: %v", err)
+	}
+
+	networkReady := &runtime.RuntimeCondition{Type: runtime.NetworkReady, Status: true}
+	network, err := cni.Discover(s.cfg.Network.CNIConfigDir, s.cfg.Network.CNIPluginDirs)
+	if err != nil {
+		networkReady.Status = false
+		networkReady.Reason = reasonNetworkNotReady
+		networkReady.Message = "Network plugin returns error: " + err.Error()
+	}
+
+	resp := &runtime.StatusResponse{
+		Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{runtimeReady, networkReady}},
+		RuntimeHandlers: []*runtime.RuntimeHandler{{
+			Name: s.cfg.Runtime.DefaultHandler,
+			// Features are claimed only once the executor honours them.
+			Features: &runtime.RuntimeHandlerFeatures{},
+		}},
+		Features: &runtime.RuntimeFeatures{},
+	}
+	if req.GetVerbose() {
+		resp.Info = s.statusInfo(network)
+	}
+	return resp, nil
+}
+
+// statusInfo is what `crictl info` shows beyond the conditions: the
+// configuration in force and what crid found on the machine. Each value is
+// JSON, as crictl expects.
+func (s *Server) statusInfo(network *cni.Network) map[string]string {
+	info := map[string]string{}
+	put := func(key string, v any) {
+		if raw, err := json.Marshal(v); err == nil {
+			info[key] = string(raw)
+		}
+	}
+	put("config", s.cfg)
+	put("cgroupMode", s.cgroupMode.String())
+	if network != nil {
+		put("cniNetwork", map[string]string{"name": network.Name(), "file": network.File})
+	}
+	s.mu.Lock()
+	put("podCIDR", s.podCIDR)
+	s.mu.Unlock()
+	return info
+}

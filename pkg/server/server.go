@@ -1,0 +1,125 @@
+// Package server is crid's CRI surface: the RuntimeService and ImageService
+// handlers, one file per RPC, each reading top to bottom as validate, do,
+// answer. The work itself lives in the packages below (sandbox, oci,
+// image, cni, cgroups); a handler asks, they know how.
+package server
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/pkg/version"
+)
+
+// Server answers CRI v1 calls. RPCs whose capability has not landed fall
+// through to the embedded Unimplemented servers, whose answers the
+// interceptor rewrites to say so plainly.
+type Server struct {
+	runtime.UnimplementedRuntimeServiceServer
+	runtime.UnimplementedImageServiceServer
+
+	cfg        config.Config
+	store      *store.Store
+	cgroupMode cgroups.Mode
+
+	mu      sync.Mutex
+	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
+}
+
+// New returns a server over an open store.
+func New(cfg config.Config, st *store.Store, mode cgroups.Mode) *Server {
+	return &Server{cfg: cfg, store: st, cgroupMode: mode}
+}
+
+// Register adds both CRI services to g.
+func (s *Server) Register(g *grpc.Server) {
+	runtime.RegisterRuntimeServiceServer(g, s)
+	runtime.RegisterImageServiceServer(g, s)
+}
+
+// ServerOptions returns the gRPC options every crid server runs with: the
+// interceptors that log, recover and map errors, and message limits as
+// large as the kubelet's (16 MiB), so ListContainers of a full node fits.
+func ServerOptions() []grpc.ServerOption {
+	const maxMsg = 16 << 20
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxMsg),
+		grpc.MaxSendMsgSize(maxMsg),
+		grpc.ChainUnaryInterceptor(unaryInterceptor),
+		grpc.ChainStreamInterceptor(streamInterceptor),
+	}
+}
+
+// unaryInterceptor is the edge every unary call passes: a panic becomes an
+// Internal error instead of killing the daemon (and with it nothing, since
+// containers outlive it, but every in-flight call), errors get their gRPC
+// codes, and calls are logged at debug (4) and with payloads at trace (6).
+func unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			klog.ErrorS(nil, "Panic in CRI call", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			resp, err = nil, status.Errorf(codes.Internal, "crid: %s panicked: %v (a bug: please report it with the daemon log)", info.FullMethod, r)
+		}
+		err = edgeError(info.FullMethod, err)
+		logCall(info.FullMethod, req, resp, err, time.Since(start))
+	}()
+	return handler(ctx, req)
+}
+
+func streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			klog.ErrorS(nil, "Panic in CRI stream", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "crid: %s panicked: %v", info.FullMethod, r)
+		}
+		err = edgeError(info.FullMethod, err)
+		logCall(info.FullMethod, nil, nil, err, time.Since(start))
+	}()
+	return handler(srv, ss)
+}
+
+// edgeError maps err to its gRPC code, and says in full which capability is
+// missing when a handler is not there yet: the generated "method X not
+// implemented" does not tell an operator that the runtime, not their
+// request, is at fault.
+func edgeError(method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if s, ok := status.FromError(err); ok && s.Code() == codes.Unimplemented {
+		return status.Errorf(codes.Unimplemented, "crid %s does not implement %s yet", version.Version, method)
+	}
+	return errdefs.ToGRPC(err)
+}
+
+func logCall(method string, req, resp any, err error, took time.Duration) {
+	switch {
+	case err != nil && status.Code(err) != codes.NotFound && status.Code(err) != codes.Unimplemented:
+		klog.InfoS("CRI call failed", "method", method, "code", status.Code(err), "error", err, "took", took)
+	case klog.V(6).Enabled():
+		klog.InfoS("CRI call", "method", method, "request", req, "response", resp, "error", err, "took", took)
+	case klog.V(4).Enabled():
+		klog.InfoS("CRI call", "method", method, "code", status.Code(err), "took", took)
+	}
+}
+
+// invalid builds the InvalidArgument error a bad field gets: the field's
+// name and what to do about it.
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+}

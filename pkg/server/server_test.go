@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/pkg/version"
+)
+
+type clients struct {
+	rt  runtime.RuntimeServiceClient
+	img runtime.ImageServiceClient
+	cfg config.Config
+}
+
+// serve runs a Server on a unix socket in a temporary dir, as crid does,
+// and returns clients of it.
+func serve(t *testing.T, edit func(*config.Config)) clients {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Root = filepath.Join(dir, "root")
+	cfg.Network.CNIConfigDir = filepath.Join(dir, "net.d")
+	cfg.Network.CNIPluginDirs = []string{filepath.Join(dir, "bin")}
+	if edit != nil {
+		edit(&cfg)
+	}
+	st, err := store.Open(cfg.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "crid.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(ServerOptions()...)
+	New(cfg, st, cgroups.Hybrid).Register(g)
+	go g.Serve(l)
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); g.Stop(); st.Close() })
+	return clients{runtime.NewRuntimeServiceClient(conn), runtime.NewImageServiceClient(conn), cfg}
+}
+
+func TestVersion(t *testing.T) {
+	c := serve(t, nil)
+	v, err := c.rt.Version(context.Background(), &runtime.VersionRequest{Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.RuntimeName != "crid" || v.RuntimeApiVersion != "v1" || v.RuntimeVersion != version.Version || v.RuntimeVersion == "" {
+		t.Fatalf("got %+v", v)
+	}
+}
+
+func TestStatusNetworkFollowsCNIConfigDir(t *testing.T) {
+	c := serve(t, nil)
+	ctx := context.Background()
+	conditions := func() map[string]*runtime.RuntimeCondition {
+		t.Helper()
+		resp, err := c.rt.Status(ctx, &runtime.StatusRequest{Verbose: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]*runtime.RuntimeCondition{}
+		for _, cond := range resp.Status.Conditions {
+			m[cond.Type] = cond
+		}
+		if !strings.Contains(resp.Info["config"], c.cfg.Root) || resp.Info["cgroupMode"] != `"hybrid"` {
+			t.Errorf("verbose info lacks the config or cgroup mode: %v", resp.Info)
+		}
+		return m
+	}
+
+	got := conditions()
+	if rt := got[runtime.RuntimeReady]; rt == nil || !rt.Status {
+		t.Fatalf("RuntimeReady = %+v", rt)
+	}
+	nw := got[runtime.NetworkReady]
+	if nw == nil || nw.Status || nw.Reason != "NetworkPluginNotReady" || !strings.Contains(nw.Message, c.cfg.Network.CNIConfigDir) {
+		t.Fatalf("with no CNI config, NetworkReady = %+v", nw)
+	}
+
+	// A config whose plugin is missing is still not ready, and says which.
+	os.MkdirAll(c.cfg.Network.CNIConfigDir, 0o755)
+	os.WriteFile(filepath.Join(c.cfg.Network.CNIConfigDir, "10-pods.conflist"),
+		[]byte(`{"cniVersion":"1.0.0","name":"pods","plugins":[{"type":"bridge"}]}`), 0o644)
+	if nw := conditions()[runtime.NetworkReady]; nw.Status || !strings.Contains(nw.Message, `plugin "bridge" not found`) {
+		t.Fatalf("with the plugin missing, NetworkReady = %+v", nw)
+	}
+
+	// Installing the plugin makes the network ready without a restart.
+	os.MkdirAll(c.cfg.Network.CNIPluginDirs[0], 0o755)
+	os.WriteFile(filepath.Join(c.cfg.Network.CNIPluginDirs[0], "bridge"), []byte("#!/bin/sh\n"), 0o755)
+	if nw := conditions()[runtime.NetworkReady]; !nw.Status || nw.Reason != "" {
+		t.Fatalf("with config and plugin, NetworkReady = %+v", nw)
+	}
+}
+
+func TestStatusListsTheDefaultHandler(t *testing.T) {
+	c := serve(t, func(cfg *config.Config) { cfg.Runtime.DefaultHandler = "fast" })
+	resp, err := c.rt.Status(context.Background(), &runtime.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.RuntimeHandlers) != 1 || resp.RuntimeHandlers[0].Name != "fast" {
+		t.Fatalf("handlers %v", resp.RuntimeHandlers)
+	}
+	if resp.Info != nil {
+		t.Fatalf("non-verbose status carries info: %v", resp.Info)
+	}
+}
+
+func TestRuntimeConfigReportsTheCgroupDriver(t *testing.T) {
+	for driver, want := range map[string]runtime.CgroupDriver{
+		config.CgroupDriverCgroupfs: runtime.CgroupDriver_CGROUPFS,
+		config.CgroupDriverSystemd:  runtime.CgroupDriver_SYSTEMD,
+	} {
+		c := serve(t, func(cfg *config.Config) { cfg.Runtime.CgroupDriver = driver })
+		resp, err := c.rt.RuntimeConfig(context.Background(), &runtime.RuntimeConfigRequest{})
+		if err != nil || resp.GetLinux().GetCgroupDriver() != want {
+			t.Errorf("%s: got %v, %v", driver, resp, err)
+		}
+	}
+}
+
+func TestUpdateRuntimeConfig(t *testing.T) {
+	c := serve(t, nil)
+	ctx := context.Background()
+	req := func(cidr string) *runtime.UpdateRuntimeConfigRequest {
+		return &runtime.UpdateRuntimeConfigRequest{RuntimeConfig: &runtime.RuntimeConfig{
+			NetworkConfig: &runtime.NetworkConfig{PodCidr: cidr}}}
+	}
+	for _, ok := range []string{"", "10.88.0.0/16", "10.88.0.0/16,fd00::/64"} {
+		if _, err := c.rt.UpdateRuntimeConfig(ctx, req(ok)); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	_, err := c.rt.UpdateRuntimeConfig(ctx, req("10.88.0.0/33"))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "pod_cidr") {
+		t.Fatalf("bad CIDR: %v", err)
+	}
+}
+
+func TestCallsNotYetOfferedAreUnimplemented(t *testing.T) {
+	c := serve(t, nil)
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"RunPodSandbox": func() error { _, err := c.rt.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{}); return err },
+		"ListContainers": func() error {
+			_, err := c.rt.ListContainers(ctx, &runtime.ListContainersRequest{})
+			return err
+		},
+		"PullImage": func() error { _, err := c.img.PullImage(ctx, &runtime.PullImageRequest{}); return err },
+		"GetContainerEvents": func() error {
+			stream, err := c.rt.GetContainerEvents(ctx, &runtime.GetEventsRequest{})
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		},
+	}
+	for name, call := range calls {
+		err := call()
+		if status.Code(err) != codes.Unimplemented {
+			t.Errorf("%s: %v, want Unimplemented", name, err)
+			continue
+		}
+		if msg := status.Convert(err).Message(); !strings.Contains(msg, "crid") || !strings.Contains(msg, name) {
+			t.Errorf("%s: message %q does not say crid lacks %s", name, msg, name)
+		}
+	}
+}
+
+func TestInterceptorTurnsPanicIntoInternal(t *testing.T) {
+	info := &grpc.UnaryServerInfo{FullMethod: "/runtime.v1.RuntimeService/Boom"}
+	_, err := unaryInterceptor(context.Background(), nil, info, func(context.Context, any) (any, error) {
+		panic("boom")
+	})
+	if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestInterceptorMapsErrors(t *testing.T) {
+	info := &grpc.UnaryServerInfo{FullMethod: "/runtime.v1.RuntimeService/X"}
+	_, err := unaryInterceptor(context.Background(), nil, info, func(context.Context, any) (any, error) {
+		return nil, errors.Join(errors.New("container abc"), errdefs.ErrNotFound)
+	})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("got %v", err)
+	}
+}

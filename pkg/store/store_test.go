@@ -1,0 +1,163 @@
+package store
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/crid-dev/crid/pkg/errdefs"
+)
+
+// When this variable is set the test binary acts as another crid: it holds
+// the store of the named dir until its stdin closes.
+const holdEnv = "CRID_STORE_TEST_HOLD"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(holdEnv); dir != "" {
+		s, err := Open(dir)
+		if err != nil {
+			os.Stdout.WriteString("error: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Stdout.WriteString("locked\n")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		s.Close()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestOpenCreatesSchemaAndBuckets(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "root")
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.Schema(); err != nil || v != SchemaVersion {
+		t.Fatalf("schema %d, %v; want %d", v, err, SchemaVersion)
+	}
+	for _, b := range buckets {
+		if err := s.ForEach(b, func(string, []byte) error { return nil }); err != nil {
+			t.Errorf("bucket %s: %v", b, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, DBFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("db file: %v, %v; want mode 0600", fi, err)
+	}
+}
+
+func TestRecordsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	type rec struct{ Name string }
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(BucketSandboxes, "a", rec{"pod-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(BucketSandboxes, "b", rec{"pod-b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(BucketSandboxes, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(BucketSandboxes, "b"); err != nil {
+		t.Fatalf("a retried delete failed: %v", err)
+	}
+	s.Close()
+
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got rec
+	if err := s.Get(BucketSandboxes, "a", &got); err != nil || got.Name != "pod-a" {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	if err := s.Get(BucketSandboxes, "b", &got); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("deleted record: %v, want ErrNotFound", err)
+	}
+	var keys []string
+	s.ForEach(BucketSandboxes, func(k string, _ []byte) error { keys = append(keys, k); return nil })
+	if strings.Join(keys, ",") != "a" {
+		t.Fatalf("keys %v", keys)
+	}
+	if err := s.Put("no-such-bucket", "k", 1); err == nil {
+		t.Fatal("put into an unknown bucket succeeded")
+	}
+}
+
+func TestNewerSchemaIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := bolt.Open(filepath.Join(dir, DBFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket(metaBucket).Put(schemaKey, []byte("99")) })
+	db.Close()
+
+	_, err = Open(dir)
+	if err == nil || !strings.Contains(err.Error(), "schema version 99 is newer") {
+		t.Fatalf("want a refusal naming schema 99, got %v", err)
+	}
+	// The refusal released the lock: a fixed database opens again.
+	db, _ = bolt.Open(filepath.Join(dir, DBFile), 0o600, nil)
+	db.Update(func(tx *bolt.Tx) error { return tx.Bucket(metaBucket).Put(schemaKey, []byte("1")) })
+	db.Close()
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatalf("reopen after refusal: %v", err)
+	}
+	s.Close()
+}
+
+func TestSecondOpenNamesTheHolder(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), holdEnv+"="+dir)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if line != "locked\n" {
+		t.Fatalf("holder said %q", line)
+	}
+
+	_, err := Open(dir)
+	var inUse *InUseError
+	if !errors.As(err, &inUse) {
+		t.Fatalf("want InUseError, got %v", err)
+	}
+	if inUse.PID != cmd.Process.Pid {
+		t.Fatalf("holder pid %d, want %d (%v)", inUse.PID, cmd.Process.Pid, err)
+	}
+	if !strings.Contains(err.Error(), filepath.Join(dir, LockFile)) {
+		t.Errorf("message %q does not name the lock file", err)
+	}
+
+	// Once the holder is gone, even without clean-up, the dir opens.
+	stdin.Close()
+	cmd.Wait()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatalf("open after the holder exited: %v", err)
+	}
+	s.Close()
+}
