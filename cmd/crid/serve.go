@@ -23,6 +23,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/server"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
@@ -60,6 +61,9 @@ func serve(cfg config.Config) error {
 		return err
 	}
 	defer st.Close()
+	if err := (image.Layout{Root: cfg.Root}).Ensure(); err != nil {
+		return err
+	}
 	runLock, err := store.LockDir(cfg.RunRoot)
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
 )
@@ -34,14 +35,23 @@ type Server struct {
 	cfg        config.Config
 	store      *store.Store
 	cgroupMode cgroups.Mode
+	layout     image.Layout
+	usage      *image.UsageCache
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
 }
 
+// usageMaxAge is how stale a filesystem usage answer may be.
+const usageMaxAge = 5 * time.Second
+
 // New returns a server over an open store.
 func New(cfg config.Config, st *store.Store, mode cgroups.Mode) *Server {
-	return &Server{cfg: cfg, store: st, cgroupMode: mode}
+	return &Server{
+		cfg: cfg, store: st, cgroupMode: mode,
+		layout: image.Layout{Root: cfg.Root},
+		usage:  image.NewUsageCache(usageMaxAge),
+	}
 }
 
 // Register adds both CRI services to g.

@@ -210,3 +210,25 @@ func TestInterceptorMapsErrors(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestImageFsInfoReportsLayersAndContainers(t *testing.T) {
+	c := serve(t, nil)
+	layers := filepath.Join(c.cfg.Root, "layers")
+	os.MkdirAll(filepath.Join(layers, "sha256-abc"), 0o700)
+	os.WriteFile(filepath.Join(layers, "sha256-abc", "f"), make([]byte, 8192), 0o644)
+
+	resp, err := c.img.ImageFsInfo(context.Background(), &runtime.ImageFsInfoRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.ImageFilesystems) != 1 || len(resp.ContainerFilesystems) != 1 {
+		t.Fatalf("got %v", resp)
+	}
+	img := resp.ImageFilesystems[0]
+	if img.FsId.Mountpoint != layers || img.UsedBytes.Value < 8192 || img.InodesUsed.Value != 3 || img.Timestamp == 0 {
+		t.Errorf("image filesystem %v", img)
+	}
+	if ctr := resp.ContainerFilesystems[0]; ctr.FsId.Mountpoint != filepath.Join(c.cfg.Root, "containers") {
+		t.Errorf("container filesystem %v", ctr)
+	}
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs, idempotently, what crid needs on a Debian 12 machine:
+#   install-deps.sh runtime   CNI plugins, iptables, crictl
+#   install-deps.sh test      the above, plus busybox and docker-registry for the
+#                             test images, and critest
+# Go tools are pinned and built through the Go module proxy into
+# $CRID_TOOLS_DIR (default _output/tools); crictl is also put on PATH.
+set -euo pipefail
+
+CRI_TOOLS_VERSION=v1.37.0
+repo=$(cd "$(dirname "$0")/.." && pwd)
+tools=${CRID_TOOLS_DIR:-$repo/_output/tools}
+export PATH=$PATH:/usr/local/go/bin
+
+what=${1:-runtime}
+case "$what" in
+runtime) packages=(containernetworking-plugins iptables iproute2) ;;
+test) packages=(containernetworking-plugins iptables iproute2 busybox docker-registry curl) ;;
+*) echo "usage: $0 runtime|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "install-deps: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+mkdir -p "$tools"
+stamp() { [ -x "$tools/$1" ] && [ "$(cat "$tools/$1.version" 2>/dev/null)" = "$CRI_TOOLS_VERSION" ]; }
+
+if ! stamp crictl; then
+	echo "install-deps: building crictl $CRI_TOOLS_VERSION"
+	GOBIN=$tools go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION"
+	echo "$CRI_TOOLS_VERSION" >"$tools/crictl.version"
+fi
+if ! cmp -s "$tools/crictl" /usr/local/bin/crictl 2>/dev/null; then
+	install -m 0755 "$tools/crictl" /usr/local/bin/crictl
+fi
+
+if [ "$what" = test ] && ! stamp critest; then
+	# critest is a Go test binary (no main package), so `go install` cannot
+	# build it: compile the test of cmd/critest in a module of its own.
+	echo "install-deps: building critest $CRI_TOOLS_VERSION"
+	mod=$tools/src/critest
+	mkdir -p "$mod"
+	cat >"$mod/go.mod" <<MOD
+module crid.local/critest
+
+go 1.26
+MOD
+	cat >"$mod/tools.go" <<'SRC'
+//go:build tools
+
+package tools
+
+import _ "sigs.k8s.io/cri-tools/cmd/critest"
+SRC
+	(cd "$mod" && go get -t "sigs.k8s.io/cri-tools/cmd/critest@$CRI_TOOLS_VERSION" &&
+		go test -c -o "$tools/critest" sigs.k8s.io/cri-tools/cmd/critest)
+	echo "$CRI_TOOLS_VERSION" >"$tools/critest.version"
+fi

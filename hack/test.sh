@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every test layer: unit tests, the root
+# integration tests, and the critest conformance harness.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+export PATH=$PATH:/usr/local/go/bin
+cd "$repo"
+
+./hack/install-deps.sh test
+
+echo "== unit tests"
+go test -count=1 $(go list ./... | grep -v /test/integration)
+
+echo "== integration tests (root)"
+[ "$(id -u)" = 0 ] || echo "not root: the integration tests will skip, saying why"
+go test -count=1 -v ./test/integration/...
+
+echo "== critest conformance"
+./test/critest/run.sh

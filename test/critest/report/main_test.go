@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCompare(t *testing.T) {
+	specs := []spec{
+		{Name: "a passes", State: "passed"},
+		{Name: "b fails", State: "failed", Message: "boom"},
+		{Name: "c skipped", State: "skipped"},
+		{Name: "d times out", State: "timedout"},
+		{Name: "e panics", State: "panicked"},
+	}
+	tests := []struct {
+		name           string
+		expected       []string
+		wantUnexpected []string
+		wantFixed      []string
+	}{
+		{"list matches", []string{"b fails", "d times out", "e panics"}, nil, nil},
+		{"a failure outside the list", []string{"b fails", "e panics"}, []string{"d times out"}, nil},
+		{"a listed spec passes", []string{"a passes", "b fails", "d times out", "e panics"}, nil, []string{"a passes (passed)"}},
+		{"a listed spec is skipped", []string{"b fails", "c skipped", "d times out", "e panics"}, nil, []string{"c skipped (skipped)"}},
+		{"a listed spec is gone", []string{"b fails", "d times out", "e panics", "z gone"}, nil, []string{"z gone (not in this critest)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			exp := map[string]bool{}
+			for _, e := range tt.expected {
+				exp[e] = true
+			}
+			v := compare(specs, exp)
+			if v.passed != 1 || v.failed != 3 || v.skipped != 1 {
+				t.Errorf("counts %d/%d/%d, want 1/3/1", v.passed, v.failed, v.skipped)
+			}
+			var unexpected []string
+			for _, s := range v.unexpected {
+				unexpected = append(unexpected, s.Name)
+			}
+			if strings.Join(unexpected, "|") != strings.Join(tt.wantUnexpected, "|") {
+				t.Errorf("unexpected %v, want %v", unexpected, tt.wantUnexpected)
+			}
+			if strings.Join(v.fixed, "|") != strings.Join(tt.wantFixed, "|") {
+				t.Errorf("fixed %v, want %v", v.fixed, tt.wantFixed)
+			}
+		})
+	}
+}
+
+const sampleReport = `[{"SpecReports":[
+ {"LeafNodeType":"BeforeSuite","State":"passed"},
+ {"ContainerHierarchyTexts":["[k8s.io] Runtime info","runtime should"],"LeafNodeType":"It","LeafNodeText":"return status","State":"passed"},
+ {"ContainerHierarchyTexts":["[k8s.io] Image Manager"],"LeafNodeType":"It","LeafNodeText":"pull","State":"failed","Failure":{"Message":"Unimplemented\nmore"}}
+]}]`
+
+func TestRunPrintsCountsLastAndUpdates(t *testing.T) {
+	dir := t.TempDir()
+	report := filepath.Join(dir, "r.json")
+	list := filepath.Join(dir, "expected")
+	os.WriteFile(report, []byte(sampleReport), 0o644)
+
+	var out bytes.Buffer
+	ok, err := run(report, list, false, &out)
+	if err != nil || ok {
+		t.Fatalf("with an empty list the failure must be unexpected: ok=%v err=%v", ok, err)
+	}
+	if !strings.Contains(out.String(), "FAILED (not expected): [k8s.io] Image Manager pull\n    Unimplemented\n") {
+		t.Errorf("output lacks the failing spec:\n%s", out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if last := lines[len(lines)-1]; last != "critest: 1 passed, 1 failed, 0 skipped" {
+		t.Errorf("last line %q", last)
+	}
+
+	if ok, err := run(report, list, true, &out); err != nil || !ok {
+		t.Fatalf("update: %v", err)
+	}
+	out.Reset()
+	if ok, err := run(report, list, false, &out); err != nil || !ok {
+		t.Fatalf("after update the list must match: ok=%v err=%v\n%s", ok, err, out.String())
+	}
+}
+
+func TestEmptyReportIsAnError(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "r.json")
+	os.WriteFile(p, []byte(`[{"SpecReports":[]}]`), 0o644)
+	if _, err := run(p, "", false, &bytes.Buffer{}); err == nil {
+		t.Fatal("a report without specs was accepted")
+	}
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The critest conformance harness. On its own: test/critest/run.sh
+#
+# It installs what it needs, builds crid and the test images, serves the
+# images from a docker-registry on loopback, points crid at it through a
+# registries.conf (critest's upstream registry names stay as they are, and
+# nothing leaves the machine), runs critest against a crid on a scratch
+# root, and compares the failures with expected-failures.txt. The last line
+# is `critest: N passed, N failed, N skipped`; the exit status is 0 only
+# when the failures are exactly the expected ones.
+#
+#   run.sh -update     rewrite expected-failures.txt from this run
+#   CRITEST_ARGS="--ginkgo.focus=Runtime.info" run.sh   pass flags to critest
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+export PATH=$PATH:/usr/local/go/bin
+[ "$(id -u)" = 0 ] || { echo "critest: needs root, as crid does" >&2; exit 1; }
+
+work=${CRID_CRITEST_WORK:-/var/tmp/crid-critest}
+registry=${CRID_TEST_REGISTRY:-127.0.0.1:5000}
+tools=${CRID_TOOLS_DIR:-$repo/_output/tools}
+expected=$repo/test/critest/expected-failures.txt
+update=
+[ "${1:-}" = -update ] && update=-update
+
+"$repo/hack/install-deps.sh" test
+"$repo/hack/build.sh"
+mkdir -p "$work" "$repo/_output/helpers"
+cd "$repo"
+
+# Processes this script starts, stopped by PID on the way out.
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# The registry: ours if it already answers (a previous run's data is
+# reused: pushing is idempotent), else started here on loopback.
+if ! curl -fsS "http://$registry/v2/" >/dev/null 2>&1; then
+	cat >"$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+  delete:
+    enabled: true
+http:
+  addr: $registry
+YML
+	docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 50); do curl -fsS "http://$registry/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
+	curl -fsS "http://$registry/v2/" >/dev/null || { cat "$work/registry.log"; echo "critest: registry on $registry did not start" >&2; exit 1; }
+fi
+
+for h in pause fakenginx nnp; do
+	CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "_output/helpers/$h" "./test/images/$h"
+done
+go run ./test/images/build -registry "$registry" -busybox /bin/busybox \
+	-helpers _output/helpers -registries-conf "$work/registries.conf"
+
+# crid on a scratch root, with the default pod network and no metrics port
+# (a node's own crid may hold it).
+scratch=$work/run
+rm -rf "$scratch"
+mkdir -p "$scratch/net.d"
+cp deploy/cni/10-crid-bridge.conflist "$scratch/net.d/"
+cat >"$scratch/crid.toml" <<TOML
+root = "$scratch/root"
+runroot = "$scratch/runroot"
+listen = "$scratch/crid.sock"
+log_level = "debug"
+[image]
+registries_conf = "$work/registries.conf"
+[network]
+cni_config_dir = "$scratch/net.d"
+[metrics]
+address = ""
+TOML
+_output/bin/crid --config "$scratch/crid.toml" >"$work/crid.log" 2>&1 &
+crid_pid=$!
+pids=("$crid_pid" "${pids[@]}")
+endpoint=unix://$scratch/crid.sock
+for _ in $(seq 100); do
+	"$tools/crictl" --runtime-endpoint "$endpoint" version >/dev/null 2>&1 && break
+	kill -0 "$crid_pid" 2>/dev/null || { cat "$work/crid.log"; echo "critest: crid exited at start" >&2; exit 1; }
+	sleep 0.1
+done
+
+echo "critest: running $("$tools/critest" --version 2>/dev/null | head -1 || echo critest) against crid (log: $work/crid.log)"
+rm -f "$work/report.json"
+set +e
+(cd "$scratch" && "$tools/critest" \
+	-runtime-endpoint "$endpoint" -image-endpoint "$endpoint" \
+	-ginkgo.no-color -ginkgo.timeout=40m \
+	-ginkgo.json-report "$work/report.json" ${CRITEST_ARGS:-}) >"$work/critest.log" 2>&1
+set -e
+grep -E '^(Ran |FAIL!|SUCCESS!)' "$work/critest.log" || tail -20 "$work/critest.log"
+
+kill -TERM "$crid_pid"
+wait "$crid_pid" || { echo "critest: crid did not stop cleanly; its log:"; tail -20 "$work/crid.log"; }
+
+go run ./test/critest/report -json "$work/report.json" -expected "$expected" $update
