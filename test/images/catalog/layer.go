@@ -42,16 +42,26 @@ func HardLink(path, target string, mode int64) Entry {
 	return Entry{Path: path, Type: tar.TypeLink, Mode: mode, Link: target}
 }
 
-// Tar writes entries as an uncompressed tar, directories first so that a
-// streaming unpacker always meets a parent before its children.
+// Tar writes entries as an uncompressed tar in a fixed order, so the same
+// entries always make the same bytes: directories first, so that a
+// streaming unpacker meets a parent before its children; hard links last,
+// after their targets; each group by path.
 func Tar(entries []Entry) ([]byte, error) {
+	rank := func(e Entry) int {
+		switch e.Type {
+		case tar.TypeDir:
+			return 0
+		case tar.TypeLink:
+			return 2
+		}
+		return 1
+	}
 	sorted := append([]Entry(nil), entries...)
 	sort.SliceStable(sorted, func(i, j int) bool {
-		di, dj := sorted[i].Type == tar.TypeDir, sorted[j].Type == tar.TypeDir
-		if di != dj {
-			return di
+		if ri, rj := rank(sorted[i]), rank(sorted[j]); ri != rj {
+			return ri < rj
 		}
-		return di && sorted[i].Path < sorted[j].Path
+		return sorted[i].Path < sorted[j].Path
 	})
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
