@@ -91,7 +91,7 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 
-echo "critest: running $("$tools/critest" --version 2>/dev/null | head -1 || echo critest) against crid (log: $work/crid.log)"
+echo "critest: running critest $(cat "$tools/critest.version") against crid (log: $work/crid.log)"
 rm -f "$work/report.json"
 set +e
 (cd "$scratch" && "$tools/critest" \
