@@ -61,8 +61,15 @@ func serve(cfg config.Config) error {
 		return err
 	}
 	defer st.Close()
-	if err := (image.Layout{Root: cfg.Root}).Ensure(); err != nil {
-		return err
+	images, err := image.New(image.Options{
+		Layout:         image.Layout{Root: cfg.Root},
+		Store:          st,
+		RegistriesConf: cfg.Image.RegistriesConf,
+		Pinned:         cfg.Image.PinnedImages,
+		StallTimeout:   cfg.PullProgressTimeout(),
+	})
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
 	}
 	runLock, err := store.LockDir(cfg.RunRoot)
 	if err != nil {
@@ -80,7 +87,7 @@ func serve(cfg config.Config) error {
 	defer stop()
 
 	g := grpc.NewServer(server.ServerOptions()...)
-	server.New(cfg, st, mode).Register(g)
+	server.New(cfg, st, mode, images).Register(g)
 
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(lis) }()

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -52,8 +53,9 @@ type RuntimeConfig struct {
 
 // ImageConfig is the [image] table.
 type ImageConfig struct {
-	RegistriesConf string   `toml:"registries_conf" json:"registries_conf" doc:"containers-registries.conf(5) v2 file: registry remaps, mirrors, insecure and blocked registries. A missing file means no remaps."`
-	PinnedImages   []string `toml:"pinned_images" json:"pinned_images" doc:"Images that image garbage collection never removes; ImageStatus reports them pinned."`
+	RegistriesConf      string   `toml:"registries_conf" json:"registries_conf" doc:"containers-registries.conf(5) v2 file: registry remaps, mirrors, insecure and blocked registries. A missing file means no remaps."`
+	PinnedImages        []string `toml:"pinned_images" json:"pinned_images" doc:"Images that image garbage collection never removes; ImageStatus reports them pinned."`
+	PullProgressTimeout string   `toml:"pull_progress_timeout" json:"pull_progress_timeout" doc:"A layer download that receives nothing for this long fails, instead of holding the pull forever (Go duration: 30s, 2m)."`
 }
 
 // NetworkConfig is the [network] table.
@@ -84,8 +86,9 @@ func Default() Config {
 			DefaultHandler: "crid",
 		},
 		Image: ImageConfig{
-			RegistriesConf: "/etc/containers/registries.conf",
-			PinnedImages:   []string{},
+			RegistriesConf:      "/etc/containers/registries.conf",
+			PinnedImages:        []string{},
+			PullProgressTimeout: "1m",
 		},
 		Network: NetworkConfig{
 			CNIConfigDir:  "/etc/cni/net.d",
@@ -199,6 +202,10 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if d, err := time.ParseDuration(c.Image.PullProgressTimeout); err != nil || d <= 0 {
+		bad("image.pull_progress_timeout", "%q is not a positive duration such as 30s or 2m", c.Image.PullProgressTimeout)
+	}
+
 	absPath("network.cni_config_dir", c.Network.CNIConfigDir)
 	if len(c.Network.CNIPluginDirs) == 0 {
 		bad("network.cni_plugin_dirs", "must name at least one directory")
@@ -246,4 +253,11 @@ func ParseLogLevel(level string) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("%q is not info, debug, trace or a verbosity from 0 to 10", level)
+}
+
+// PullProgressTimeout is image.pull_progress_timeout as a duration; the
+// value has been validated.
+func (c *Config) PullProgressTimeout() time.Duration {
+	d, _ := time.ParseDuration(c.Image.PullProgressTimeout)
+	return d
 }

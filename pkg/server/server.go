@@ -37,6 +37,7 @@ type Server struct {
 	cgroupMode cgroups.Mode
 	layout     image.Layout
 	usage      *image.UsageCache
+	images     *image.Service
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
@@ -45,10 +46,10 @@ type Server struct {
 // usageMaxAge is how stale a filesystem usage answer may be.
 const usageMaxAge = 5 * time.Second
 
-// New returns a server over an open store.
-func New(cfg config.Config, st *store.Store, mode cgroups.Mode) *Server {
+// New returns a server over an open store and image service.
+func New(cfg config.Config, st *store.Store, mode cgroups.Mode, images *image.Service) *Server {
 	return &Server{
-		cfg: cfg, store: st, cgroupMode: mode,
+		cfg: cfg, store: st, cgroupMode: mode, images: images,
 		layout: image.Layout{Root: cfg.Root},
 		usage:  image.NewUsageCache(usageMaxAge),
 	}

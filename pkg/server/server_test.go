@@ -18,6 +18,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
 )
@@ -50,7 +51,11 @@ func serve(t *testing.T, edit func(*config.Config)) clients {
 		t.Fatal(err)
 	}
 	g := grpc.NewServer(ServerOptions()...)
-	New(cfg, st, cgroups.Hybrid).Register(g)
+	images, err := image.New(image.Options{Layout: image.Layout{Root: cfg.Root}, Store: st, RegistriesConf: cfg.Image.RegistriesConf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	New(cfg, st, cgroups.Hybrid, images).Register(g)
 	go g.Serve(l)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -169,7 +174,6 @@ func TestCallsNotYetOfferedAreUnimplemented(t *testing.T) {
 			_, err := c.rt.ListContainers(ctx, &runtime.ListContainersRequest{})
 			return err
 		},
-		"PullImage": func() error { _, err := c.img.PullImage(ctx, &runtime.PullImageRequest{}); return err },
 		"GetContainerEvents": func() error {
 			stream, err := c.rt.GetContainerEvents(ctx, &runtime.GetEventsRequest{})
 			if err != nil {

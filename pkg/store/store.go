@@ -123,19 +123,41 @@ func (s *Store) Close() error {
 	return err
 }
 
+// Tx is one write transaction: every Put and Delete in it lands together,
+// or none does.
+type Tx struct{ tx *bolt.Tx }
+
 // Put stores v as the record key in bucket, replacing any record there.
-func (s *Store) Put(bucket, key string, v any) error {
+func (t *Tx) Put(bucket, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := bucketOf(tx, bucket)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(key), raw)
-	})
+	b, err := bucketOf(t.tx, bucket)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), raw)
+}
+
+// Delete removes the record key of bucket; removing a missing record is not
+// an error, so a retried removal succeeds.
+func (t *Tx) Delete(bucket, key string) error {
+	b, err := bucketOf(t.tx, bucket)
+	if err != nil {
+		return err
+	}
+	return b.Delete([]byte(key))
+}
+
+// Update runs fn in one write transaction, committed when fn returns nil.
+func (s *Store) Update(fn func(*Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+}
+
+// Put stores v as the record key in bucket, replacing any record there.
+func (s *Store) Put(bucket, key string, v any) error {
+	return s.Update(func(tx *Tx) error { return tx.Put(bucket, key, v) })
 }
 
 // Get decodes the record key of bucket into v. A missing record is
@@ -157,16 +179,9 @@ func (s *Store) Get(bucket, key string, v any) error {
 	})
 }
 
-// Delete removes the record key of bucket; removing a missing record is not
-// an error, so a retried removal succeeds.
+// Delete removes the record key of bucket, if it is there.
 func (s *Store) Delete(bucket, key string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := bucketOf(tx, bucket)
-		if err != nil {
-			return err
-		}
-		return b.Delete([]byte(key))
-	})
+	return s.Update(func(tx *Tx) error { return tx.Delete(bucket, key) })
 }
 
 // ForEach calls fn with every record of bucket in key order. The raw bytes

@@ -161,3 +161,24 @@ func TestSecondOpenNamesTheHolder(t *testing.T) {
 	}
 	s.Close()
 }
+
+func TestUpdateIsAllOrNothing(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Update(func(tx *Tx) error {
+		if err := tx.Put(BucketImages, "a", 1); err != nil {
+			return err
+		}
+		return tx.Put("no-such-bucket", "b", 2)
+	})
+	if err == nil {
+		t.Fatal("a transaction with a failing write committed")
+	}
+	var v int
+	if err := s.Get(BucketImages, "a", &v); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("the first write of a failed transaction landed: %v", err)
+	}
+}
