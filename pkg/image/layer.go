@@ -44,16 +44,18 @@ func chainIDs(diffIDs []v1.Hash) []string {
 // fetching it if not. Concurrent calls for one chain ID share one unpack.
 // It returns the compressed bytes it fetched (0 when already there).
 func (s *Service) ensureLayer(ctx context.Context, l v1.Layer, meta Layer) (int64, error) {
-	v, err, _ := s.unpacks.Do(meta.ChainID, func() (any, error) {
+	// Only the caller whose function ran counts the bytes: the others
+	// shared its work.
+	var fetched int64
+	_, err, _ := s.unpacks.Do(meta.ChainID, func() (any, error) {
 		if _, err := os.Stat(s.layerDir(meta.ChainID)); err == nil {
-			return int64(0), nil
+			return nil, nil
 		}
-		return s.unpackLayer(ctx, l, meta)
+		n, err := s.unpackLayer(ctx, l, meta)
+		fetched = n
+		return nil, err
 	})
-	if err != nil {
-		return 0, err
-	}
-	return v.(int64), nil
+	return fetched, err
 }
 
 // unpackLayer streams the layer blob through its digest check, the
@@ -84,29 +86,26 @@ func (s *Service) unpackLayer(ctx context.Context, l v1.Layer, meta Layer) (int6
 	stop := watchStall(ctx, cancel, compressed, s.opts.StallTimeout)
 	defer stop()
 
-	raw, err := decompress(compressed)
-	if err != nil {
-		return 0, layerErr(ctx, meta, err)
-	}
-	defer raw.Close()
-	diff := sha256.New()
-	tee := io.TeeReader(raw, diff)
-	if _, err := archive.Apply(tmp, tee, archive.Options{NoOwnership: os.Geteuid() != 0}); err != nil {
-		return 0, layerErr(ctx, meta, err)
-	}
-	// The tar ends before the stream does (padding, the compressor's
-	// trailer): read to the end so both digests cover every byte.
-	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return 0, layerErr(ctx, meta, err)
-	}
-	if _, err := io.Copy(io.Discard, compressed); err != nil {
-		return 0, layerErr(ctx, meta, err)
+	extractErr := extract(tmp, compressed, meta.DiffID)
+	// Read the blob to its end whatever happened: the digest covers every
+	// byte, and a layer that was tampered with is reported as such, not as
+	// the decompression or tar error the tampering caused.
+	_, drainErr := io.Copy(io.Discard, compressed)
+	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+		return 0, fmt.Errorf("layer %s: %w", meta.Digest, cause)
 	}
 	if got := "sha256:" + hex.EncodeToString(compressed.h.Sum(nil)); got != meta.Digest {
-		return 0, fmt.Errorf("layer %s: the registry sent content with digest %s: refused", meta.Digest, got)
+		err := fmt.Errorf("layer %s: content does not match its digest (got %s after %d bytes): refused", meta.Digest, got, compressed.n.Load())
+		if drainErr != nil {
+			err = fmt.Errorf("%w (%v)", err, drainErr)
+		}
+		return 0, err
 	}
-	if got := "sha256:" + hex.EncodeToString(diff.Sum(nil)); got != meta.DiffID {
-		return 0, fmt.Errorf("layer %s: uncompressed digest %s does not match the config's diff ID %s: refused", meta.Digest, got, meta.DiffID)
+	if extractErr != nil {
+		return 0, layerErr(ctx, meta, extractErr)
+	}
+	if drainErr != nil {
+		return 0, layerErr(ctx, meta, drainErr)
 	}
 
 	// Record first, then rename: a crash between the two leaves a record
@@ -218,4 +217,28 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 		return d.IOReadCloser(), nil
 	}
 	return io.NopCloser(br), nil
+}
+
+// extract decompresses the layer and unpacks it into dir, checking the
+// uncompressed stream against the config's diff ID.
+func extract(dir string, compressed io.Reader, diffID string) error {
+	raw, err := decompress(compressed)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	diff := sha256.New()
+	tee := io.TeeReader(raw, diff)
+	if _, err := archive.Apply(dir, tee, archive.Options{NoOwnership: os.Geteuid() != 0}); err != nil {
+		return err
+	}
+	// The tar ends before the stream does (padding, the compressor's
+	// trailer): read to the end so the diff ID covers every byte.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(diff.Sum(nil)); got != diffID {
+		return fmt.Errorf("uncompressed digest %s does not match the config's diff ID %s: refused", got, diffID)
+	}
+	return nil
 }

@@ -91,6 +91,9 @@ func (s *Service) pull(ctx context.Context, n reference.Named, auth Auth) (*Imag
 	return nil, 0, fmt.Errorf("pull %s: %w", n, errors.Join(errs...))
 }
 
+// HostArchitecture is the architecture images are pulled for.
+func HostArchitecture() string { return runtime.GOARCH }
+
 // hostPlatform is what an index is resolved to.
 func hostPlatform() v1.Platform {
 	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}

@@ -35,14 +35,20 @@ const (
 	path    = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
-// Critest builds every image critest pulls, but the one pinned by an
-// upstream digest (test-image-digest), which no one can rebuild.
-func Critest(o Options) ([]Image, error) {
-	baseEntries, err := busyboxEntries(o.Busybox)
+// BusyboxLayer is the base layer of every critest image: Debian's busybox
+// with its applets, its C library and /etc.
+func BusyboxLayer(busybox string) (v1.Layer, error) {
+	entries, err := busyboxEntries(busybox)
 	if err != nil {
 		return nil, err
 	}
-	base, err := Layer(baseEntries)
+	return Layer(entries)
+}
+
+// Critest builds every image critest pulls, but the one pinned by an
+// upstream digest (test-image-digest), which no one can rebuild.
+func Critest(o Options) ([]Image, error) {
+	base, err := BusyboxLayer(o.Busybox)
 	if err != nil {
 		return nil, err
 	}

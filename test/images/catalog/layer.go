@@ -91,13 +91,14 @@ func Tar(entries []Entry) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Layer makes a gzip-compressed image layer of entries.
-func Layer(entries []Entry) (v1.Layer, error) {
+// Layer makes an image layer of entries, gzip-compressed unless opts say
+// otherwise (tarball.WithCompression).
+func Layer(entries []Entry, opts ...tarball.LayerOption) (v1.Layer, error) {
 	raw, err := Tar(entries)
 	if err != nil {
 		return nil, err
 	}
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(raw)), nil
-	})
+	}, opts...)
 }

@@ -1,0 +1,610 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/compression"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/test/images/catalog"
+)
+
+// images is an image.Service on a scratch root.
+type images struct {
+	*image.Service
+	root  string
+	store *store.Store
+	pulls []int64 // bytes fetched by each pull, from the OnPull hook
+	mu    sync.Mutex
+}
+
+func newImages(t *testing.T, registriesConf string, edit func(*image.Options)) *images {
+	t.Helper()
+	root := t.TempDir()
+	st, err := store.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	im := &images{root: root, store: st}
+	opts := image.Options{Layout: image.Layout{Root: root}, Store: st, RegistriesConf: registriesConf,
+		OnPull: func(_ string, n int64, _ time.Duration, err error) {
+			im.mu.Lock()
+			if err == nil {
+				im.pulls = append(im.pulls, n)
+			}
+			im.mu.Unlock()
+		}}
+	if edit != nil {
+		edit(&opts)
+	}
+	svc, err := image.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.Service = svc
+	return im
+}
+
+func (im *images) layerDirs(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(im.root, "layers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func push(t *testing.T, ref string, img v1.Image, opts ...remote.Option) {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+}
+
+func assemble(t *testing.T, layers ...[]catalog.Entry) v1.Image {
+	t.Helper()
+	var ls []v1.Layer
+	for _, entries := range layers {
+		l, err := catalog.Layer(entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+	}
+	img, err := catalog.Assemble(v1.Config{Cmd: []string{"sh"}}, ls...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func configID(t *testing.T, img v1.Image) string {
+	t.Helper()
+	d, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+func writeConf(t *testing.T, text string) string {
+	p := filepath.Join(t.TempDir(), "registries.conf")
+	os.WriteFile(p, []byte(text), 0o644)
+	return p
+}
+
+// mount stacks img's layers read-only in a temp dir and returns it.
+func mount(t *testing.T, im *images, img *image.Image) string {
+	t.Helper()
+	target := t.TempDir()
+	if err := image.MountOverlay(target, im.LayerDirs(img), "", ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(target, syscall.MNT_DETACH) })
+	return target
+}
+
+// tree describes every path below dir: type, mode, content or link.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		st := fi.Sys().(*syscall.Stat_t)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			out[rel] = "symlink " + l
+		case fi.IsDir():
+			out[rel] = fmt.Sprintf("dir %o", fi.Mode().Perm())
+		default:
+			data, _ := os.ReadFile(p)
+			out[rel] = fmt.Sprintf("file %o %d:%d links=%d %q", st.Mode&0o7777, st.Uid, st.Gid, st.Nlink, data)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestPullSingleLayerBusybox(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	base, err := catalog.BusyboxLayer("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := catalog.Assemble(v1.Config{Cmd: []string{"sh"}, User: "1002"}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, reg.Addr+"/library/busybox:1.36", img)
+	im := newImages(t, "", nil)
+
+	got, err := im.Pull(context.Background(), reg.Addr+"/library/busybox:1.36", image.Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != configID(t, img) || len(got.Layers) != 1 {
+		t.Fatalf("pulled %s with %d layers, want %s", got.ID, len(got.Layers), configID(t, img))
+	}
+	if want := reg.Addr + "/library/busybox:1.36"; len(got.RepoTags) != 1 || got.RepoTags[0] != want {
+		t.Errorf("tags %v, want [%s]", got.RepoTags, want)
+	}
+	if len(got.RepoDigests) != 1 || !strings.HasPrefix(got.RepoDigests[0], reg.Addr+"/library/busybox@sha256:") {
+		t.Errorf("digests %v", got.RepoDigests)
+	}
+	root := mount(t, im, got)
+	var sh, ls, bb syscall.Stat_t
+	syscall.Lstat(filepath.Join(root, "bin/sh"), &sh)
+	syscall.Lstat(filepath.Join(root, "bin/ls"), &ls)
+	syscall.Lstat(filepath.Join(root, "bin/busybox"), &bb)
+	if sh.Ino != bb.Ino || ls.Ino != bb.Ino || bb.Mode&0o777 != 0o755 {
+		t.Errorf("applets are not 0755 hard links of busybox: sh %d ls %d busybox %d mode %o", sh.Ino, ls.Ino, bb.Ino, bb.Mode)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("/tmp lost its sticky bit: %v", fi)
+	}
+
+	// By ID, by digest, and by a second tag of the same image: one record.
+	for _, ref := range []string{got.ID, got.RepoDigests[0], strings.TrimPrefix(got.ID, "sha256:")[:12]} {
+		if g, err := im.Get(ref); err != nil || g.ID != got.ID {
+			t.Errorf("Get(%s): %v, %v", ref, g, err)
+		}
+	}
+	push(t, reg.Addr+"/library/busybox:latest", img)
+	again, err := im.Pull(context.Background(), reg.Addr+"/library/busybox", image.Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.List()) != 1 || len(again.RepoTags) != 2 {
+		t.Fatalf("a second tag made %d images, tags %v", len(im.List()), again.RepoTags)
+	}
+	if n := im.pulls[len(im.pulls)-1]; n != 0 {
+		t.Errorf("the second tag fetched %d bytes again", n)
+	}
+}
+
+// The layers of the multi-layer image, and the tree they must make.
+var (
+	layer1 = []catalog.Entry{
+		catalog.Dir("a", 0o755), catalog.File("a/keep", 0o644, []byte("keep")), catalog.File("a/gone", 0o644, []byte("gone")),
+		catalog.Dir("b", 0o750), catalog.File("b/old1", 0o644, []byte("1")), catalog.File("b/old2", 0o644, []byte("2")),
+		catalog.Dir("c", 0o755), catalog.File("c/file", 0o644, []byte("c")),
+		catalog.File("x", 0o640, []byte("shared")), catalog.HardLink("y", "x", 0o640),
+		{Path: "owned", Type: '0', Mode: 0o4711, UID: 1000, GID: 50, Data: []byte("suid")},
+		catalog.Symlink("abs", "/a/keep"),
+	}
+	layer2 = []catalog.Entry{
+		catalog.Dir("a", 0o755), catalog.File("a/.wh.gone", 0o644, nil),
+		catalog.Dir("b", 0o750), catalog.File("b/.wh..wh..opq", 0o644, nil), catalog.File("b/new", 0o600, []byte("new")),
+		catalog.File("c/file", 0o644, []byte("changed")),
+		catalog.Dir("z", 0o755), catalog.File("z/hl1", 0o644, []byte("hl")), catalog.HardLink("z/hl2", "z/hl1", 0o644),
+	}
+	layer3 = []catalog.Entry{
+		catalog.File(".wh.c", 0o644, nil), catalog.File("d", 0o644, []byte("d")),
+	}
+	wantTree = map[string]string{
+		"a":      "dir 755",
+		"a/keep": `file 644 0:0 links=1 "keep"`,
+		"b":      "dir 750",
+		"b/new":  `file 600 0:0 links=1 "new"`,
+		"x":      `file 640 0:0 links=2 "shared"`,
+		"y":      `file 640 0:0 links=2 "shared"`,
+		"owned":  `file 4711 1000:50 links=1 "suid"`,
+		"abs":    "symlink /a/keep",
+		"z":      "dir 755",
+		"z/hl1":  `file 644 0:0 links=2 "hl"`,
+		"z/hl2":  `file 644 0:0 links=2 "hl"`,
+		"d":      `file 644 0:0 links=1 "d"`,
+	}
+)
+
+func TestPullMultiLayerWithWhiteoutsAndHardLinks(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	img := assemble(t, layer1, layer2, layer3)
+	push(t, reg.Addr+"/multi:1", img)
+	im := newImages(t, "", nil)
+	got, err := im.Pull(context.Background(), reg.Addr+"/multi:1", image.Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Layers) != 3 {
+		t.Fatalf("%d layers", len(got.Layers))
+	}
+	gotTree := tree(t, mount(t, im, got))
+	var diffs []string
+	for p, want := range wantTree {
+		if gotTree[p] != want {
+			diffs = append(diffs, fmt.Sprintf("%s: got %q, want %q", p, gotTree[p], want))
+		}
+	}
+	for p, g := range gotTree {
+		if _, ok := wantTree[p]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: unexpected %q", p, g))
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		t.Fatalf("merged tree differs:\n%s", strings.Join(diffs, "\n"))
+	}
+}
+
+func TestPullMultiArchIndexPicksTheHostPlatform(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	mk := func(arch string) v1.Image {
+		img := assemble(t, []catalog.Entry{catalog.File("arch", 0o644, []byte(arch))})
+		cf, _ := img.ConfigFile()
+		cf = cf.DeepCopy()
+		cf.Architecture = arch
+		img, _ = mutate.ConfigFile(img, cf)
+		return img
+	}
+	host, other := "amd64", "arm64"
+	if hostArch := image.HostArchitecture(); hostArch != "amd64" {
+		host, other = hostArch, "amd64"
+	}
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: mk(other), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: other}}},
+		mutate.IndexAddendum{Add: mk(host), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: host}}},
+	)
+	ref, _ := name.ParseReference(reg.Addr+"/multiarch:1", name.Insecure)
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	im := newImages(t, "", nil)
+	got, err := im.Pull(context.Background(), reg.Addr+"/multiarch:1", image.Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != configID(t, mk(host)) {
+		t.Fatalf("pulled %s, not the %s image", got.ID, host)
+	}
+	idxDigest, _ := idx.Digest()
+	if got.RepoDigests[0] != reg.Addr+"/multiarch@"+idxDigest.String() {
+		t.Errorf("repo digest %s is not the index's %s", got.RepoDigests[0], idxDigest)
+	}
+	if data, _ := os.ReadFile(filepath.Join(mount(t, im, got), "arch")); string(data) != host {
+		t.Errorf("unpacked the %q layer", data)
+	}
+}
+
+func TestPullZstdAndUncompressedLayers(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	zl, err := catalog.Layer([]catalog.Entry{catalog.File("z", 0o644, []byte("zstd"))}, tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := catalog.Assemble(v1.Config{}, zl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
+	push(t, reg.Addr+"/zstd:1", img)
+	im := newImages(t, "", nil)
+	got, err := im.Pull(context.Background(), reg.Addr+"/zstd:1", image.Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Layers[0].MediaType != string(types.OCILayerZStd) {
+		t.Errorf("media type %s", got.Layers[0].MediaType)
+	}
+	if data, _ := os.ReadFile(filepath.Join(mount(t, im, got), "z")); string(data) != "zstd" {
+		t.Errorf("zstd layer content %q", data)
+	}
+}
+
+func TestPullWithBasicAuth(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "puller", "s3cret")
+	img := assemble(t, []catalog.Entry{catalog.File("private", 0o644, []byte("p"))})
+	push(t, reg.Addr+"/private:1", img, remote.WithAuth(&authn.Basic{Username: "puller", Password: "s3cret"}))
+	im := newImages(t, "", nil)
+	ctx := context.Background()
+
+	_, err := im.Pull(ctx, reg.Addr+"/private:1", image.Auth{})
+	if err == nil || !strings.Contains(err.Error(), "check the pull secret") {
+		t.Fatalf("anonymous pull: %v", err)
+	}
+	if _, err := im.Pull(ctx, reg.Addr+"/private:1", image.Auth{Username: "puller", Password: "wrong"}); err == nil {
+		t.Fatal("a wrong password pulled")
+	}
+	got, err := im.Pull(ctx, reg.Addr+"/private:1", image.Auth{Username: "puller", Password: "s3cret"})
+	if err != nil || got.ID != configID(t, img) {
+		t.Fatalf("pull with credentials: %v", err)
+	}
+}
+
+func TestPullThroughMirrorsAndRemaps(t *testing.T) {
+	requireRoot(t)
+	mirror := startRegistry(t, "", "")
+	primary := startRegistry(t, "", "")
+	onMirror := assemble(t, []catalog.Entry{catalog.File("from", 0o644, []byte("mirror"))})
+	onPrimary := assemble(t, []catalog.Entry{catalog.File("from", 0o644, []byte("primary"))})
+	push(t, mirror.Addr+"/cache/team/app:1", onMirror)
+	push(t, primary.Addr+"/team/app:2", onPrimary)
+	conf := writeConf(t, fmt.Sprintf(`
+[[registry]]
+prefix = "images.example.invalid/team"
+location = "%s/team"
+[[registry.mirror]]
+location = "%s/cache/team"
+
+[[registry]]
+prefix = "remapped.example.invalid"
+location = "%s/nothing-here"
+`, primary.Addr, mirror.Addr, primary.Addr))
+	im := newImages(t, conf, nil)
+	ctx := context.Background()
+
+	got, err := im.Pull(ctx, "images.example.invalid/team/app:1", image.Auth{})
+	if err != nil || got.ID != configID(t, onMirror) {
+		t.Fatalf("tag on the mirror: %v", err)
+	}
+	if got.RepoTags[0] != "images.example.invalid/team/app:1" {
+		t.Errorf("the record names the mirror, not the image: %v", got.RepoTags)
+	}
+	got, err = im.Pull(ctx, "images.example.invalid/team/app:2", image.Auth{})
+	if err != nil || got.ID != configID(t, onPrimary) {
+		t.Fatalf("tag only at the location, after the mirror missed: %v", err)
+	}
+	// A remapped prefix fails where it was remapped to and is never
+	// looked up at its own host.
+	_, err = im.Pull(ctx, "remapped.example.invalid/app:1", image.Auth{})
+	if !errors.Is(err, errdefs.ErrNotFound) || strings.Contains(err.Error(), "remapped.example.invalid/v2") || !strings.Contains(err.Error(), primary.Addr) {
+		t.Fatalf("remapped pull: %v", err)
+	}
+}
+
+func TestCorruptLayerIsRefusedAndLeavesNothing(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	good := assemble(t, []catalog.Entry{catalog.File("f", 0o644, []byte("good"))})
+	push(t, reg.Addr+"/corrupt:1", good)
+	layers, _ := good.Layers()
+	digest, _ := layers[0].Digest()
+	// The registry checks digests when it is pushed to, not when it serves:
+	// swap the blob on its disk.
+	// Same size, one byte changed, so only the digest can tell.
+	data, err := os.ReadFile(reg.blobPath(digest.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(reg.blobPath(digest.String()), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	im := newImages(t, "", nil)
+	_, err = im.Pull(context.Background(), reg.Addr+"/corrupt:1", image.Auth{})
+	if err == nil || !strings.Contains(err.Error(), "does not match its digest") {
+		t.Fatalf("a corrupt layer was accepted: %v", err)
+	}
+	if dirs := im.layerDirs(t); len(dirs) != 0 {
+		t.Errorf("the refused pull left %v", dirs)
+	}
+	if len(im.List()) != 0 {
+		t.Error("the refused pull left an image record")
+	}
+
+	// A config whose diff ID does not match its layer is refused too. (A
+	// layer of its own: the registry shares blobs between repositories.)
+	other := assemble(t, []catalog.Entry{catalog.File("f", 0o644, []byte("other"))})
+	cf, _ := other.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.RootFS.DiffIDs[0] = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}
+	lying, _ := mutate.ConfigFile(other, cf)
+	push(t, reg.Addr+"/lying:1", lying)
+	_, err = im.Pull(context.Background(), reg.Addr+"/lying:1", image.Auth{})
+	if err == nil || !strings.Contains(err.Error(), "diff ID") {
+		t.Fatalf("a lying config was accepted: %v", err)
+	}
+}
+
+// stallProxy forwards to a registry but, for blobs, sends a little and
+// then nothing until the test ends.
+func stallProxy(t *testing.T, target string) string {
+	t.Helper()
+	u, _ := url.Parse("http://" + target)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	stop := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.URL.Path, "/blobs/") || strings.Contains(r.URL.Path, "uploads") {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		resp, err := http.Get("http://" + target + r.URL.Path)
+		if err != nil {
+			w.WriteHeader(502)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.ContentLength < 2048 { // the config: let it through
+			w.WriteHeader(resp.StatusCode)
+			io.Copy(w, resp.Body)
+			return
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(resp.ContentLength))
+		w.WriteHeader(200)
+		io.CopyN(w, resp.Body, 1024)
+		w.(http.Flusher).Flush()
+		select {
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { close(stop); srv.Close() })
+	return l.Addr().String()
+}
+
+func TestStalledDownloadFails(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	big := make([]byte, 256<<10)
+	for i := range big {
+		big[i] = byte(i * 7 % 251)
+	}
+	push(t, reg.Addr+"/big:1", assemble(t, []catalog.Entry{catalog.File("big", 0o644, big)}))
+	proxy := stallProxy(t, reg.Addr)
+	im := newImages(t, "", func(o *image.Options) { o.StallTimeout = 500 * time.Millisecond })
+	start := time.Now()
+	_, err := im.Pull(context.Background(), proxy+"/big:1", image.Auth{})
+	var stall *image.StallError
+	if !errors.As(err, &stall) {
+		t.Fatalf("a stalled download ended with %v", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the stall took %v to notice", took)
+	}
+	if dirs := im.layerDirs(t); len(dirs) != 0 {
+		t.Errorf("the stalled pull left %v", dirs)
+	}
+}
+
+func TestConcurrentPullsShareWorkAndRemoveFreesOnlyUnusedLayers(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	base := []catalog.Entry{catalog.File("base", 0o644, []byte(strings.Repeat("b", 100000)))}
+	one := assemble(t, base, []catalog.Entry{catalog.File("one", 0o644, []byte("1"))})
+	two := assemble(t, base, []catalog.Entry{catalog.File("two", 0o644, []byte("2"))})
+	push(t, reg.Addr+"/one:1", one)
+	push(t, reg.Addr+"/two:1", two)
+	im := newImages(t, "", nil)
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for _, ref := range []string{"/one:1", "/one:1", "/two:1", "/two:1"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := im.Pull(ctx, reg.Addr+ref, image.Auth{})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dirs := im.layerDirs(t); len(dirs) != 3 {
+		t.Fatalf("layer dirs %v, want 3 (one shared base)", dirs)
+	}
+	var fetched int64
+	for _, n := range im.pulls {
+		fetched += n
+	}
+	baseLayers, _ := one.Layers()
+	baseSize, _ := baseLayers[0].Size()
+	if fetched > 2*baseSize {
+		t.Errorf("fetched %d bytes for two images sharing a %d-byte base: the base came twice", fetched, baseSize)
+	}
+
+	if err := im.Remove(ctx, reg.Addr+"/one:1"); err != nil {
+		t.Fatal(err)
+	}
+	if dirs := im.layerDirs(t); len(dirs) != 2 {
+		t.Fatalf("after removing one image: %v, want the shared base and two's own", dirs)
+	}
+	if err := im.Remove(ctx, configID(t, two)); err != nil {
+		t.Fatal(err)
+	}
+	if dirs := im.layerDirs(t); len(dirs) != 0 {
+		t.Fatalf("after removing both: %v", dirs)
+	}
+	if err := im.Remove(ctx, configID(t, two)); err != nil {
+		t.Fatalf("removing a removed image: %v", err)
+	}
+}
+
+func TestStartUpCleansInterruptedPulls(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	img := assemble(t, []catalog.Entry{catalog.File("f", 0o644, []byte("f"))})
+	push(t, reg.Addr+"/f:1", img)
+	im := newImages(t, "", nil)
+	if _, err := im.Pull(context.Background(), reg.Addr+"/f:1", image.Auth{}); err != nil {
+		t.Fatal(err)
+	}
+	layers := filepath.Join(im.root, "layers")
+	// What a crash mid-pull leaves: a temporary dir, and a layer dir whose
+	// record was never written.
+	os.MkdirAll(filepath.Join(layers, ".tmp-sha256-abc-123", "etc"), 0o755)
+	os.MkdirAll(filepath.Join(layers, "sha256-"+strings.Repeat("e", 64)), 0o755)
+
+	again, err := image.New(image.Options{Layout: image.Layout{Root: im.root}, Store: im.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dirs := im.layerDirs(t); len(dirs) != 1 {
+		t.Fatalf("after restart: %v, want only the image's layer", dirs)
+	}
+	if got, err := again.Get(reg.Addr + "/f:1"); err != nil || got.ID != configID(t, img) {
+		t.Fatalf("the image was lost across the restart: %v", err)
+	}
+}
