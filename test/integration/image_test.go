@@ -608,3 +608,65 @@ func TestStartUpCleansInterruptedPulls(t *testing.T) {
 		t.Fatalf("the image was lost across the restart: %v", err)
 	}
 }
+
+func TestCancelledPullLeavesNothing(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	big := make([]byte, 256<<10)
+	for i := range big {
+		big[i] = byte(i * 13 % 251)
+	}
+	push(t, reg.Addr+"/big:1", assemble(t, []catalog.Entry{catalog.File("big", 0o644, big)}))
+	proxy := stallProxy(t, reg.Addr)
+	im := newImages(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := im.Pull(ctx, proxy+"/big:1", image.Auth{})
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled pull ended with %v", err)
+	}
+	if dirs := im.layerDirs(t); len(dirs) != 0 {
+		t.Errorf("the cancelled pull left %v", dirs)
+	}
+	if len(im.List()) != 0 {
+		t.Error("the cancelled pull left an image")
+	}
+}
+
+// TestManyLayersMount stacks more layers, with longer paths, than a
+// classic overlay option string can carry in one page.
+func TestManyLayersMount(t *testing.T) {
+	requireRoot(t)
+	base := t.TempDir()
+	var lowers []string
+	for i := range 150 {
+		d := filepath.Join(base, fmt.Sprintf("layer-with-a-deliberately-long-directory-name-%03d", i))
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "top"), []byte(fmt.Sprint(i)), 0o644)
+		os.WriteFile(filepath.Join(d, fmt.Sprintf("only-%03d", i)), nil, 0o644)
+		lowers = append(lowers, d)
+	}
+	if n := len(strings.Join(lowers, ":")); n < 4096 {
+		t.Fatalf("the lower dirs take only %d bytes: the test proves nothing", n)
+	}
+	upper, work, target := filepath.Join(base, "upper"), filepath.Join(base, "work"), filepath.Join(base, "merged")
+	for _, d := range []string{upper, work, target} {
+		os.Mkdir(d, 0o755)
+	}
+	if err := image.MountOverlay(target, lowers, upper, work); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(target, syscall.MNT_DETACH)
+	if data, _ := os.ReadFile(filepath.Join(target, "top")); string(data) != "149" {
+		t.Errorf("top is %q: the last layer must be on top", data)
+	}
+	if _, err := os.Stat(filepath.Join(target, "only-000")); err != nil {
+		t.Errorf("the lowest layer is missing: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "written"), []byte("w"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(upper, "written")); err != nil {
+		t.Errorf("a write did not land in the upper dir: %v", err)
+	}
+}
