@@ -1,0 +1,157 @@
+package cgroups
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeDir makes a directory of cgroup files with the given contents.
+func fakeDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	d := t.TempDir()
+	for name, v := range files {
+		if err := os.WriteFile(filepath.Join(d, name), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+func read(t *testing.T, dir, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestV2UpdateWritesConvertedValues(t *testing.T) {
+	root := fakeDir(t, nil)
+	d := filepath.Join(root, "pod")
+	os.Mkdir(d, 0o755)
+	for _, f := range []string{"cpu.weight", "cpu.max", "cpuset.cpus", "cpuset.mems", "memory.max", "memory.swap.max", "pids.max", "hugetlb.2MB.max", "io.weight"} {
+		os.WriteFile(filepath.Join(d, f), nil, 0o644)
+	}
+	c := &v2{root: root, path: "/pod"}
+	r := &Resources{CPUShares: 1024, CPUQuota: 50000, CPUPeriod: 100000, CPUSetCPUs: "0-1", CPUSetMems: "0",
+		MemoryLimit: 64 << 20, MemorySwapLimit: 96 << 20, PidsLimit: 42,
+		HugepageLimits: []HugepageLimit{{"2MB", 4 << 20}}, Unified: map[string]string{"io.weight": "default 200"}}
+	if err := c.Update(r); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"cpu.weight": "39", "cpu.max": "50000 100000", "cpuset.cpus": "0-1", "cpuset.mems": "0",
+		"memory.max": "67108864", "memory.swap.max": "33554432", "pids.max": "42",
+		"hugetlb.2MB.max": "4194304", "io.weight": "default 200",
+	}
+	for f, v := range want {
+		if got := read(t, d, f); got != v {
+			t.Errorf("%s = %q, want %q", f, got, v)
+		}
+	}
+	if err := c.Update(&Resources{Unified: map[string]string{"io.max": "8:0 rbps=1"}}); err == nil || !strings.Contains(err.Error(), "io.max") {
+		t.Errorf("a unified key without its file: %v", err)
+	}
+	// Unlimited values.
+	if err := c.Update(&Resources{MemoryLimit: -1, PidsLimit: -1, CPUQuota: -1}); err != nil {
+		t.Fatal(err)
+	}
+	for f, v := range map[string]string{"memory.max": "max", "pids.max": "max", "cpu.max": "max 100000"} {
+		if got := read(t, d, f); got != v {
+			t.Errorf("%s = %q, want %q", f, got, v)
+		}
+	}
+}
+
+func TestV1UpdateRefusesUnifiedAndWritesLimits(t *testing.T) {
+	mounts := map[string]string{}
+	for _, ctl := range []string{"cpu", "memory", "pids"} {
+		root := fakeDir(t, nil)
+		mounts[ctl] = root
+		d := filepath.Join(root, "pod")
+		os.Mkdir(d, 0o755)
+		files := map[string][]string{
+			"cpu":    {"cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us"},
+			"memory": {"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"},
+			"pids":   {"pids.max"},
+		}[ctl]
+		for _, f := range files {
+			os.WriteFile(filepath.Join(d, f), []byte("9223372036854771712"), 0o644)
+		}
+	}
+	c := &v1{mounts: mounts, path: "/pod", mode: Hybrid}
+	if err := c.Update(&Resources{Unified: map[string]string{"memory.high": "1"}}); err == nil || !strings.Contains(err.Error(), "need cgroup v2") {
+		t.Fatalf("unified on v1: %v", err)
+	}
+	if err := c.Update(&Resources{CPUShares: 512, CPUQuota: 20000, CPUPeriod: 50000, MemoryLimit: 1 << 20, PidsLimit: -1}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]string{
+		"cpu":    {"cpu.shares": "512", "cpu.cfs_period_us": "50000", "cpu.cfs_quota_us": "20000"},
+		"memory": {"memory.limit_in_bytes": "1048576", "memory.memsw.limit_in_bytes": "1048576"},
+		"pids":   {"pids.max": "max"},
+	}
+	for ctl, files := range want {
+		for f, v := range files {
+			if got := read(t, filepath.Join(mounts[ctl], "pod"), f); got != v {
+				t.Errorf("%s/%s = %q, want %q", ctl, f, got, v)
+			}
+		}
+	}
+}
+
+func TestCleanPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/kubepods/burstable/pod1": "/kubepods/burstable/pod1",
+		"kubepods/pod1/":           "/kubepods/pod1",
+		"/k8s.io/abc":              "/k8s.io/abc",
+	} {
+		if got, err := CleanPath(in); err != nil || got != want {
+			t.Errorf("CleanPath(%q) = %q, %v", in, got, err)
+		}
+	}
+	for in, why := range map[string]string{
+		"":                                 "empty",
+		"/":                                "empty",
+		"/a/../../etc":                     "climbs",
+		"kubepods-burstable.slice":         "systemd",
+		"kubepods.slice:crio:abc":          "systemd",
+		"/kubepods-besteffort-pod1.slice/": "cgroupfs",
+	} {
+		if _, err := CleanPath(in); err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("CleanPath(%q): %v, want an error mentioning %q", in, err, why)
+		}
+	}
+	if _, err := Join("/kubepods", "../x"); err == nil {
+		t.Error("Join accepted a child with a slash")
+	}
+}
+
+func TestParseMountinfo(t *testing.T) {
+	const mi = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+`
+	p := filepath.Join(t.TempDir(), "mountinfo")
+	os.WriteFile(p, []byte(mi), 0o644)
+	f, _ := os.Open(p)
+	defer f.Close()
+	h, err := parseMountinfo(f, Hybrid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.V1["cpu"] != "/sys/fs/cgroup/cpu,cpuacct" || h.V1["cpuacct"] != "/sys/fs/cgroup/cpu,cpuacct" || h.V1["memory"] != "/sys/fs/cgroup/memory" {
+		t.Errorf("v1 mounts %v", h.V1)
+	}
+	if _, ok := h.V1["pids"]; ok {
+		t.Error("an unmounted controller was found")
+	}
+	if !strings.Contains(h.String(), "hybrid") {
+		t.Errorf("String() = %q", h.String())
+	}
+}

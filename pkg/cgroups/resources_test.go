@@ -1,0 +1,71 @@
+package cgroups
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestShareToWeight(t *testing.T) {
+	for shares, want := range map[uint64]uint64{0: 0, 1: 1, 2: 1, 1024: 39, 512: 20, 102: 4, 262144: 10000, 300000: 10000} {
+		if got := ShareToWeight(shares); got != want {
+			t.Errorf("ShareToWeight(%d) = %d, want %d", shares, got, want)
+		}
+	}
+}
+
+func TestBlkioWeightToIOWeight(t *testing.T) {
+	for w, want := range map[uint64]uint64{0: 0, 10: 1, 500: 4950, 1000: 10000} {
+		if got := BlkioWeightToIOWeight(w); got != want {
+			t.Errorf("BlkioWeightToIOWeight(%d) = %d, want %d", w, got, want)
+		}
+	}
+}
+
+func TestV2Values(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{cpuMax(50000, 100000), "50000 100000"},
+		{cpuMax(-1, 100000), "max 100000"},
+		{cpuMax(0, 0), "max 100000"},
+		{cpuMax(20000, 0), "20000 100000"},
+		{limitString(-1), "max"},
+		{limitString(4096), "4096"},
+		{swapMax(100, 300), "200"},
+		{swapMax(100, 100), "0"},
+		{swapMax(100, -1), "max"},
+		{swapMax(0, 0), ""},
+	}
+	for i, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("case %d: %q, want %q", i, tt.got, tt.want)
+		}
+	}
+}
+
+func TestResourcesValidate(t *testing.T) {
+	ok := Resources{CPUShares: 1024, CPUQuota: 50000, CPUPeriod: 100000, MemoryLimit: 1 << 20, MemorySwapLimit: 2 << 20,
+		PidsLimit: 100, HugepageLimits: []HugepageLimit{{"2MB", 0}}, Unified: map[string]string{"io.weight": "100"}}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid resources refused: %v", err)
+	}
+	tests := []struct {
+		r    Resources
+		want string
+	}{
+		{Resources{CPUQuota: -5}, "cpu_quota"},
+		{Resources{CPUQuota: 500}, "minimum is 1000"},
+		{Resources{CPUPeriod: 10}, "cpu_period"},
+		{Resources{CPUShares: 1}, "cpu_shares"},
+		{Resources{MemoryLimit: -2}, "memory_limit_in_bytes"},
+		{Resources{MemoryLimit: 100, MemorySwapLimit: 50}, "below memory_limit_in_bytes"},
+		{Resources{MemorySwapLimit: 50}, "needs memory_limit_in_bytes"},
+		{Resources{PidsLimit: -7}, "pids"},
+		{Resources{HugepageLimits: []HugepageLimit{{"huge", 1}}}, "page size"},
+		{Resources{Unified: map[string]string{"../memory.max": "1"}}, "not a cgroup file name"},
+		{Resources{Unified: map[string]string{"cgroup.procs": "1"}}, "cgroup core"},
+	}
+	for _, tt := range tests {
+		if err := tt.r.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: %v, want an error mentioning %q", tt.r, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package cgroups
+
+import (
+	"context"
+	"time"
+)
+
+// Stats is what a cgroup has used.
+type Stats struct {
+	Time   time.Time
+	CPU    CPUStats
+	Memory MemoryStats
+	Pids   PidsStats
+}
+
+// CPUStats are cumulative since the cgroup was made.
+type CPUStats struct {
+	UsageNanos     uint64
+	UserNanos      uint64
+	SystemNanos    uint64
+	Periods        uint64 // enforcement periods that elapsed
+	Throttled      uint64 // periods in which the quota ran out
+	ThrottledNanos uint64
+}
+
+// MemoryStats are in bytes, but for the fault counts.
+type MemoryStats struct {
+	Usage uint64
+	// WorkingSet is usage less inactive file pages, as the kubelet computes
+	// it for eviction.
+	WorkingSet  uint64
+	RSS         uint64 // anonymous memory
+	Cache       uint64 // page cache
+	Kernel      uint64 // slab, stacks, page tables, sockets
+	PageFaults  uint64
+	MajorFaults uint64
+	Limit       uint64 // MaxUint64 when unlimited
+}
+
+// PidsStats count tasks.
+type PidsStats struct {
+	Current uint64
+	Limit   uint64 // MaxUint64 when unlimited
+}
+
+// OOMEvent is one OOM kill in a cgroup, with the memory breakdown read as
+// the kernel reported it: what filled the limit, which the kubelet's bare
+// "OOMKilled" does not say.
+type OOMEvent struct {
+	Time  time.Time
+	Kills uint64 // the cgroup's OOM kill count after this one
+	// Memory at the time of the notification. The victim's pages are being
+	// freed as it is read, so Anon may already be lower than at the kill.
+	Memory MemoryStats
+}
+
+func workingSet(usage, inactiveFile uint64) uint64 {
+	if inactiveFile > usage {
+		return 0
+	}
+	return usage - inactiveFile
+}
+
+// waitForKill polls an OOM kill counter for up to a second for it to pass
+// seen: an out-of-memory notification comes before the kill it leads to,
+// and not every one leads to a kill.
+func waitForKill(ctx context.Context, count func() (uint64, error), seen uint64) (uint64, bool) {
+	deadline := time.Now().Add(time.Second)
+	for {
+		n, err := count()
+		if err != nil {
+			return 0, false
+		}
+		if n > seen {
+			return n, true
+		}
+		if time.Now().After(deadline) {
+			return 0, false
+		}
+		select {
+		case <-ctx.Done():
+			return 0, false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}

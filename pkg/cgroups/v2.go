@@ -1,0 +1,292 @@
+package cgroups
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// v2 manages a cgroup on the unified hierarchy.
+type v2 struct {
+	root string
+	path string
+}
+
+func (c *v2) Path() string { return c.path }
+func (c *v2) Mode() Mode   { return Unified }
+func (c *v2) dir() string  { return filepath.Join(c.root, c.path) }
+
+// wantControllers are delegated down to every cgroup crid makes.
+var wantControllers = []string{"cpu", "cpuset", "memory", "pids", "io", "hugetlb"}
+
+// Create makes each missing level and enables the controllers crid uses in
+// every ancestor's cgroup.subtree_control: a v2 cgroup has only the
+// controllers its parent hands down.
+func (c *v2) Create(r *Resources) error {
+	cur := c.root
+	for _, part := range strings.Split(strings.TrimPrefix(c.path, "/"), "/") {
+		if err := enableControllers(cur); err != nil {
+			return err
+		}
+		cur = filepath.Join(cur, part)
+		if err := os.Mkdir(cur, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create cgroup %s: %w", cur, err)
+		}
+	}
+	return c.Update(r)
+}
+
+func enableControllers(dir string) error {
+	avail, err := readFile(dir, "cgroup.controllers")
+	if err != nil {
+		return err
+	}
+	enabled, err := readFile(dir, "cgroup.subtree_control")
+	if err != nil {
+		return err
+	}
+	var add []string
+	for _, want := range wantControllers {
+		if has(avail, want) && !has(enabled, want) {
+			add = append(add, "+"+want)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	return writeFile(dir, "cgroup.subtree_control", strings.Join(add, " "))
+}
+
+func has(list, word string) bool {
+	for _, w := range strings.Fields(list) {
+		if w == word {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *v2) Update(r *Resources) error {
+	if r == nil {
+		return nil
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	d := c.dir()
+	writes := []struct{ file, value string }{}
+	add := func(file, value string) {
+		if value != "" {
+			writes = append(writes, struct{ file, value string }{file, value})
+		}
+	}
+	if r.CPUShares != 0 {
+		add("cpu.weight", strconv.FormatUint(ShareToWeight(r.CPUShares), 10))
+	}
+	if r.CPUQuota != 0 || r.CPUPeriod != 0 {
+		quota := r.CPUQuota
+		if quota == 0 {
+			// Only the period changes: keep the quota in force.
+			if cur, err := readFile(d, "cpu.max"); err == nil {
+				if q, _, ok := strings.Cut(cur, " "); ok && q != "max" {
+					quota, _ = strconv.ParseInt(q, 10, 64)
+				}
+			}
+		}
+		add("cpu.max", cpuMax(quota, r.CPUPeriod))
+	}
+	add("cpuset.cpus", r.CPUSetCPUs)
+	add("cpuset.mems", r.CPUSetMems)
+	if r.MemoryLimit != 0 {
+		add("memory.max", limitString(r.MemoryLimit))
+	}
+	if sw := swapMax(r.MemoryLimit, r.MemorySwapLimit); sw != "" {
+		if _, err := os.Stat(filepath.Join(d, "memory.swap.max")); err == nil {
+			add("memory.swap.max", sw)
+		}
+	} else if r.MemoryLimit > 0 && r.MemorySwapLimit == 0 {
+		if _, err := os.Stat(filepath.Join(d, "memory.swap.max")); err == nil {
+			add("memory.swap.max", "0") // no swap asked for: none given
+		}
+	}
+	if r.PidsLimit != 0 {
+		add("pids.max", limitString(r.PidsLimit))
+	}
+	for _, h := range r.HugepageLimits {
+		add("hugetlb."+h.PageSize+".max", strconv.FormatUint(h.Limit, 10))
+	}
+	for _, k := range sortedKeys(r.Unified) {
+		if _, err := os.Stat(filepath.Join(d, k)); err != nil {
+			return fmt.Errorf("unified key %s: no such file in %s (is its controller enabled on this host?)", k, d)
+		}
+		add(k, r.Unified[k])
+	}
+	for _, w := range writes {
+		if err := writeFile(d, w.file, w.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := keys(m)
+	for i := range ks {
+		for j := i + 1; j < len(ks); j++ {
+			if ks[j] < ks[i] {
+				ks[i], ks[j] = ks[j], ks[i]
+			}
+		}
+	}
+	return ks
+}
+
+func (c *v2) Add(pid int) error {
+	return writeFile(c.dir(), "cgroup.procs", strconv.Itoa(pid))
+}
+
+func (c *v2) Stats() (*Stats, error) {
+	d := c.dir()
+	s := &Stats{Time: time.Now()}
+	kv, err := readKV(d, "cpu.stat")
+	if err != nil {
+		return nil, err
+	}
+	s.CPU = CPUStats{
+		UsageNanos: kv["usage_usec"] * 1000, UserNanos: kv["user_usec"] * 1000, SystemNanos: kv["system_usec"] * 1000,
+		Periods: kv["nr_periods"], Throttled: kv["nr_throttled"], ThrottledNanos: kv["throttled_usec"] * 1000,
+	}
+	if s.Memory, err = c.memory(); err != nil {
+		return nil, err
+	}
+	s.Pids.Current, _ = readUint(d, "pids.current")
+	s.Pids.Limit, _ = readUint(d, "pids.max")
+	return s, nil
+}
+
+func (c *v2) memory() (MemoryStats, error) {
+	d := c.dir()
+	var m MemoryStats
+	var err error
+	if m.Usage, err = readUint(d, "memory.current"); err != nil {
+		return m, err
+	}
+	kv, err := readKV(d, "memory.stat")
+	if err != nil {
+		return m, err
+	}
+	m.WorkingSet = workingSet(m.Usage, kv["inactive_file"])
+	m.RSS, m.Cache = kv["anon"], kv["file"]
+	m.PageFaults, m.MajorFaults = kv["pgfault"], kv["pgmajfault"]
+	if k, ok := kv["kernel"]; ok {
+		m.Kernel = k
+	} else {
+		m.Kernel = kv["kernel_stack"] + kv["slab"] + kv["sock"] + kv["pagetables"] + kv["percpu"]
+	}
+	m.Limit, _ = readUint(d, "memory.max")
+	return m, nil
+}
+
+func (c *v2) OOMKills() (uint64, error) {
+	kv, err := readKV(c.dir(), "memory.events")
+	if err != nil {
+		return 0, err
+	}
+	return kv["oom_kill"], nil
+}
+
+// WatchOOM watches memory.events with inotify: the kernel marks it
+// modified when a counter in it moves.
+func (c *v2) WatchOOM(ctx context.Context) (<-chan OOMEvent, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("inotify: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "oom-inotify")
+	if _, err := unix.InotifyAddWatch(fd, filepath.Join(c.dir(), "memory.events"), unix.IN_MODIFY); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("watch %s/memory.events: %w", c.dir(), err)
+	}
+	seen, _ := c.OOMKills()
+	out := make(chan OOMEvent, 16)
+	go func() {
+		<-ctx.Done()
+		f.Close()
+	}()
+	go func() {
+		defer close(out)
+		buf := make([]byte, 4096)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return
+			}
+			// The notification comes as the cgroup runs out of memory,
+			// before the victim is killed and its pages freed: read the
+			// breakdown now, then wait for the kill to be counted.
+			m, err := c.memory()
+			if err != nil {
+				return // the cgroup is gone
+			}
+			kills, ok := waitForKill(ctx, c.OOMKills, seen)
+			if !ok {
+				continue // reclaim sufficed, or the cgroup went away
+			}
+			seen = kills
+			select {
+			case out <- OOMEvent{Time: time.Now(), Kills: kills, Memory: m}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (c *v2) Pids() ([]int, error) { return readPids(c.dir()) }
+
+// Destroy kills the cgroup's processes with cgroup.kill (Linux 5.14+),
+// which also gets those forked meanwhile, or by signalling each one on
+// older kernels, then removes the directory.
+func (c *v2) Destroy(ctx context.Context) error {
+	d := c.dir()
+	if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	for _, child := range children(d) {
+		sub := &v2{root: c.root, path: filepath.Join(c.path, child)}
+		if err := sub.Destroy(ctx); err != nil {
+			return err
+		}
+	}
+	killFile := filepath.Join(d, "cgroup.kill")
+	for {
+		pids, err := readPids(d)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if len(pids) == 0 {
+			break
+		}
+		if _, err := os.Stat(killFile); err == nil {
+			writeFile(d, "cgroup.kill", "1")
+		} else {
+			for _, p := range pids {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kill processes of cgroup %s: %w (%d left)", c.path, ctx.Err(), len(pids))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return removeDir(ctx, d)
+}

@@ -1,0 +1,276 @@
+package cgroupstest
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+)
+
+func flagLookup(name string) *flag.Flag { return flag.Lookup(name) }
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("cgroups need root")
+	}
+}
+
+// newCgroup makes a manager for a fresh cgroup and removes it at the end.
+func newCgroup(t *testing.T, r *cgroups.Resources) (cgroups.Manager, *cgroups.Hierarchy) {
+	t.Helper()
+	requireRoot(t)
+	h, err := cgroups.Discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("host: %s", h)
+	m, err := h.Manager(fmt.Sprintf("/crid-test-%d/%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Create(r); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m.Destroy(ctx); err != nil {
+			t.Errorf("destroy: %v", err)
+		}
+		parent, _ := h.Manager(fmt.Sprintf("/crid-test-%d", os.Getpid()))
+		parent.Destroy(ctx)
+	})
+	return m, h
+}
+
+type workload struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	done   chan error
+}
+
+// start runs a helper workload and moves it into m before it does anything.
+func start(t *testing.T, m cgroups.Manager, kind string, env ...string) *workload {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(append(os.Environ(), helperEnv+"="+kind), env...)
+	stdin, _ := cmd.StdinPipe()
+	// A pipe of our own, not StdoutPipe: Wait would close that one under a
+	// reader still waiting for a line.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() { pr.Close() })
+	w := &workload{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(pr), done: make(chan error, 1)}
+	t.Cleanup(func() { cmd.Process.Kill(); <-w.done })
+	if err := m.Add(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.done <- cmd.Wait() }()
+	stdin.Write([]byte("go\n"))
+	return w
+}
+
+func (w *workload) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-w.done:
+		w.done <- err
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("workload still running after %v", timeout)
+		return nil
+	}
+}
+
+func TestMemoryLimitOOMKillIsDetected(t *testing.T) {
+	m, _ := newCgroup(t, &cgroups.Resources{MemoryLimit: 32 << 20})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := m.WatchOOM(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := start(t, m, "alloc", "MIB=256")
+	err = w.wait(t, 60*time.Second)
+	ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the workload ended with %v, not killed by SIGKILL", err)
+	}
+	kills, err := m.OOMKills()
+	if err != nil || kills < 1 {
+		t.Fatalf("OOM kills %d, %v", kills, err)
+	}
+	select {
+	case ev := <-events:
+		t.Logf("OOM event: kills=%d usage=%d anon=%d file=%d kernel=%d limit=%d",
+			ev.Kills, ev.Memory.Usage, ev.Memory.RSS, ev.Memory.Cache, ev.Memory.Kernel, ev.Memory.Limit)
+		if ev.Kills < 1 || ev.Memory.Limit != 32<<20 {
+			t.Errorf("event %+v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OOM event was reported")
+	}
+}
+
+func TestCPUQuotaThrottles(t *testing.T) {
+	m, _ := newCgroup(t, &cgroups.Resources{CPUQuota: 10000, CPUPeriod: 100000})
+	start := time.Now()
+	w := start_(t, m, "spin", "SPIN=800ms")
+	if err := w.wait(t, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Since(start)
+	s, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cpu: usage %v, periods %d, throttled %d for %v, wall %v",
+		time.Duration(s.CPU.UsageNanos), s.CPU.Periods, s.CPU.Throttled, time.Duration(s.CPU.ThrottledNanos), wall)
+	if s.CPU.Throttled == 0 || s.CPU.ThrottledNanos == 0 || s.CPU.Periods == 0 {
+		t.Errorf("a 10%% quota did not throttle a spinning process: %+v", s.CPU)
+	}
+	if s.CPU.UsageNanos == 0 || s.CPU.UsageNanos > uint64(wall)/2 {
+		t.Errorf("cpu usage %v over %v of wall time with a 10%% quota", time.Duration(s.CPU.UsageNanos), wall)
+	}
+}
+
+// start_ keeps TestCPUQuotaThrottles readable where a local is named start.
+var start_ = start
+
+func TestPidsLimitStopsForks(t *testing.T) {
+	m, _ := newCgroup(t, &cgroups.Resources{PidsLimit: 24})
+	w := start(t, m, "forks", "FORKS=40")
+	line, err := w.stdout.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var started, failed int
+	fmt.Sscanf(line, "started %d failed %d", &started, &failed)
+	t.Logf("pids.max 24: %s", strings.TrimSpace(line))
+	if failed == 0 || started >= 40 {
+		t.Errorf("pids.max did not stop forks: %s", line)
+	}
+	s, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Pids.Limit != 24 || s.Pids.Current > 24 {
+		t.Errorf("pids stats %+v", s.Pids)
+	}
+	w.wait(t, 30*time.Second)
+}
+
+func TestStatsAndInPlaceUpdate(t *testing.T) {
+	m, h := newCgroup(t, &cgroups.Resources{MemoryLimit: 128 << 20, CPUShares: 512, PidsLimit: 100})
+	w := start(t, m, "alloc", "MIB=24")
+	if line, _ := w.stdout.ReadString('\n'); strings.TrimSpace(line) != "allocated" {
+		t.Fatalf("workload said %q", line)
+	}
+	s, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stats: %+v", s)
+	if s.Memory.Usage < 24<<20 || s.Memory.RSS < 20<<20 || s.Memory.WorkingSet == 0 || s.Memory.WorkingSet > s.Memory.Usage {
+		t.Errorf("memory stats for 24 MiB touched: %+v", s.Memory)
+	}
+	if s.Memory.Limit != 128<<20 || s.Memory.PageFaults == 0 {
+		t.Errorf("memory limit %d, faults %d", s.Memory.Limit, s.Memory.PageFaults)
+	}
+	if s.CPU.UsageNanos == 0 || s.Pids.Current == 0 || s.Pids.Limit != 100 {
+		t.Errorf("cpu %+v pids %+v", s.CPU, s.Pids)
+	}
+	pids, err := m.Pids()
+	if err != nil || len(pids) != 1 || pids[0] != w.cmd.Process.Pid {
+		t.Errorf("Pids() = %v, %v; want [%d]", pids, err, w.cmd.Process.Pid)
+	}
+
+	// Resize in place while it runs.
+	if err := m.Update(&cgroups.Resources{MemoryLimit: 256 << 20, CPUShares: 2048, PidsLimit: 50}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = m.Stats()
+	if s.Memory.Limit != 256<<20 || s.Pids.Limit != 50 {
+		t.Errorf("after update: memory limit %d, pids limit %d", s.Memory.Limit, s.Pids.Limit)
+	}
+	var file, want string
+	if h.Mode == cgroups.Unified {
+		file, want = filepath.Join(h.Unified, m.Path(), "cpu.weight"), "79"
+	} else {
+		file, want = filepath.Join(h.V1["cpu"], m.Path(), "cpu.shares"), "2048"
+	}
+	if data, _ := os.ReadFile(file); strings.TrimSpace(string(data)) != want {
+		t.Errorf("%s = %q, want %s", file, data, want)
+	}
+	// Shrinking below what it uses is the kernel's to refuse or reclaim;
+	// growing swap-less memory back must work in either order.
+	if err := m.Update(&cgroups.Resources{MemoryLimit: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDestroyKillsNestedProcessesAndRemovesEveryDir(t *testing.T) {
+	requireRoot(t)
+	h, err := cgroups.Discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	podPath := fmt.Sprintf("/crid-test-%d/pod-destroy", os.Getpid())
+	pod, _ := h.Manager(podPath)
+	if err := pod.Create(&cgroups.Resources{}); err != nil {
+		t.Fatal(err)
+	}
+	ctrPath, _ := cgroups.Join(podPath, "ctr")
+	ctr, _ := h.Manager(ctrPath)
+	if err := ctr.Create(&cgroups.Resources{MemoryLimit: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	w := start(t, ctr, "sleep")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pod.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(t, 10*time.Second)
+	var dirs []string
+	if h.Mode == cgroups.Unified {
+		dirs = []string{filepath.Join(h.Unified, podPath)}
+	} else {
+		for _, mp := range h.V1 {
+			dirs = append(dirs, filepath.Join(mp, podPath))
+		}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s is left: %v", d, err)
+		}
+	}
+	if err := pod.Destroy(ctx); err != nil {
+		t.Errorf("destroying a removed cgroup: %v", err)
+	}
+	parent, _ := h.Manager(fmt.Sprintf("/crid-test-%d", os.Getpid()))
+	parent.Destroy(ctx)
+}
