@@ -9,11 +9,14 @@ cd "$repo"
 ./hack/install-deps.sh test
 
 echo "== unit tests"
-go test -count=1 $(go list ./... | grep -v /test/integration)
+go test -count=1 $(go list ./... | grep -v -e /test/integration -e /test/cgroups)
 
 echo "== integration tests (root)"
 [ "$(id -u)" = 0 ] || echo "not root: the integration tests will skip, saying why"
-go test -count=1 -v ./test/integration/...
+go test -count=1 -v ./test/integration/... ./test/cgroups/...
+
+echo "== cgroup v2 tests (Debian cloud kernel under qemu)"
+./test/cgroups/qemu.sh
 
 echo "== critest conformance"
 ./test/critest/run.sh

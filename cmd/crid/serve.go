@@ -41,12 +41,9 @@ func serve(cfg config.Config) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("crid must run as root (it creates namespaces, mounts and cgroups); effective uid is %d", os.Geteuid())
 	}
-	mode, err := cgroups.DetectMode(cgroups.DefaultMountpoint)
+	cg, err := cgroups.Discover()
 	if err != nil {
 		return fmt.Errorf("cgroups: %w", err)
-	}
-	if cfg.Runtime.CgroupDriver == config.CgroupDriverSystemd && !cgroups.SystemdBooted() {
-		return errors.New("runtime.cgroup_driver is \"systemd\" but systemd is not the init system here; set it to \"cgroupfs\" (and the kubelet's cgroupDriver too)")
 	}
 	for _, d := range []struct{ what, path string }{
 		{"root dir", cfg.Root}, {"runroot dir", cfg.RunRoot}, {"socket dir", filepath.Dir(cfg.Listen)},
@@ -87,7 +84,7 @@ func serve(cfg config.Config) error {
 	defer stop()
 
 	g := grpc.NewServer(server.ServerOptions()...)
-	server.New(cfg, st, mode, images).Register(g)
+	server.New(cfg, st, cg, images).Register(g)
 
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(lis) }()
@@ -101,7 +98,7 @@ func serve(cfg config.Config) error {
 		}
 	}
 	klog.InfoS("crid serving", "version", version.Version, "commit", version.Commit(), "socket", cfg.Listen,
-		"root", cfg.Root, "runroot", cfg.RunRoot, "cgroupMode", mode, "cgroupDriver", cfg.Runtime.CgroupDriver)
+		"root", cfg.Root, "runroot", cfg.RunRoot, "cgroups", cg.String(), "cgroupDriver", cfg.Runtime.CgroupDriver)
 
 	select {
 	case <-ctx.Done():

@@ -4,7 +4,6 @@ package cgroups
 
 import (
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,11 +66,4 @@ func detectMode(root string, statfs func(string) (int64, error)) (Mode, error) {
 		return Hybrid, nil
 	}
 	return Legacy, nil
-}
-
-// SystemdBooted says whether systemd is the init system, the way
-// sd_booted(3) tells: the systemd cgroup driver needs it.
-func SystemdBooted() bool {
-	fi, err := os.Lstat("/run/systemd/system")
-	return err == nil && fi.IsDir()
 }

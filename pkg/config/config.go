@@ -28,7 +28,9 @@ const DefaultFile = "/etc/crid/crid.toml"
 // Cgroup drivers crid knows. The kubelet's --cgroup-driver must match.
 const (
 	CgroupDriverCgroupfs = "cgroupfs"
-	CgroupDriverSystemd  = "systemd"
+	// CgroupDriverSystemd is refused: crid has no systemd driver. It is
+	// named so the refusal can say what to use instead.
+	CgroupDriverSystemd = "systemd"
 )
 
 // Config is the whole of crid's configuration.
@@ -47,7 +49,7 @@ type Config struct {
 
 // RuntimeConfig is the [runtime] table.
 type RuntimeConfig struct {
-	CgroupDriver   string `toml:"cgroup_driver" json:"cgroup_driver" doc:"\"cgroupfs\" or \"systemd\"; must match the kubelet's cgroupDriver. \"systemd\" needs systemd as PID 1."`
+	CgroupDriver   string `toml:"cgroup_driver" json:"cgroup_driver" doc:"\"cgroupfs\", the only driver crid has; the kubelet's cgroupDriver must be cgroupfs too (kubeadm defaults to systemd: set it)."`
 	DefaultHandler string `toml:"default_handler" json:"default_handler" doc:"Runtime handler used when a pod names none (RuntimeClass handler). A DNS label."`
 }
 
@@ -155,7 +157,7 @@ var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 const maxSocketPath = 107
 
 // Validate checks every value without touching the machine. Checks that
-// depend on the machine (is the directory writable, is systemd running)
+// depend on the machine (is the directory writable, are cgroups mounted)
 // happen at start-up, where the daemon can say what it found.
 func (c *Config) Validate() error {
 	var errs []error
@@ -187,9 +189,11 @@ func (c *Config) Validate() error {
 	}
 
 	switch c.Runtime.CgroupDriver {
-	case CgroupDriverCgroupfs, CgroupDriverSystemd:
+	case CgroupDriverCgroupfs:
+	case CgroupDriverSystemd:
+		bad("runtime.cgroup_driver", "the systemd cgroup driver is not implemented; use %q here and cgroupDriver: cgroupfs in the kubelet's configuration", CgroupDriverCgroupfs)
 	default:
-		bad("runtime.cgroup_driver", "%q is not one of %q, %q", c.Runtime.CgroupDriver, CgroupDriverCgroupfs, CgroupDriverSystemd)
+		bad("runtime.cgroup_driver", "%q is not a cgroup driver; use %q", c.Runtime.CgroupDriver, CgroupDriverCgroupfs)
 	}
 	if !dnsLabel.MatchString(c.Runtime.DefaultHandler) {
 		bad("runtime.default_handler", "%q is not a DNS label (lower-case letters, digits and '-', at most 63)", c.Runtime.DefaultHandler)

@@ -48,7 +48,7 @@ func TestFileOverridesDefaults(t *testing.T) {
 root = "/srv/crid"
 log_level = "debug"
 [runtime]
-cgroup_driver = "systemd"
+default_handler = "fast"
 [network]
 cni_plugin_dirs = ["/usr/libexec/cni"]
 [image]
@@ -61,7 +61,7 @@ pinned_images = ["registry.k8s.io/pause:3.10"]
 	want := Default()
 	want.Root = "/srv/crid"
 	want.LogLevel = "debug"
-	want.Runtime.CgroupDriver = "systemd"
+	want.Runtime.DefaultHandler = "fast"
 	want.Network.CNIPluginDirs = []string{"/usr/libexec/cni"}
 	want.Image.PinnedImages = []string{"registry.k8s.io/pause:3.10"}
 	if !reflect.DeepEqual(cfg, want) {
@@ -90,6 +90,7 @@ cni_plugin_dirs = "/opt/cni/bin"`, []string{"network.cni_plugin_dirs"}},
 		{"bad log level", `log_level = "loud"`, []string{"log_level:", "loud"}},
 		{"verbosity out of range", `log_level = "11"`, []string{"log_level:"}},
 		{"bad cgroup driver", "[runtime]\ncgroup_driver = \"cgroupv3\"", []string{"runtime.cgroup_driver:", "cgroupv3", "cgroupfs"}},
+		{"systemd cgroup driver", "[runtime]\ncgroup_driver = \"systemd\"", []string{"runtime.cgroup_driver:", "systemd cgroup driver is not implemented", "cgroupDriver: cgroupfs"}},
 		{"bad handler", "[runtime]\ndefault_handler = \"Runc_2\"", []string{"runtime.default_handler:", "DNS label"}},
 		{"relative registries.conf", "[image]\nregistries_conf = \"registries.conf\"", []string{"image.registries_conf:"}},
 		{"bad pinned image", "[image]\npinned_images = [\"ok:1\", \"UPPER/Case::x\"]", []string{"image.pinned_images[1]:", "UPPER/Case::x"}},

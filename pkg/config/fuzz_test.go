@@ -13,7 +13,7 @@ func FuzzDecode(f *testing.F) {
 	Default().WriteTOML(&def)
 	for _, seed := range []string{
 		def.String(),
-		"root = \"/x\"\n[runtime]\ncgroup_driver = \"systemd\"",
+		"root = \"/x\"\n[runtime]\ncgroup_driver = \"cgroupfs\"",
 		"[image]\npinned_images = [\"busybox\", \"registry.k8s.io/pause:3.10\"]",
 		"[network]\ncni_plugin_dirs = [\"/a\", \"/b\"]",
 		"[[runtime]]\n",

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/store"
@@ -26,7 +27,7 @@ func TestToCRIImageUserAndPinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(config.Default(), st, 0, svc)
+	s := New(config.Default(), st, &cgroups.Hierarchy{Mode: cgroups.Unified, Unified: "/sys/fs/cgroup"}, svc)
 	tests := []struct {
 		user     string
 		uid      int64 // -1: none

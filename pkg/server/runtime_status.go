@@ -63,7 +63,9 @@ func (s *Server) statusInfo(network *cni.Network) map[string]string {
 		}
 	}
 	put("config", s.cfg)
-	put("cgroupMode", s.cgroupMode.String())
+	put("cgroupMode", s.cgroups.Mode.String())
+	put("cgroupLayout", s.cgroups.String())
+	put("cgroupDriver", s.cfg.Runtime.CgroupDriver)
 	if network != nil {
 		put("cniNetwork", map[string]string{"name": network.Name(), "file": network.File})
 	}

@@ -32,12 +32,12 @@ type Server struct {
 	runtime.UnimplementedRuntimeServiceServer
 	runtime.UnimplementedImageServiceServer
 
-	cfg        config.Config
-	store      *store.Store
-	cgroupMode cgroups.Mode
-	layout     image.Layout
-	usage      *image.UsageCache
-	images     *image.Service
+	cfg     config.Config
+	store   *store.Store
+	cgroups *cgroups.Hierarchy
+	layout  image.Layout
+	usage   *image.UsageCache
+	images  *image.Service
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
@@ -47,9 +47,9 @@ type Server struct {
 const usageMaxAge = 5 * time.Second
 
 // New returns a server over an open store and image service.
-func New(cfg config.Config, st *store.Store, mode cgroups.Mode, images *image.Service) *Server {
+func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service) *Server {
 	return &Server{
-		cfg: cfg, store: st, cgroupMode: mode, images: images,
+		cfg: cfg, store: st, cgroups: cg, images: images,
 		layout: image.Layout{Root: cfg.Root},
 		usage:  image.NewUsageCache(usageMaxAge),
 	}
