@@ -50,6 +50,7 @@ type Config struct {
 // RuntimeConfig is the [runtime] table.
 type RuntimeConfig struct {
 	CgroupDriver   string `toml:"cgroup_driver" json:"cgroup_driver" doc:"\"cgroupfs\", the only driver crid has; the kubelet's cgroupDriver must be cgroupfs too (kubeadm defaults to systemd: set it)."`
+	PidsLimit      int64  `toml:"pids_limit" json:"pids_limit" doc:"Most processes and threads a container may have, unless its pod says otherwise; -1 for no limit, 0 to leave the pod cgroup's."`
 	DefaultHandler string `toml:"default_handler" json:"default_handler" doc:"Runtime handler used when a pod names none (RuntimeClass handler). A DNS label."`
 }
 
@@ -194,6 +195,9 @@ func (c *Config) Validate() error {
 		bad("runtime.cgroup_driver", "the systemd cgroup driver is not implemented; use %q here and cgroupDriver: cgroupfs in the kubelet's configuration", CgroupDriverCgroupfs)
 	default:
 		bad("runtime.cgroup_driver", "%q is not a cgroup driver; use %q", c.Runtime.CgroupDriver, CgroupDriverCgroupfs)
+	}
+	if c.Runtime.PidsLimit < -1 {
+		bad("runtime.pids_limit", "%d: use -1 for no limit, 0 to leave the pod's, or a positive count", c.Runtime.PidsLimit)
 	}
 	if !dnsLabel.MatchString(c.Runtime.DefaultHandler) {
 		bad("runtime.default_handler", "%q is not a DNS label (lower-case letters, digits and '-', at most 63)", c.Runtime.DefaultHandler)

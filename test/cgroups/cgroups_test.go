@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -273,4 +274,42 @@ func TestDestroyKillsNestedProcessesAndRemovesEveryDir(t *testing.T) {
 	}
 	parent, _ := h.Manager(fmt.Sprintf("/crid-test-%d", os.Getpid()))
 	parent.Destroy(ctx)
+}
+
+func TestOOMScoreAdjIsClampedWithoutCapSysResource(t *testing.T) {
+	requireRoot(t)
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = append(os.Environ(), helperEnv+"=sleep")
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() }()
+	own, _ := os.ReadFile("/proc/self/oom_score_adj")
+	ownScore, _ := strconv.Atoi(strings.TrimSpace(string(own)))
+	status, _ := os.ReadFile("/proc/self/status")
+	hasCap := false
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			hasCap = caps&(1<<24) != 0
+		}
+	}
+	for _, want := range []int{500, -500, 1000} {
+		got, err := cgroups.SetOOMScoreAdj(cmd.Process.Pid, want)
+		if err != nil {
+			t.Fatalf("set %d: %v", want, err)
+		}
+		expect := want
+		if !hasCap && want < ownScore {
+			expect = ownScore
+		}
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", cmd.Process.Pid))
+		if got != expect || strings.TrimSpace(string(data)) != strconv.Itoa(expect) {
+			t.Errorf("set %d (CAP_SYS_RESOURCE %v, own %d): got %d, file %q; want %d", want, hasCap, ownScore, got, data, expect)
+		}
+	}
+	if _, err := cgroups.SetOOMScoreAdj(cmd.Process.Pid, 1001); err == nil {
+		t.Error("1001 accepted")
+	}
 }
