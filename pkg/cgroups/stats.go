@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -83,4 +84,48 @@ func waitForKill(ctx context.Context, count func() (uint64, error), seen uint64)
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// watchOOM turns the kernel's notifications on notify (an eventfd on v1, an
+// inotify on v2) into OOMEvents until ctx ends. The reader goroutine owns
+// the channel and closes it; a second one ends the reader when ctx does,
+// by closing notify and the other files the registration holds open.
+func watchOOM(ctx context.Context, notify io.ReadCloser, bufSize int, memory func() (MemoryStats, error),
+	count func() (uint64, error), hold ...io.Closer) <-chan OOMEvent {
+	seen, _ := count()
+	out := make(chan OOMEvent, 16)
+	go func() {
+		<-ctx.Done()
+		notify.Close()
+		for _, c := range hold {
+			c.Close()
+		}
+	}()
+	go func() {
+		defer close(out)
+		buf := make([]byte, bufSize)
+		for {
+			if _, err := notify.Read(buf); err != nil {
+				return
+			}
+			// The notification comes as the cgroup runs out of memory,
+			// before the victim is killed and its pages freed: read the
+			// breakdown now, then wait for the kill to be counted.
+			m, err := memory()
+			if err != nil {
+				return // the cgroup is gone
+			}
+			kills, ok := waitForKill(ctx, count, seen)
+			if !ok {
+				continue // reclaim sufficed, or the cgroup went away
+			}
+			seen = kills
+			select {
+			case out <- OOMEvent{Time: time.Now(), Kills: kills, Memory: m}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }

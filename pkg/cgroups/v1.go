@@ -299,42 +299,7 @@ func (c *v1) WatchOOM(ctx context.Context) (<-chan OOMEvent, error) {
 		ctl.Close()
 		return nil, err
 	}
-	seen, _ := c.OOMKills()
-	out := make(chan OOMEvent, 16)
-	// The watcher owns out and closes it; a second goroutine ends the
-	// watcher when ctx does, by closing the eventfd it reads.
-	go func() {
-		<-ctx.Done()
-		ev.Close()
-		ctl.Close()
-	}()
-	go func() {
-		defer close(out)
-		buf := make([]byte, 8)
-		for {
-			if _, err := ev.Read(buf); err != nil {
-				return
-			}
-			// The notification comes as the cgroup runs out of memory,
-			// before the victim is killed and its pages freed: read the
-			// breakdown now, then wait for the kill to be counted.
-			m, err := c.memory(d)
-			if err != nil {
-				return // the cgroup is gone
-			}
-			kills, ok := waitForKill(ctx, c.OOMKills, seen)
-			if !ok {
-				continue // reclaim sufficed, or the cgroup went away
-			}
-			seen = kills
-			select {
-			case out <- OOMEvent{Time: time.Now(), Kills: kills, Memory: m}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
+	return watchOOM(ctx, ev, 8, func() (MemoryStats, error) { return c.memory(d) }, c.OOMKills, ctl), nil
 }
 
 func (c *v1) Pids() ([]int, error) {

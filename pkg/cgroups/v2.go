@@ -215,39 +215,7 @@ func (c *v2) WatchOOM(ctx context.Context) (<-chan OOMEvent, error) {
 		f.Close()
 		return nil, fmt.Errorf("watch %s/memory.events: %w", c.dir(), err)
 	}
-	seen, _ := c.OOMKills()
-	out := make(chan OOMEvent, 16)
-	go func() {
-		<-ctx.Done()
-		f.Close()
-	}()
-	go func() {
-		defer close(out)
-		buf := make([]byte, 4096)
-		for {
-			if _, err := f.Read(buf); err != nil {
-				return
-			}
-			// The notification comes as the cgroup runs out of memory,
-			// before the victim is killed and its pages freed: read the
-			// breakdown now, then wait for the kill to be counted.
-			m, err := c.memory()
-			if err != nil {
-				return // the cgroup is gone
-			}
-			kills, ok := waitForKill(ctx, c.OOMKills, seen)
-			if !ok {
-				continue // reclaim sufficed, or the cgroup went away
-			}
-			seen = kills
-			select {
-			case out <- OOMEvent{Time: time.Now(), Kills: kills, Memory: m}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
+	return watchOOM(ctx, f, 4096, c.memory, c.OOMKills), nil
 }
 
 func (c *v2) Pids() ([]int, error) { return readPids(c.dir()) }

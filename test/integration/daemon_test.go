@@ -320,12 +320,7 @@ func TestRefusals(t *testing.T) {
 func TestMetricsOnLoopback(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeLoopbackAddr(t)
 	os.WriteFile(filepath.Join(dir, "crid.toml"), []byte(fmt.Sprintf("[metrics]\naddress = %q\n", addr)), 0o644)
 	start(t, dir)
 	resp, err := http.Get("http://" + addr + "/metrics")

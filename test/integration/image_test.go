@@ -500,14 +500,20 @@ func stallProxy(t *testing.T, target string) string {
 	return l.Addr().String()
 }
 
+// bigImage is one layer of 256 KiB whose blob, though it compresses, is
+// larger than what stallProxy lets through; seed makes images differ.
+func bigImage(t *testing.T, seed int) v1.Image {
+	big := make([]byte, 256<<10)
+	for i := range big {
+		big[i] = byte(i * seed % 251)
+	}
+	return assemble(t, []catalog.Entry{catalog.File("big", 0o644, big)})
+}
+
 func TestStalledDownloadFails(t *testing.T) {
 	requireRoot(t)
 	reg := startRegistry(t, "", "")
-	big := make([]byte, 256<<10)
-	for i := range big {
-		big[i] = byte(i * 7 % 251)
-	}
-	push(t, reg.Addr+"/big:1", assemble(t, []catalog.Entry{catalog.File("big", 0o644, big)}))
+	push(t, reg.Addr+"/big:1", bigImage(t, 7))
 	proxy := stallProxy(t, reg.Addr)
 	im := newImages(t, "", func(o *image.Options) { o.StallTimeout = 500 * time.Millisecond })
 	start := time.Now()
@@ -612,11 +618,7 @@ func TestStartUpCleansInterruptedPulls(t *testing.T) {
 func TestCancelledPullLeavesNothing(t *testing.T) {
 	requireRoot(t)
 	reg := startRegistry(t, "", "")
-	big := make([]byte, 256<<10)
-	for i := range big {
-		big[i] = byte(i * 13 % 251)
-	}
-	push(t, reg.Addr+"/big:1", assemble(t, []catalog.Entry{catalog.File("big", 0o644, big)}))
+	push(t, reg.Addr+"/big:1", bigImage(t, 13))
 	proxy := stallProxy(t, reg.Addr)
 	im := newImages(t, "", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

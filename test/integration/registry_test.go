@@ -28,12 +28,7 @@ func startRegistry(t *testing.T, user, password string) *registry {
 		t.Fatal("docker-registry is not installed: hack/install-deps.sh test installs it")
 	}
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeLoopbackAddr(t)
 	r := &registry{Addr: addr, Storage: filepath.Join(dir, "storage")}
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", r.Storage, addr)
 	if user != "" {
@@ -73,4 +68,15 @@ func startRegistry(t *testing.T, user, password string) *registry {
 func (r *registry) blobPath(digest string) string {
 	hex := digest[len("sha256:"):]
 	return filepath.Join(r.Storage, "docker/registry/v2/blobs/sha256", hex[:2], hex, "data")
+}
+
+// freeLoopbackAddr is a 127.0.0.1 port nothing listens on right now.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
