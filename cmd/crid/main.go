@@ -19,15 +19,31 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/version"
 )
 
 func main() {
+	// Hidden subcommands: processes crid starts from its own binary.
+	if len(os.Args) > 1 && os.Args[1] == sandbox.InfraCommand {
+		os.Exit(runInfra(os.Args[2:]))
+	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "crid:", err)
 		klog.Flush()
 		os.Exit(1)
 	}
+}
+
+// runInfra is a pod's infra process (see sandbox.RunInfra).
+func runInfra(args []string) int {
+	fs := flag.NewFlagSet(sandbox.InfraCommand, flag.ContinueOnError)
+	hostname := fs.String("hostname", "", "hostname of the pod's UTS namespace")
+	ownNet := fs.Bool("net", false, "the pod has its own network namespace: bring lo up")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	return sandbox.RunInfra(*hostname, *ownNet)
 }
 
 // options are the command line: the flags that override the config file,

@@ -22,8 +22,11 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/reexec"
+	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/server"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
@@ -73,6 +76,21 @@ func serve(cfg config.Config) error {
 		return err
 	}
 	defer runLock.Close()
+	binary, err := reexec.Seal()
+	if err != nil {
+		return err
+	}
+	defer binary.Close()
+	sandboxes, err := sandbox.New(context.Background(), sandbox.Options{
+		RunRoot: cfg.RunRoot,
+		Store:   st,
+		Cgroups: cg,
+		CNI:     cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache")),
+		Binary:  binary,
+	})
+	if err != nil {
+		return fmt.Errorf("sandboxes: %w", err)
+	}
 
 	lis, err := listenCRI(cfg.Listen)
 	if err != nil {
@@ -84,7 +102,7 @@ func serve(cfg config.Config) error {
 	defer stop()
 
 	g := grpc.NewServer(server.ServerOptions()...)
-	server.New(cfg, st, cg, images).Register(g)
+	server.New(cfg, st, cg, images, sandboxes).Register(g)
 
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(lis) }()

@@ -21,6 +21,7 @@ import (
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
 )
@@ -32,12 +33,13 @@ type Server struct {
 	runtime.UnimplementedRuntimeServiceServer
 	runtime.UnimplementedImageServiceServer
 
-	cfg     config.Config
-	store   *store.Store
-	cgroups *cgroups.Hierarchy
-	layout  image.Layout
-	usage   *image.UsageCache
-	images  *image.Service
+	cfg       config.Config
+	store     *store.Store
+	cgroups   *cgroups.Hierarchy
+	layout    image.Layout
+	usage     *image.UsageCache
+	images    *image.Service
+	sandboxes *sandbox.Manager
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
@@ -47,9 +49,9 @@ type Server struct {
 const usageMaxAge = 5 * time.Second
 
 // New returns a server over an open store and image service.
-func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service) *Server {
+func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager) *Server {
 	return &Server{
-		cfg: cfg, store: st, cgroups: cg, images: images,
+		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes,
 		layout: image.Layout{Root: cfg.Root},
 		usage:  image.NewUsageCache(usageMaxAge),
 	}

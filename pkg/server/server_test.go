@@ -16,9 +16,11 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
 )
@@ -55,7 +57,13 @@ func serve(t *testing.T, edit func(*config.Config)) clients {
 	if err != nil {
 		t.Fatal(err)
 	}
-	New(cfg, st, &cgroups.Hierarchy{Mode: cgroups.Hybrid, V1: map[string]string{"memory": "/sys/fs/cgroup/memory"}}, images).Register(g)
+	cg := &cgroups.Hierarchy{Mode: cgroups.Hybrid, V1: map[string]string{"memory": "/sys/fs/cgroup/memory"}}
+	sandboxes, err := sandbox.New(context.Background(), sandbox.Options{RunRoot: filepath.Join(dir, "run"), Store: st, Cgroups: cg,
+		CNI: cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(dir, "cni-cache"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	New(cfg, st, cg, images, sandboxes).Register(g)
 	go g.Serve(l)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -164,7 +172,7 @@ func TestCallsNotYetOfferedAreUnimplemented(t *testing.T) {
 	c := serve(t, nil)
 	ctx := context.Background()
 	calls := map[string]func() error{
-		"RunPodSandbox": func() error { _, err := c.rt.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{}); return err },
+		"CreateContainer": func() error { _, err := c.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{}); return err },
 		"ListContainers": func() error {
 			_, err := c.rt.ListContainers(ctx, &runtime.ListContainersRequest{})
 			return err

@@ -1,0 +1,185 @@
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/containernetworking/cni/libcni"
+	cnitypes "github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// IfName is the pod's interface, as the kubelet's other runtimes name it.
+const IfName = "eth0"
+
+// Manager attaches pods to the pod network and detaches them.
+type Manager struct {
+	confDir string
+	binDirs []string
+	cni     *libcni.CNIConfig
+}
+
+// NewManager uses the network found in confDir with plugins from binDirs.
+// Results and the configuration each pod was attached with are cached in
+// cacheDir (keep it on persistent storage): detaching uses them, so it
+// works after a restart, after the configuration changed, and after the
+// pod's network namespace is gone.
+func NewManager(confDir string, binDirs []string, cacheDir string) *Manager {
+	return &Manager{confDir: confDir, binDirs: binDirs, cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, nil)}
+}
+
+// Pod is who a network attachment is for.
+type Pod struct {
+	ID          string // the sandbox ID, CNI's container ID
+	Name        string
+	Namespace   string
+	UID         string
+	NetNS       string // path of the pinned network namespace; may be "" on detach
+	Ports       []PortMapping
+	Bandwidth   *Bandwidth
+	Annotations map[string]string
+}
+
+// PortMapping is a hostPort, in the portmap plugin's terms.
+type PortMapping struct {
+	HostPort      int32  `json:"hostPort"`
+	ContainerPort int32  `json:"containerPort"`
+	Protocol      string `json:"protocol"`
+	HostIP        string `json:"hostIP,omitempty"`
+}
+
+// Bandwidth is the bandwidth plugin's runtime config, in bits and bits per
+// second, from the kubernetes.io/{ingress,egress}-bandwidth annotations.
+type Bandwidth struct {
+	IngressRate  uint64 `json:"ingressRate,omitempty"`
+	IngressBurst uint64 `json:"ingressBurst,omitempty"`
+	EgressRate   uint64 `json:"egressRate,omitempty"`
+	EgressBurst  uint64 `json:"egressBurst,omitempty"`
+}
+
+// Attachment is what the network gave a pod.
+type Attachment struct {
+	Network string   `json:"network"`
+	IPs     []net.IP `json:"ips"`
+}
+
+func (p Pod) runtimeConf() *libcni.RuntimeConf {
+	rt := &libcni.RuntimeConf{
+		ContainerID: p.ID,
+		NetNS:       p.NetNS,
+		IfName:      IfName,
+		Args: [][2]string{
+			{"IgnoreUnknown", "1"},
+			{"K8S_POD_NAMESPACE", p.Namespace},
+			{"K8S_POD_NAME", p.Name},
+			{"K8S_POD_INFRA_CONTAINER_ID", p.ID},
+			{"K8S_POD_UID", p.UID},
+		},
+		CapabilityArgs: map[string]any{},
+	}
+	if len(p.Ports) > 0 {
+		rt.CapabilityArgs["portMappings"] = p.Ports
+	}
+	if p.Bandwidth != nil {
+		rt.CapabilityArgs["bandwidth"] = p.Bandwidth
+	}
+	if len(p.Annotations) > 0 {
+		rt.CapabilityArgs["io.kubernetes.cri.pod-annotations"] = p.Annotations
+	}
+	return rt
+}
+
+// Attach runs ADD for the pod on the pod network. On failure it runs DEL,
+// so a half-made attachment (a veth, an IP lease) is not left behind.
+func (m *Manager) Attach(ctx context.Context, p Pod) (*Attachment, error) {
+	network, err := Discover(m.confDir, m.binDirs)
+	if err != nil {
+		return nil, err
+	}
+	rt := p.runtimeConf()
+	res, err := m.cni.AddNetworkList(ctx, network.List, rt)
+	if err != nil {
+		delErr := m.cni.DelNetworkList(context.WithoutCancel(ctx), network.List, rt)
+		return nil, errors.Join(fmt.Errorf("CNI ADD on network %s (%s): %w", network.Name(), network.File, err), delErr)
+	}
+	cur, err := current.NewResultFromResult(res)
+	if err != nil {
+		m.cni.DelNetworkList(context.WithoutCancel(ctx), network.List, rt)
+		return nil, fmt.Errorf("CNI result of network %s: %w", network.Name(), err)
+	}
+	a := &Attachment{Network: network.Name()}
+	for _, ip := range cur.IPs {
+		a.IPs = append(a.IPs, ip.Address.IP)
+	}
+	if len(a.IPs) == 0 {
+		m.cni.DelNetworkList(context.WithoutCancel(ctx), network.List, rt)
+		return nil, fmt.Errorf("CNI network %s gave the pod no IP address", network.Name())
+	}
+	return a, nil
+}
+
+// Detach runs DEL for the pod. It prefers the configuration the pod was
+// attached with (from the cache) to today's; without either there is
+// nothing to detach. DEL of a pod that is not attached succeeds, per CNI.
+func (m *Manager) Detach(ctx context.Context, p Pod) error {
+	rt := p.runtimeConf()
+	if p.NetNS != "" {
+		if _, err := os.Stat(p.NetNS); err != nil {
+			rt.NetNS = "" // gone: plugins still release what they hold
+		}
+	}
+	list, err := m.cachedList(p, rt)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		network, err := Discover(m.confDir, m.binDirs)
+		if err != nil {
+			return nil // never attached, and no network to ask
+		}
+		list = network.List
+	}
+	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
+		return fmt.Errorf("CNI DEL on network %s: %w", list.Name, err)
+	}
+	return nil
+}
+
+// cachedList rebuilds the network configuration a pod was attached with.
+func (m *Manager) cachedList(p Pod, rt *libcni.RuntimeConf) (*libcni.NetworkConfigList, error) {
+	network, err := Discover(m.confDir, m.binDirs)
+	name := ""
+	if err == nil {
+		name = network.Name()
+	}
+	if name == "" {
+		return nil, nil
+	}
+	raw, _, err := m.cni.GetNetworkListCachedConfig(&libcni.NetworkConfigList{Name: name, CNIVersion: "1.0.0"}, rt)
+	if err != nil || raw == nil {
+		return nil, nil
+	}
+	list, err := libcni.NetworkConfFromBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("cached CNI config of %s: %w", p.ID, err)
+	}
+	return list, nil
+}
+
+// Check runs CHECK for an attached pod, when the network's CNI version has
+// it (0.4.0 and later).
+func (m *Manager) Check(ctx context.Context, p Pod) error {
+	network, err := Discover(m.confDir, m.binDirs)
+	if err != nil {
+		return err
+	}
+	err = m.cni.CheckNetworkList(ctx, network.List, p.runtimeConf())
+	var cerr *cnitypes.Error
+	if errors.Is(err, libcni.ErrorCheckNotSupp) || errors.As(err, &cerr) && cerr.Code == cnitypes.ErrIncompatibleCNIVersion {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,203 @@
+// Package sandbox runs pod sandboxes: the namespaces a pod's containers
+// share, the files that make them a host (hostname, hosts, resolv.conf,
+// /dev/shm), the pod's network through CNI, and the state that lets crid
+// find all of it again after a restart.
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// Namespaces are the pinned namespace files of a pod. An empty path means
+// the pod uses the host's namespace of that kind.
+type Namespaces struct {
+	Net string `json:"net,omitempty"`
+	IPC string `json:"ipc,omitempty"`
+	UTS string `json:"uts,omitempty"`
+	PID string `json:"pid,omitempty"` // only with a shared PID namespace
+}
+
+// nsKinds says which namespaces a pod gets of its own.
+type nsKinds struct{ net, ipc, uts bool }
+
+// pinThread makes new namespaces on a thread of its own and pins them by
+// bind-mounting the thread's namespace files under dir, as CRI-O's pinns
+// does, without a process per pod: most pods do not share a PID namespace
+// and need nothing running. The thread is never returned to the Go
+// scheduler (no UnlockOSThread): it carries the new namespaces and dies
+// with its goroutine.
+func pinThread(dir string, kinds nsKinds, hostname string) (Namespaces, error) {
+	type result struct {
+		ns  Namespaces
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		ns, err := unsharePinned(dir, kinds, hostname)
+		done <- result{ns, err}
+	}()
+	r := <-done
+	return r.ns, r.err
+}
+
+func unsharePinned(dir string, kinds nsKinds, hostname string) (Namespaces, error) {
+	flags := 0
+	if kinds.net {
+		flags |= unix.CLONE_NEWNET
+	}
+	if kinds.ipc {
+		flags |= unix.CLONE_NEWIPC
+	}
+	if kinds.uts {
+		flags |= unix.CLONE_NEWUTS
+	}
+	if flags == 0 {
+		return Namespaces{}, nil
+	}
+	if err := unix.Unshare(flags); err != nil {
+		return Namespaces{}, fmt.Errorf("unshare namespaces: %w", err)
+	}
+	if kinds.uts && hostname != "" {
+		if err := unix.Sethostname([]byte(hostname)); err != nil {
+			return Namespaces{}, fmt.Errorf("set hostname %q: %w", hostname, err)
+		}
+	}
+	if kinds.net {
+		if err := loopbackUp(); err != nil {
+			return Namespaces{}, err
+		}
+	}
+	return pin(dir, kinds, "/proc/thread-self/ns")
+}
+
+// pinProcess pins the namespaces of a running process (the infra process
+// of a pod with a shared PID namespace).
+func pinProcess(dir string, kinds nsKinds, pid int) (Namespaces, error) {
+	ns, err := pin(dir, kinds, fmt.Sprintf("/proc/%d/ns", pid))
+	if err != nil {
+		return ns, err
+	}
+	ns.PID = filepath.Join(dir, "pid")
+	if err := bindNS(fmt.Sprintf("/proc/%d/ns/pid", pid), ns.PID); err != nil {
+		unpin(ns)
+		return Namespaces{}, err
+	}
+	return ns, nil
+}
+
+func pin(dir string, kinds nsKinds, from string) (Namespaces, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Namespaces{}, err
+	}
+	var ns Namespaces
+	for _, k := range []struct {
+		on   bool
+		name string
+		dst  *string
+	}{{kinds.net, "net", &ns.Net}, {kinds.ipc, "ipc", &ns.IPC}, {kinds.uts, "uts", &ns.UTS}} {
+		if !k.on {
+			continue
+		}
+		p := filepath.Join(dir, k.name)
+		if err := bindNS(filepath.Join(from, k.name), p); err != nil {
+			unpin(ns)
+			return Namespaces{}, err
+		}
+		*k.dst = p
+	}
+	return ns, nil
+}
+
+func bindNS(src, dst string) error {
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o400)
+	if err != nil {
+		return fmt.Errorf("create pin %s: %w", dst, err)
+	}
+	f.Close()
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("pin %s at %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// unpin releases pinned namespaces; what is not pinned is skipped, so it
+// can run again after a crash halfway.
+func unpin(ns Namespaces) error {
+	var errs []error
+	for _, p := range []string{ns.Net, ns.IPC, ns.UTS, ns.PID} {
+		if p == "" {
+			continue
+		}
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unpin %s: %w", p, err))
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// IsPinned says whether p is a pinned namespace file: a record says so
+// only if the kernel agrees, so a crash between creating the file and
+// mounting on it is told apart from a live pin.
+func IsPinned(p string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(p, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
+
+// loopbackUp brings lo up in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket for lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("get lo flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	return nil
+}
+
+// InNetNS runs fn on a thread that has joined the network namespace at
+// path (sockets fn makes belong to it). The thread is discarded after.
+func InNetNS(path string, fn func() error) error {
+	return inNS(path, unix.CLONE_NEWNET, fn)
+}
+
+// inNS runs fn on a thread that has joined the namespace at path.
+func inNS(path string, kind int, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		f, err := os.Open(path)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), kind); err != nil {
+			errc <- fmt.Errorf("join namespace %s: %w", path, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}

@@ -1,0 +1,304 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/cni"
+	"github.com/crid-dev/crid/pkg/errdefs"
+)
+
+// Run creates a sandbox: reserve the name, record the intent, then make
+// the cgroup, the namespaces (and the infra process of a shared PID
+// namespace), the network, the files and the sysctls, recording each as it
+// is made. Any failure undoes every step made before it.
+func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
+	if err := validateSysctls(spec); err != nil {
+		return nil, err
+	}
+	s := &Sandbox{ID: newID(), Spec: spec, State: NotReady, CreatedAt: time.Now(), Creating: true, BootID: bootID()}
+	s.Dir = filepath.Join(m.sandboxesDir(), s.ID)
+
+	m.mu.Lock()
+	if other, ok := m.names[spec.Key()]; ok {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("sandbox name %q is reserved for sandbox %s; remove it first: %w", spec.Key(), other, errdefs.ErrAlreadyExists)
+	}
+	m.names[spec.Key()] = s.ID
+	m.mu.Unlock()
+	unlock := m.lock(s.ID)
+	defer unlock()
+
+	if err := m.save(s); err != nil {
+		m.mu.Lock()
+		delete(m.names, spec.Key())
+		m.mu.Unlock()
+		return nil, err
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		// A failed request leaves nothing behind: undo with a context of
+		// its own, since ctx may be why it failed.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if terr := m.teardown(cctx, s); terr != nil {
+			klog.ErrorS(terr, "Undoing a failed sandbox left something; start-up will retry", "sandbox", s.ID)
+			return
+		}
+		m.forget(s)
+	}()
+
+	if err := os.MkdirAll(s.Dir, 0o711); err != nil {
+		return nil, err
+	}
+	if err := m.makeCgroup(s); err != nil {
+		return nil, err
+	}
+	if err := m.save(s); err != nil {
+		return nil, err
+	}
+	if err := m.makeNamespaces(s); err != nil {
+		return nil, err
+	}
+	if err := m.save(s); err != nil {
+		return nil, err
+	}
+	if !spec.HostNetwork {
+		s.Attached = true // from here a DEL is owed, even if ADD fails
+		if err := m.save(s); err != nil {
+			return nil, err
+		}
+		att, err := m.opts.CNI.Attach(ctx, m.cniPod(s))
+		if err != nil {
+			return nil, err
+		}
+		s.Network = att.Network
+		for _, ip := range att.IPs {
+			s.IPs = append(s.IPs, ip.String())
+		}
+	}
+	if err := m.writeFiles(s); err != nil {
+		return nil, err
+	}
+	if !spec.HostIPC {
+		s.ShmMounted = true
+		if err := m.save(s); err != nil {
+			return nil, err
+		}
+		if err := mountShm(s.ShmPath(), m.opts.ShmSize); err != nil {
+			return nil, err
+		}
+	}
+	if err := applySysctls(s); err != nil {
+		return nil, err
+	}
+	s.State, s.Creating = Ready, false
+	if err := m.save(s); err != nil {
+		return nil, err
+	}
+	klog.InfoS("Sandbox ready", "sandbox", s.ID, "pod", spec.Namespace+"/"+spec.Name, "ips", s.IPs, "cgroup", s.Cgroup)
+	return s.copy(), nil
+}
+
+func (m *Manager) cniPod(s *Sandbox) cni.Pod {
+	return cni.Pod{
+		ID: s.ID, Name: s.Spec.Name, Namespace: s.Spec.Namespace, UID: s.Spec.UID, NetNS: s.NS.Net,
+		Ports: s.Spec.Ports, Bandwidth: s.Spec.Bandwidth, Annotations: s.Spec.Annotations,
+	}
+}
+
+// makeCgroup places the pod: under the parent the kubelet made for it, or
+// in a cgroup of crid's own when it gave none.
+func (m *Manager) makeCgroup(s *Sandbox) error {
+	parent := s.Spec.CgroupParent
+	if parent == "" {
+		p, err := cgroups.Join(m.opts.DefaultCgroupParent, s.ID)
+		if err != nil {
+			return err
+		}
+		s.Cgroup, s.OwnCgroup = p, true
+	} else {
+		p, err := cgroups.CleanPath(parent)
+		if err != nil {
+			return fmt.Errorf("cgroup_parent: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		s.Cgroup = p
+	}
+	cg, err := m.opts.Cgroups.Manager(s.Cgroup)
+	if err != nil {
+		return err
+	}
+	res := s.Spec.Resources
+	if !s.OwnCgroup {
+		res = nil // the kubelet's pod cgroup carries the kubelet's limits
+	}
+	if err := cg.Create(res); err != nil {
+		return fmt.Errorf("pod cgroup %s: %w", s.Cgroup, err)
+	}
+	return nil
+}
+
+// infraCgroup is where a pod's infra process runs: a child of the pod's
+// cgroup, since on cgroup v2 a cgroup with children may hold no process.
+func (s *Sandbox) infraCgroup() string {
+	return filepath.Join(s.Cgroup, "crid-infra-"+s.ID[:12])
+}
+
+func (m *Manager) makeNamespaces(s *Sandbox) error {
+	kinds := nsKinds{net: !s.Spec.HostNetwork, ipc: !s.Spec.HostIPC, uts: !s.Spec.HostNetwork}
+	dir := filepath.Join(s.Dir, "ns")
+	if !s.Spec.SharedPID {
+		ns, err := pinThread(dir, kinds, s.Spec.Hostname)
+		s.NS = ns
+		return err
+	}
+	flags := uintptr(syscall.CLONE_NEWPID)
+	if kinds.net {
+		flags |= syscall.CLONE_NEWNET
+	}
+	if kinds.ipc {
+		flags |= syscall.CLONE_NEWIPC
+	}
+	if kinds.uts {
+		flags |= syscall.CLONE_NEWUTS
+	}
+	hostname := ""
+	if kinds.uts {
+		hostname = s.Spec.Hostname
+	}
+	args := []string{InfraCommand, "--hostname", hostname}
+	if kinds.net {
+		args = append(args, "--net")
+	}
+	cmd := m.opts.Binary.Command(args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start infra process: %w", err)
+	}
+	s.InfraPID = cmd.Process.Pid
+	s.InfraStart, _ = processStart(s.InfraPID)
+	// The infra process outlives crid: its exit is collected by whoever
+	// reaps it then, and by this goroutine while crid runs.
+	go cmd.Wait()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		return fmt.Errorf("infra process did not start: %q %v", line, err)
+	}
+	cg, err := m.opts.Cgroups.Manager(s.infraCgroup())
+	if err != nil {
+		return err
+	}
+	if err := cg.Create(nil); err != nil {
+		return err
+	}
+	if err := cg.Add(s.InfraPID); err != nil {
+		return err
+	}
+	ns, err := pinProcess(dir, kinds, s.InfraPID)
+	s.NS = ns
+	return err
+}
+
+// Stop stops the sandbox's containers, detaches its network and ends its
+// infra process. The namespaces stay pinned until Remove, so a status call
+// after Stop still finds them. Stopping a stopped sandbox succeeds.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	s, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	unlock := m.lock(s.ID)
+	defer unlock()
+	if s, err = m.Get(s.ID); err != nil {
+		return err
+	}
+	if m.opts.StopContainers != nil {
+		if err := m.opts.StopContainers(ctx, s.ID); err != nil {
+			return fmt.Errorf("stop containers of sandbox %s: %w", s.ID, err)
+		}
+	}
+	if s.Attached {
+		if err := m.opts.CNI.Detach(ctx, m.cniPod(s)); err != nil {
+			return fmt.Errorf("sandbox %s: %w", s.ID, err)
+		}
+		s.Attached = false
+	}
+	if s.infraAlive() {
+		syscall.Kill(s.InfraPID, syscall.SIGKILL)
+	}
+	s.State = NotReady
+	return m.save(s)
+}
+
+// Remove stops the sandbox if it runs and removes everything it made.
+// Removing a removed sandbox succeeds.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	s, err := m.Get(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := m.Stop(ctx, s.ID); err != nil {
+		return err
+	}
+	unlock := m.lock(s.ID)
+	defer unlock()
+	if s, err = m.Get(s.ID); err != nil {
+		return nil
+	}
+	if err := m.teardown(ctx, s); err != nil {
+		return fmt.Errorf("remove sandbox %s: %w", s.ID, err)
+	}
+	klog.InfoS("Sandbox removed", "sandbox", s.ID, "pod", s.Spec.Namespace+"/"+s.Spec.Name)
+	return m.forget(s)
+}
+
+// teardown undoes every step a sandbox's record says was made, in reverse;
+// each step is safe to repeat.
+func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
+	var errs []error
+	if s.Attached {
+		errs = append(errs, m.opts.CNI.Detach(ctx, m.cniPod(s)))
+	}
+	if s.ShmMounted {
+		errs = append(errs, unmountShm(s.ShmPath()))
+	}
+	if s.InfraPID != 0 && s.infraAlive() {
+		syscall.Kill(s.InfraPID, syscall.SIGKILL)
+	}
+	errs = append(errs, unpin(s.NS))
+	if s.Cgroup != "" {
+		if s.InfraPID != 0 {
+			if cg, err := m.opts.Cgroups.Manager(s.infraCgroup()); err == nil {
+				errs = append(errs, cg.Destroy(ctx))
+			}
+		}
+		if s.OwnCgroup {
+			if cg, err := m.opts.Cgroups.Manager(s.Cgroup); err == nil {
+				errs = append(errs, cg.Destroy(ctx))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return os.RemoveAll(s.Dir)
+}

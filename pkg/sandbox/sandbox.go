@@ -1,0 +1,335 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/cni"
+	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/reexec"
+	"github.com/crid-dev/crid/pkg/store"
+)
+
+// State is a sandbox's CRI state.
+type State string
+
+const (
+	Ready    State = "ready"
+	NotReady State = "notready"
+)
+
+// DNS is the pod's resolver configuration.
+type DNS struct {
+	Servers  []string `json:"servers,omitempty"`
+	Searches []string `json:"searches,omitempty"`
+	Options  []string `json:"options,omitempty"`
+}
+
+// Spec is what a sandbox is asked to be, in crid's terms; the server
+// translates the CRI's PodSandboxConfig into it.
+type Spec struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	UID       string `json:"uid"`
+	Attempt   uint32 `json:"attempt"`
+
+	Hostname     string            `json:"hostname,omitempty"`
+	LogDirectory string            `json:"logDirectory,omitempty"`
+	DNS          *DNS              `json:"dns,omitempty"`
+	Ports        []cni.PortMapping `json:"ports,omitempty"`
+	Bandwidth    *cni.Bandwidth    `json:"bandwidth,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+
+	CgroupParent string             `json:"cgroupParent,omitempty"`
+	Resources    *cgroups.Resources `json:"resources,omitempty"`
+
+	HostNetwork bool `json:"hostNetwork,omitempty"`
+	HostIPC     bool `json:"hostIPC,omitempty"`
+	HostPID     bool `json:"hostPID,omitempty"`
+	SharedPID   bool `json:"sharedPID,omitempty"` // one PID namespace for the pod's containers
+
+	Sysctls        map[string]string `json:"sysctls,omitempty"`
+	RuntimeHandler string            `json:"runtimeHandler,omitempty"`
+
+	// Raw is the request as the kubelet sent it, kept for verbose status.
+	Raw json.RawMessage `json:"raw,omitempty"`
+}
+
+// Key is the name a sandbox reserves: one sandbox per pod attempt.
+func (s Spec) Key() string {
+	return fmt.Sprintf("%s_%s_%s_%d", s.Name, s.Namespace, s.UID, s.Attempt)
+}
+
+// Sandbox is a pod sandbox's record.
+type Sandbox struct {
+	ID        string    `json:"id"`
+	Spec      Spec      `json:"spec"`
+	State     State     `json:"state"`
+	CreatedAt time.Time `json:"createdAt"`
+	// Creating is set from the first kernel resource made until the
+	// sandbox is ready: a record found so at start-up is a crash halfway,
+	// cleaned up and forgotten.
+	Creating bool   `json:"creating,omitempty"`
+	BootID   string `json:"bootID"`
+
+	Dir        string     `json:"dir"`
+	NS         Namespaces `json:"ns"`
+	InfraPID   int        `json:"infraPID,omitempty"`
+	InfraStart uint64     `json:"infraStart,omitempty"` // tells a reused PID apart
+	Cgroup     string     `json:"cgroup"`
+	OwnCgroup  bool       `json:"ownCgroup"` // made by crid, not the kubelet: crid removes it
+	Network    string     `json:"network,omitempty"`
+	IPs        []string   `json:"ips,omitempty"`
+	Attached   bool       `json:"attached,omitempty"`
+	ShmMounted bool       `json:"shmMounted,omitempty"`
+}
+
+// ShmPath is the pod's /dev/shm on the host.
+func (s *Sandbox) ShmPath() string { return filepath.Join(s.Dir, "shm") }
+
+// HostsPath, ResolvPath and HostnamePath are the files containers mount.
+func (s *Sandbox) HostsPath() string    { return filepath.Join(s.Dir, "hosts") }
+func (s *Sandbox) ResolvPath() string   { return filepath.Join(s.Dir, "resolv.conf") }
+func (s *Sandbox) HostnamePath() string { return filepath.Join(s.Dir, "hostname") }
+
+// Options configure a Manager.
+type Options struct {
+	RunRoot string
+	Store   *store.Store
+	Cgroups *cgroups.Hierarchy
+	CNI     *cni.Manager
+	Binary  *reexec.Binary
+	// ShmSize is each pod's /dev/shm, in bytes (64 MiB, as Docker's).
+	ShmSize int64
+	// DefaultCgroupParent holds the cgroups of pods the kubelet gave no
+	// parent (crictl, critest): /crid/<sandbox id>.
+	DefaultCgroupParent string
+	// StopContainers stops every container of a sandbox: the executor's,
+	// called first by Stop.
+	StopContainers func(ctx context.Context, sandboxID string) error
+}
+
+// Manager holds the node's sandboxes. Lookups are answered from memory;
+// the store is written through.
+type Manager struct {
+	opts Options
+
+	mu        sync.RWMutex
+	sandboxes map[string]*Sandbox
+	names     map[string]string // Spec.Key() -> ID
+	ops       sync.Map          // ID -> *sync.Mutex: one change of a sandbox at a time
+}
+
+// New loads the sandboxes recorded in the store and reconciles them with
+// the machine.
+func New(ctx context.Context, opts Options) (*Manager, error) {
+	if opts.ShmSize == 0 {
+		opts.ShmSize = 64 << 20
+	}
+	if opts.DefaultCgroupParent == "" {
+		opts.DefaultCgroupParent = "/crid"
+	}
+	m := &Manager{opts: opts, sandboxes: map[string]*Sandbox{}, names: map[string]string{}}
+	if err := os.MkdirAll(m.sandboxesDir(), 0o711); err != nil {
+		return nil, err
+	}
+	if err := m.load(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) sandboxesDir() string { return filepath.Join(m.opts.RunRoot, "sandboxes") }
+
+func (m *Manager) lock(id string) func() {
+	v, _ := m.ops.LoadOrStore(id, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Get finds a sandbox by ID or unique ID prefix.
+func (m *Manager) Get(id string) (*Sandbox, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.get(id)
+}
+
+func (m *Manager) get(id string) (*Sandbox, error) {
+	if id == "" {
+		return nil, fmt.Errorf("sandbox ID is empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if s, ok := m.sandboxes[id]; ok {
+		return s.copy(), nil
+	}
+	var found *Sandbox
+	for sid, s := range m.sandboxes {
+		if strings.HasPrefix(sid, id) {
+			if found != nil {
+				return nil, fmt.Errorf("sandbox ID prefix %q is ambiguous: %w", id, errdefs.ErrInvalidArgument)
+			}
+			found = s
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("sandbox %q: %w", id, errdefs.ErrNotFound)
+	}
+	return found.copy(), nil
+}
+
+func (s *Sandbox) copy() *Sandbox {
+	c := *s
+	c.IPs = append([]string(nil), s.IPs...)
+	return &c
+}
+
+// List returns every sandbox, oldest first.
+func (m *Manager) List() []*Sandbox {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*Sandbox, 0, len(m.sandboxes))
+	for _, s := range m.sandboxes {
+		out = append(out, s.copy())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
+}
+
+// save writes s to the store and the in-memory index.
+func (m *Manager) save(s *Sandbox) error {
+	if err := m.opts.Store.Put(store.BucketSandboxes, s.ID, s); err != nil {
+		return fmt.Errorf("record sandbox %s: %w", s.ID, err)
+	}
+	m.mu.Lock()
+	m.sandboxes[s.ID] = s.copy()
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Manager) forget(s *Sandbox) error {
+	if err := m.opts.Store.Delete(store.BucketSandboxes, s.ID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.sandboxes, s.ID)
+	if m.names[s.Spec.Key()] == s.ID {
+		delete(m.names, s.Spec.Key())
+	}
+	m.mu.Unlock()
+	m.ops.Delete(s.ID)
+	return nil
+}
+
+func bootID() string {
+	data, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(data))
+}
+
+// processStart is a process's start time in clock ticks since boot, which
+// with its PID names it uniquely.
+func processStart(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// comm may hold spaces and parentheses: fields start after the last ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 20 {
+		return 0, errors.New("short stat")
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// infraAlive says whether the recorded infra process still runs.
+func (s *Sandbox) infraAlive() bool {
+	if s.InfraPID == 0 {
+		return false
+	}
+	start, err := processStart(s.InfraPID)
+	return err == nil && start == s.InfraStart
+}
+
+func (m *Manager) load(ctx context.Context) error {
+	boot := bootID()
+	var records []*Sandbox
+	err := m.opts.Store.ForEach(store.BucketSandboxes, func(key string, raw []byte) error {
+		s := &Sandbox{}
+		if err := json.Unmarshal(raw, s); err != nil {
+			return fmt.Errorf("decode sandbox %s: %w", key, err)
+		}
+		records = append(records, s)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load sandboxes: %w", err)
+	}
+	known := map[string]bool{}
+	for _, s := range records {
+		switch {
+		case s.Creating:
+			klog.InfoS("Cleaning up a sandbox whose creation was interrupted", "sandbox", s.ID)
+			if err := m.teardown(ctx, s); err != nil {
+				klog.ErrorS(err, "Clean-up of an interrupted sandbox failed; it will be tried again at the next start", "sandbox", s.ID)
+				known[s.ID] = true
+				continue
+			}
+			m.opts.Store.Delete(store.BucketSandboxes, s.ID)
+			continue
+		case s.BootID != boot:
+			// After a reboot no namespace, mount or process is left.
+			s.State, s.NS, s.InfraPID, s.ShmMounted, s.BootID = NotReady, Namespaces{}, 0, false, boot
+			m.opts.Store.Put(store.BucketSandboxes, s.ID, s)
+		case s.State == Ready && (s.NS.Net != "" && !IsPinned(s.NS.Net) || s.Spec.SharedPID && !s.infraAlive()):
+			klog.InfoS("Sandbox lost its namespaces or infra process while crid was down", "sandbox", s.ID)
+			s.State = NotReady
+			m.opts.Store.Put(store.BucketSandboxes, s.ID, s)
+		}
+		known[s.ID] = true
+		m.sandboxes[s.ID] = s
+		m.names[s.Spec.Key()] = s.ID
+	}
+	// Directories no record names: a crash before the first record.
+	entries, _ := os.ReadDir(m.sandboxesDir())
+	for _, e := range entries {
+		if !known[e.Name()] {
+			dir := filepath.Join(m.sandboxesDir(), e.Name())
+			ns := Namespaces{}
+			for _, k := range []struct {
+				dst  *string
+				name string
+			}{{&ns.Net, "net"}, {&ns.IPC, "ipc"}, {&ns.UTS, "uts"}, {&ns.PID, "pid"}} {
+				*k.dst = filepath.Join(dir, "ns", k.name)
+			}
+			unpin(ns)
+			unmountShm(filepath.Join(dir, "shm"))
+			os.RemoveAll(dir)
+		}
+	}
+	return nil
+}

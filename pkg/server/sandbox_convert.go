@@ -1,0 +1,169 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/cni"
+	"github.com/crid-dev/crid/pkg/sandbox"
+)
+
+// sandboxSpec checks a PodSandboxConfig and translates it. Every refusal
+// names the field and happens before anything is made.
+func (s *Server) sandboxSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, error) {
+	c := req.GetConfig()
+	if c == nil {
+		return sandbox.Spec{}, invalid("config", "is missing")
+	}
+	md := c.GetMetadata()
+	switch {
+	case md == nil:
+		return sandbox.Spec{}, invalid("config.metadata", "is missing: name, namespace and uid are required")
+	case md.Name == "":
+		return sandbox.Spec{}, invalid("config.metadata.name", "is empty")
+	case md.Namespace == "":
+		return sandbox.Spec{}, invalid("config.metadata.namespace", "is empty")
+	case md.Uid == "":
+		return sandbox.Spec{}, invalid("config.metadata.uid", "is empty")
+	}
+	for field, v := range map[string]string{"name": md.Name, "namespace": md.Namespace, "uid": md.Uid} {
+		if strings.ContainsAny(v, "_/\x00") {
+			return sandbox.Spec{}, invalid("config.metadata."+field, "%q contains '_', '/' or NUL", v)
+		}
+	}
+	handler := req.GetRuntimeHandler()
+	if handler != "" && handler != s.cfg.Runtime.DefaultHandler {
+		return sandbox.Spec{}, invalid("runtime_handler", "%q is not a handler of this runtime (it has %q)", handler, s.cfg.Runtime.DefaultHandler)
+	}
+	if handler == "" {
+		handler = s.cfg.Runtime.DefaultHandler
+	}
+	spec := sandbox.Spec{
+		Name: md.Name, Namespace: md.Namespace, UID: md.Uid, Attempt: md.Attempt,
+		Hostname: c.Hostname, LogDirectory: c.LogDirectory,
+		Labels: c.Labels, Annotations: c.Annotations, RuntimeHandler: handler,
+	}
+	if dns := c.GetDnsConfig(); dns != nil {
+		spec.DNS = &sandbox.DNS{Servers: dns.Servers, Searches: dns.Searches, Options: dns.Options}
+	}
+	for i, pm := range c.GetPortMappings() {
+		field := fmt.Sprintf("config.port_mappings[%d]", i)
+		if pm.ContainerPort <= 0 || pm.ContainerPort > 65535 {
+			return sandbox.Spec{}, invalid(field+".container_port", "%d is not a port", pm.ContainerPort)
+		}
+		if pm.HostPort < 0 || pm.HostPort > 65535 {
+			return sandbox.Spec{}, invalid(field+".host_port", "%d is not a port", pm.HostPort)
+		}
+		if pm.HostPort == 0 {
+			continue // only exposed, not published on the node
+		}
+		spec.Ports = append(spec.Ports, cni.PortMapping{
+			HostPort: pm.HostPort, ContainerPort: pm.ContainerPort,
+			Protocol: strings.ToLower(pm.Protocol.String()), HostIP: pm.HostIp,
+		})
+	}
+	bw, err := bandwidth(c.Annotations)
+	if err != nil {
+		return sandbox.Spec{}, err
+	}
+	spec.Bandwidth = bw
+
+	lc := c.GetLinux()
+	spec.CgroupParent = lc.GetCgroupParent()
+	spec.Sysctls = lc.GetSysctls()
+	ns := lc.GetSecurityContext().GetNamespaceOptions()
+	spec.HostNetwork = ns.GetNetwork() == runtime.NamespaceMode_NODE
+	spec.HostIPC = ns.GetIpc() == runtime.NamespaceMode_NODE
+	switch ns.GetPid() {
+	case runtime.NamespaceMode_NODE:
+		spec.HostPID = true
+	case runtime.NamespaceMode_POD:
+		spec.SharedPID = true
+	case runtime.NamespaceMode_TARGET:
+		return sandbox.Spec{}, invalid("config.linux.security_context.namespace_options.pid", "TARGET is for containers, not pods")
+	}
+	if ns.GetNetwork() == runtime.NamespaceMode_CONTAINER || ns.GetNetwork() == runtime.NamespaceMode_TARGET {
+		return sandbox.Spec{}, invalid("config.linux.security_context.namespace_options.network", "a pod's network is POD or NODE")
+	}
+	if u := ns.GetUsernsOptions(); u != nil && u.Mode == runtime.NamespaceMode_POD {
+		return sandbox.Spec{}, invalid("config.linux.security_context.namespace_options.userns_options", "user namespaces are not supported by this runtime yet (Status reports user_namespaces false)")
+	}
+	if r := lc.GetResources(); r != nil {
+		res, err := cgroupResources(r, 0)
+		if err != nil {
+			return sandbox.Spec{}, err
+		}
+		spec.Resources = res
+	}
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return sandbox.Spec{}, err
+	}
+	spec.Raw = raw
+	return spec, nil
+}
+
+// bandwidth reads the kubernetes.io/ingress-bandwidth and egress-bandwidth
+// annotations (bits per second, in Kubernetes quantities) for the CNI
+// bandwidth plugin.
+func bandwidth(annotations map[string]string) (*cni.Bandwidth, error) {
+	var bw cni.Bandwidth
+	for key, dst := range map[string]*uint64{
+		"kubernetes.io/ingress-bandwidth": &bw.IngressRate,
+		"kubernetes.io/egress-bandwidth":  &bw.EgressRate,
+	} {
+		v, ok := annotations[key]
+		if !ok {
+			continue
+		}
+		n, err := parseQuantity(v)
+		if err != nil {
+			return nil, invalid("config.annotations["+key+"]", "%q: %v", v, err)
+		}
+		*dst = n
+	}
+	if bw.IngressRate == 0 && bw.EgressRate == 0 {
+		return nil, nil
+	}
+	// The kubelet's other runtimes set the burst to the largest value the
+	// plugin takes, leaving the rate to limit.
+	const maxBurst = 2147483647 // bits
+	if bw.IngressRate > 0 {
+		bw.IngressBurst = maxBurst
+	}
+	if bw.EgressRate > 0 {
+		bw.EgressBurst = maxBurst
+	}
+	return &bw, nil
+}
+
+// parseQuantity reads a Kubernetes quantity such as 10M or 1Gi as an
+// integer.
+func parseQuantity(s string) (uint64, error) {
+	suffixes := []struct {
+		s string
+		m uint64
+	}{
+		{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"Pi", 1 << 50}, {"Ei", 1 << 60},
+		{"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15}, {"E", 1e18},
+	}
+	mult := uint64(1)
+	for _, suf := range suffixes {
+		if strings.HasSuffix(s, suf.s) {
+			s, mult = strings.TrimSuffix(s, suf.s), suf.m
+			break
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("not a whole quantity such as 10M or 1Gi")
+	}
+	if n != 0 && n*mult/n != mult {
+		return 0, fmt.Errorf("too large")
+	}
+	return n * mult, nil
+}

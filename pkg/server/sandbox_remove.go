@@ -1,0 +1,19 @@
+package server
+
+import (
+	"context"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// RemovePodSandbox removes a sandbox and everything it made; removing an
+// unknown sandbox succeeds.
+func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSandboxRequest) (*runtime.RemovePodSandboxResponse, error) {
+	if req.PodSandboxId == "" {
+		return nil, invalid("pod_sandbox_id", "is empty")
+	}
+	if err := s.sandboxes.Remove(ctx, req.PodSandboxId); err != nil {
+		return nil, err
+	}
+	return &runtime.RemovePodSandboxResponse{}, nil
+}

@@ -1,0 +1,21 @@
+package server
+
+import (
+	"context"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// RunPodSandbox creates a pod sandbox and answers with its ID once it is
+// ready: namespaces made, network attached, files written.
+func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
+	spec, err := s.sandboxSpec(req)
+	if err != nil {
+		return nil, err
+	}
+	sb, err := s.sandboxes.Run(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.RunPodSandboxResponse{PodSandboxId: sb.ID}, nil
+}

@@ -1,0 +1,23 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/errdefs"
+)
+
+// StopPodSandbox stops a sandbox's containers and detaches its network.
+// It is idempotent, and stopping an unknown sandbox succeeds, as the CRI
+// asks: the kubelet retries it after its own restarts.
+func (s *Server) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandboxRequest) (*runtime.StopPodSandboxResponse, error) {
+	if req.PodSandboxId == "" {
+		return nil, invalid("pod_sandbox_id", "is empty")
+	}
+	if err := s.sandboxes.Stop(ctx, req.PodSandboxId); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return nil, err
+	}
+	return &runtime.StopPodSandboxResponse{}, nil
+}
