@@ -187,7 +187,8 @@ func (m *Manager) makeNamespaces(s *Sandbox) error {
 	if err != nil {
 		return err
 	}
-	cmd.Stderr = os.Stderr
+	// No stdin or stderr: the infra process outlives crid and must hold
+	// none of crid's files (its log pipe, a terminal) open past it.
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start infra process: %w", err)
 	}
@@ -239,8 +240,8 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		}
 		s.Attached = false
 	}
-	if s.infraAlive() {
-		syscall.Kill(s.InfraPID, syscall.SIGKILL)
+	if err := s.killInfra(ctx); err != nil {
+		return err
 	}
 	s.State = NotReady
 	return m.save(s)
@@ -281,9 +282,7 @@ func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
 	if s.ShmMounted {
 		errs = append(errs, unmountShm(s.ShmPath()))
 	}
-	if s.InfraPID != 0 && s.infraAlive() {
-		syscall.Kill(s.InfraPID, syscall.SIGKILL)
-	}
+	errs = append(errs, s.killInfra(ctx))
 	errs = append(errs, unpin(s.NS))
 	if s.Cgroup != "" {
 		if s.InfraPID != 0 {
@@ -301,4 +300,22 @@ func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
 		return err
 	}
 	return os.RemoveAll(s.Dir)
+}
+
+// killInfra ends the infra process and waits until it is gone (or a
+// zombie for its parent to collect), so the PID namespace is empty when
+// Stop returns.
+func (s *Sandbox) killInfra(ctx context.Context) error {
+	if !s.infraAlive() {
+		return nil
+	}
+	syscall.Kill(s.InfraPID, syscall.SIGKILL)
+	for s.infraAlive() && !isZombie(s.InfraPID) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("infra process %d of sandbox %s did not exit: %w", s.InfraPID, s.ID, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
 }

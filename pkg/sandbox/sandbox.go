@@ -333,3 +333,14 @@ func (m *Manager) load(ctx context.Context) error {
 	}
 	return nil
 }
+
+// isZombie says whether pid has exited and waits only to be collected.
+func isZombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+}

@@ -66,6 +66,40 @@ go run ./test/images/build -registry "$registry" -busybox /bin/busybox \
 # crid on a scratch root, with the default pod network and no metrics port
 # (a node's own crid may hold it).
 scratch=$work/run
+endpoint=unix://$scratch/crid.sock
+
+start_crid() {
+	_output/bin/crid --config "$scratch/crid.toml" >>"$work/crid.log" 2>&1 &
+	crid_pid=$!
+	pids=("$crid_pid" "${pids[@]}")
+	for _ in $(seq 100); do
+		"$tools/crictl" --runtime-endpoint "$endpoint" version >/dev/null 2>&1 && return 0
+		kill -0 "$crid_pid" 2>/dev/null || { tail -20 "$work/crid.log"; echo "critest: crid exited at start" >&2; exit 1; }
+		sleep 0.1
+	done
+	echo "critest: crid did not answer on $endpoint" >&2
+	exit 1
+}
+
+# remove_all_pods has crid remove every pod left, as a node's crid would:
+# critest does not clean up after every failing spec.
+remove_all_pods() {
+	"$tools/crictl" --runtime-endpoint "$endpoint" rmp -fa >/dev/null 2>&1 || true
+}
+
+# A previous run's leftovers are removed by crid itself, from its records.
+if [ -f "$scratch/crid.toml" ]; then
+	start_crid
+	remove_all_pods
+	kill -TERM "$crid_pid"
+	wait "$crid_pid" || true
+fi
+# Last resort, for leftovers no record names (a run killed mid-way):
+# detach what is still mounted there.
+{ grep " $scratch/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r | while read -r m; do
+	echo "critest: detaching leftover mount $m"
+	umount -l "$m" || true
+done
 rm -rf "$scratch"
 mkdir -p "$scratch/net.d"
 cp deploy/cni/10-crid-bridge.conflist "$scratch/net.d/"
@@ -81,15 +115,8 @@ cni_config_dir = "$scratch/net.d"
 [metrics]
 address = ""
 TOML
-_output/bin/crid --config "$scratch/crid.toml" >"$work/crid.log" 2>&1 &
-crid_pid=$!
-pids=("$crid_pid" "${pids[@]}")
-endpoint=unix://$scratch/crid.sock
-for _ in $(seq 100); do
-	"$tools/crictl" --runtime-endpoint "$endpoint" version >/dev/null 2>&1 && break
-	kill -0 "$crid_pid" 2>/dev/null || { cat "$work/crid.log"; echo "critest: crid exited at start" >&2; exit 1; }
-	sleep 0.1
-done
+: >"$work/crid.log"
+start_crid
 
 echo "critest: running critest $(cat "$tools/critest.version") against crid (log: $work/crid.log)"
 rm -f "$work/report.json"
@@ -101,7 +128,14 @@ set +e
 set -e
 grep -E '^(Ran |FAIL!|SUCCESS!)' "$work/critest.log" || tail -20 "$work/critest.log"
 
+remove_all_pods
 kill -TERM "$crid_pid"
 wait "$crid_pid" || { echo "critest: crid did not stop cleanly; its log:"; tail -20 "$work/crid.log"; }
+# Every pod is gone: nothing of them may stay mounted.
+if grep -q " $scratch/" /proc/self/mountinfo; then
+	echo "critest: mounts left under $scratch after every pod was removed:" >&2
+	grep " $scratch/" /proc/self/mountinfo | awk '{print $5}' >&2
+	exit 1
+fi
 
 go run ./test/critest/report -json "$work/report.json" -expected "$expected" $update

@@ -141,6 +141,14 @@ func (b *builder) build(names []string, cfg v1.Config, layers []v1.Layer, extra 
 	if b.err != nil {
 		return
 	}
+	// Each call is one image, with an ID of its own even where the content
+	// matches another's: critest checks the tags each image carries, and
+	// upstream these are different images.
+	labels := map[string]string{"io.crid.test-image": names[0]}
+	for k, v := range cfg.Labels {
+		labels[k] = v
+	}
+	cfg.Labels = labels
 	if len(extra) > 0 {
 		l, err := Layer(extra)
 		if err != nil {

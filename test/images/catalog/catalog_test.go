@@ -66,6 +66,9 @@ func TestCatalogIdentities(t *testing.T) {
 	if same(staging+"test-image-1:latest", staging+"test-image-2:latest") || same(staging+"test-image-2:latest", staging+"test-image-3:latest") {
 		t.Error("test-image-1/2/3 are not three images")
 	}
+	if same(e2e+"busybox:1.29-2", staging+"test-image-latest:latest") || same(e2e+"busybox:1.29-2", staging+"test-image-tag:test") {
+		t.Error("critest's test images share an ID with busybox: pulling one would tag the other")
+	}
 	users := map[string]string{
 		"test-image-user-uid": "1002", "test-image-user-username": "www-data",
 		"test-image-user-uid-group": "1003:1004", "test-image-user-username-group": "www-data:1004",

@@ -1,0 +1,391 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/sandbox"
+)
+
+// podNet writes a bridge network of the test's own (bridge name and
+// subnet unique to it) into dir/net.d, with extra plugins appended.
+func podNet(t *testing.T, dir string, n int, extra ...string) {
+	t.Helper()
+	plugins := []string{
+		fmt.Sprintf(`{"type":"bridge","bridge":"critest%d","isGateway":true,"ipMasq":false,"hairpinMode":true,
+		  "ipam":{"type":"host-local","ranges":[[{"subnet":"10.%d.0.0/24"}]],"dataDir":"%s/ipam"}}`, n, 200+n, dir),
+		`{"type":"portmap","capabilities":{"portMappings":true}}`,
+	}
+	plugins = append(plugins, extra...)
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crid-it-%d","plugins":[%s]}`, n, strings.Join(plugins, ","))
+	os.MkdirAll(filepath.Join(dir, "net.d"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "net.d", "10-test.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func podConfig(name string, edit func(*runtime.PodSandboxConfig)) *runtime.PodSandboxConfig {
+	c := &runtime.PodSandboxConfig{
+		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "it", Uid: "uid-" + name},
+		Hostname: name,
+		Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}},
+	}
+	if edit != nil {
+		edit(c)
+	}
+	return c
+}
+
+type podInfo struct {
+	Namespaces sandbox.Namespaces `json:"namespaces"`
+	InfraPID   int                `json:"infraPid"`
+	Cgroup     string             `json:"cgroup"`
+}
+
+func inspect(t *testing.T, rt runtime.RuntimeServiceClient, id string) (*runtime.PodSandboxStatus, podInfo) {
+	t.Helper()
+	resp, err := rt.PodSandboxStatus(context.Background(), &runtime.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info podInfo
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil {
+		t.Fatal(err)
+	}
+	return resp.Status, info
+}
+
+func runPod(t *testing.T, rt runtime.RuntimeServiceClient, c *runtime.PodSandboxConfig) string {
+	t.Helper()
+	resp, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: c})
+	if err != nil {
+		t.Fatalf("RunPodSandbox %s: %v", c.Metadata.Name, err)
+	}
+	return resp.PodSandboxId
+}
+
+func removePod(t *testing.T, rt runtime.RuntimeServiceClient, id string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := rt.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listenIn starts a TCP server in a pod's network namespace that answers
+// each connection with msg; it stops with the test.
+func listenIn(t *testing.T, netns, addr, msg string) {
+	t.Helper()
+	var l net.Listener
+	err := sandbox.InNetNS(netns, func() error {
+		var err error
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(msg))
+			c.Close()
+		}
+	}()
+}
+
+func readFrom(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	data, err := io.ReadAll(c)
+	return string(data), err
+}
+
+func TestTwoPodsReachEachOtherByPodIP(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	podNet(t, dir, 1)
+	rt := start(t, dir).client(t)
+	a := runPod(t, rt, podConfig("pod-a", nil))
+	b := runPod(t, rt, podConfig("pod-b", nil))
+	defer removePod(t, rt, a)
+	defer removePod(t, rt, b)
+
+	stA, infoA := inspect(t, rt, a)
+	stB, infoB := inspect(t, rt, b)
+	if stA.State != runtime.PodSandboxState_SANDBOX_READY || !strings.HasPrefix(stA.Network.Ip, "10.201.0.") || stB.Network.Ip == stA.Network.Ip {
+		t.Fatalf("pod IPs %q and %q", stA.Network.Ip, stB.Network.Ip)
+	}
+	listenIn(t, infoB.Namespaces.Net, ":8080", "hello from b")
+	var got string
+	err := sandbox.InNetNS(infoA.Namespaces.Net, func() error {
+		var err error
+		got, err = readFrom(net.JoinHostPort(stB.Network.Ip, "8080"))
+		return err
+	})
+	if err != nil || got != "hello from b" {
+		t.Fatalf("pod a to pod b: %q, %v", got, err)
+	}
+}
+
+func TestHostPortReachesThePod(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	podNet(t, dir, 2)
+	rt := start(t, dir).client(t)
+	hostPort := 31000 + os.Getpid()%1000
+	id := runPod(t, rt, podConfig("web", func(c *runtime.PodSandboxConfig) {
+		c.PortMappings = []*runtime.PortMapping{{ContainerPort: 8080, HostPort: int32(hostPort)}}
+	}))
+	defer removePod(t, rt, id)
+	_, info := inspect(t, rt, id)
+	listenIn(t, info.Namespaces.Net, ":8080", "hello through the host port")
+	got, err := readFrom(fmt.Sprintf("127.0.0.1:%d", hostPort))
+	if err != nil || got != "hello through the host port" {
+		t.Fatalf("127.0.0.1:%d: %q, %v", hostPort, got, err)
+	}
+}
+
+func TestHostNetworkPod(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	podNet(t, dir, 3)
+	rt := start(t, dir).client(t)
+	id := runPod(t, rt, podConfig("hostnet", func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
+	}))
+	defer removePod(t, rt, id)
+	st, info := inspect(t, rt, id)
+	if info.Namespaces.Net != "" || info.Namespaces.UTS != "" || st.Network.Ip != "" {
+		t.Fatalf("a host-network pod got a network of its own: %+v, ip %q", info.Namespaces, st.Network.Ip)
+	}
+	if st.Linux.Namespaces.Options.Network != runtime.NamespaceMode_NODE {
+		t.Errorf("status network mode %v", st.Linux.Namespaces.Options.Network)
+	}
+	// Network sysctls would change the node: refused.
+	_, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("hostnet-sysctl", func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
+		c.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
+	})})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "host's network namespace") {
+		t.Fatalf("net sysctl on a host-network pod: %v", err)
+	}
+}
+
+func TestSharedPIDNamespaceReapsOrphans(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	podNet(t, dir, 4)
+	rt := start(t, dir).client(t)
+	id := runPod(t, rt, podConfig("shared-pid", func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+	}))
+	defer removePod(t, rt, id)
+	_, info := inspect(t, rt, id)
+	if info.InfraPID == 0 || info.Namespaces.PID == "" {
+		t.Fatalf("no infra process for a shared PID namespace: %+v", info)
+	}
+	// A process in the pod's PID namespace starts a child and exits at
+	// once: the child is orphaned to the infra process, which must reap it
+	// when it ends.
+	out, err := exec.Command("nsenter", "--pid="+info.Namespaces.PID, "--", "sh", "-c", "sleep 2 >/dev/null 2>&1 </dev/null & echo $!").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nsenter: %v\n%s", err, out)
+	}
+	orphan := findChild(t, info.InfraPID, "sleep")
+	if orphan == 0 {
+		t.Fatal("the orphan was not reparented to the infra process")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", orphan))
+		if err != nil {
+			break // reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the orphan %d was not reaped: %s", orphan, data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// findChild returns a child of parent whose comm is name.
+func findChild(t *testing.T, parent int, name string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		comm := s[strings.IndexByte(s, '(')+1 : strings.LastIndexByte(s, ')')]
+		var ppid int
+		fmt.Sscan(strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[1], &ppid)
+		if ppid == parent && comm == name {
+			return pid
+		}
+	}
+	return 0
+}
+
+// leaks counts what a pod makes on the host.
+type leaks struct{ mounts, veths, cgroups, netnsFiles, infra int }
+
+func countLeaks(t *testing.T, dir string) leaks {
+	t.Helper()
+	var l leaks
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	l.mounts = strings.Count(string(mi), dir)
+	links, _ := os.ReadDir("/sys/class/net")
+	for _, e := range links {
+		if strings.HasPrefix(e.Name(), "veth") {
+			l.veths++
+		}
+	}
+	filepath.Walk("/sys/fs/cgroup/memory/crid", func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() {
+			l.cgroups++
+		}
+		return nil
+	})
+	filepath.Walk(filepath.Join(dir, "run"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && filepath.Base(filepath.Dir(p)) == "ns" {
+			l.netnsFiles++
+		}
+		return nil
+	})
+	out, _ := exec.Command("pgrep", "-f", "crid infra").Output()
+	l.infra = len(strings.Fields(string(out)))
+	return l
+}
+
+func TestFailedCNIAddLeavesNothing(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	// A plugin after the bridge that fails ADD: the bridge has made a veth
+	// and taken an IP by then, and both must be given back.
+	bin := filepath.Join(dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	os.WriteFile(filepath.Join(bin, "fail"), []byte("#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then echo '{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"refused by the test\"}'; exit 1; fi\nexit 0\n"), 0o755)
+	podNet(t, dir, 5, `{"type":"fail"}`)
+	d := start(t, dir, "--cni-plugin-dir", "/usr/lib/cni:/opt/cni/bin:"+bin)
+	rt := d.client(t)
+	before := countLeaks(t, dir)
+	_, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("doomed", nil)})
+	if err == nil || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("RunPodSandbox with a failing plugin: %v", err)
+	}
+	if after := countLeaks(t, dir); after != before {
+		t.Fatalf("a failed RunPodSandbox leaked: before %+v, after %+v", before, after)
+	}
+	list, _ := rt.ListPodSandbox(context.Background(), &runtime.ListPodSandboxRequest{})
+	if len(list.Items) != 0 {
+		t.Fatalf("a failed sandbox is listed: %v", list.Items)
+	}
+	ipam, _ := os.ReadDir(filepath.Join(dir, "ipam", "crid-it-5"))
+	for _, e := range ipam {
+		if strings.HasPrefix(e.Name(), "10.") {
+			t.Errorf("IP %s is still leased", e.Name())
+		}
+	}
+	// The name was released: the same pod works once the network does.
+	podNet(t, dir, 5)
+	id := runPod(t, rt, podConfig("doomed", nil))
+	removePod(t, rt, id)
+}
+
+func TestNameIsReservedUntilRemoved(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	podNet(t, dir, 6)
+	rt := start(t, dir).client(t)
+	id := runPod(t, rt, podConfig("once", nil))
+	_, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("once", nil)})
+	if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "reserved") || !strings.Contains(err.Error(), id) {
+		t.Fatalf("second RunPodSandbox: %v", err)
+	}
+	removePod(t, rt, id)
+	removePod(t, rt, id) // idempotent
+	id = runPod(t, rt, podConfig("once", nil))
+	removePod(t, rt, id)
+}
+
+func TestFiftyCyclesLeakNothing(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	podNet(t, dir, 7)
+	rt := start(t, dir).client(t)
+	// One cycle first: the bridge and the cgroup parent are made once and kept.
+	removePod(t, rt, runPod(t, rt, podConfig("warm", nil)))
+	before := countLeaks(t, dir)
+	for i := range 50 {
+		pid := runtime.NamespaceMode_CONTAINER
+		if i%5 == 0 {
+			pid = runtime.NamespaceMode_POD
+		}
+		id := runPod(t, rt, podConfig(fmt.Sprintf("cycle-%d", i), func(c *runtime.PodSandboxConfig) {
+			c.Linux.SecurityContext.NamespaceOptions.Pid = pid
+			c.Linux.Sysctls = map[string]string{"net.ipv4.ip_local_port_range": "20000 30000", "kernel.shm_rmid_forced": "1"}
+		}))
+		removePod(t, rt, id)
+	}
+	if after := countLeaks(t, dir); after != before {
+		t.Fatalf("50 create/remove cycles leaked: before %+v, after %+v", before, after)
+	}
+}
+
+func TestPodSurvivesDaemonKill(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	podNet(t, dir, 8)
+	d := start(t, dir)
+	rt := d.client(t)
+	id := runPod(t, rt, podConfig("survivor", func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+	}))
+	_, info := inspect(t, rt, id)
+	d.stop(t, syscall.SIGKILL)
+	if err := syscall.Kill(info.InfraPID, 0); err != nil {
+		t.Fatalf("the infra process died with crid: %v", err)
+	}
+	rt = start(t, dir).client(t)
+	st, info2 := inspect(t, rt, id)
+	if st.State != runtime.PodSandboxState_SANDBOX_READY || info2.InfraPID != info.InfraPID {
+		t.Fatalf("after restart: %v, infra %d (was %d)", st.State, info2.InfraPID, info.InfraPID)
+	}
+	removePod(t, rt, id)
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", info.InfraPID)); err == nil && !strings.Contains(string(data), ") Z ") {
+		t.Errorf("the infra process outlived RemovePodSandbox: %s", data)
+	}
+}
