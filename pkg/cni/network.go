@@ -183,3 +183,21 @@ func (m *Manager) Check(ctx context.Context, p Pod) error {
 	}
 	return err
 }
+
+// GC detaches every cached attachment of the pod network whose sandbox is
+// not in valid (a pod crid lost track of in a crash), and asks plugins of
+// CNI 1.1 and later to collect what they hold for pods not in valid.
+func (m *Manager) GC(ctx context.Context, valid []string) error {
+	network, err := Discover(m.confDir, m.binDirs)
+	if err != nil {
+		return nil // no network, nothing attached through it
+	}
+	args := &libcni.GCArgs{}
+	for _, id := range valid {
+		args.ValidAttachments = append(args.ValidAttachments, cnitypes.GCAttachment{ContainerID: id, IfName: IfName})
+	}
+	if err := m.cni.GCNetworkList(ctx, network.List, args); err != nil {
+		return fmt.Errorf("CNI GC on network %s: %w", network.Name(), err)
+	}
+	return nil
+}

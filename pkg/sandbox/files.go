@@ -113,7 +113,13 @@ var (
 	sysctlName = regexp.MustCompile(`^[a-z0-9_]+([./][a-zA-Z0-9_:-]+)+$`)
 )
 
+// sysctlKind says which namespace a sysctl belongs to, "" for none. Names
+// come dotted (net.ipv4.ip_forward) or, where a component holds a dot
+// (net/ipv4/conf/eth0.100/rp_filter), with slashes.
 func sysctlKind(name string) string {
+	if strings.Contains(name, "/") {
+		name = strings.ReplaceAll(name, "/", ".")
+	}
 	switch {
 	case ipcSysctls[name] || strings.HasPrefix(name, "fs.mqueue."):
 		return "ipc"
@@ -159,7 +165,7 @@ func applySysctls(s *Sandbox) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		path := filepath.Join("/proc/sys", strings.ReplaceAll(name, ".", "/"))
+		path := sysctlPath(name)
 		value := s.Spec.Sysctls[name]
 		write := func() error {
 			if err := os.WriteFile(path, []byte(value), 0); err != nil {
@@ -179,4 +185,12 @@ func applySysctls(s *Sandbox) error {
 		}
 	}
 	return nil
+}
+
+// sysctlPath is the /proc/sys file of a validated sysctl name.
+func sysctlPath(name string) string {
+	if strings.Contains(name, "/") {
+		return filepath.Join("/proc/sys", name)
+	}
+	return filepath.Join("/proc/sys", strings.ReplaceAll(name, ".", "/"))
 }

@@ -314,6 +314,16 @@ func (m *Manager) load(ctx context.Context) error {
 		m.sandboxes[s.ID] = s
 		m.names[s.Spec.Key()] = s.ID
 	}
+	// Attachments the CNI cache holds for sandboxes no record names.
+	var attached []string
+	for id, s := range m.sandboxes {
+		if s.Attached {
+			attached = append(attached, id)
+		}
+	}
+	if err := m.opts.CNI.GC(ctx, attached); err != nil {
+		klog.ErrorS(err, "CNI garbage collection failed")
+	}
 	// Directories no record names: a crash before the first record.
 	entries, _ := os.ReadDir(m.sandboxesDir())
 	for _, e := range entries {

@@ -93,7 +93,10 @@ func start(t *testing.T, dir string, extra ...string) *daemon {
 		t.Fatal(err)
 	}
 	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() { d.stop(t, syscall.SIGKILL) })
+	t.Cleanup(func() {
+		d.stop(t, syscall.SIGKILL)
+		detachMountsUnder(dir)
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := net.Dial("unix", d.socket); err == nil {
@@ -331,5 +334,25 @@ func TestMetricsOnLoopback(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "crid_build_info{") {
 		t.Fatalf("metrics: %d\n%.500s", resp.StatusCode, body)
+	}
+}
+
+// detachMountsUnder lazily unmounts what a failed test left mounted below
+// dir (pinned namespaces, /dev/shm), so its temporary dir can be removed
+// and the next test starts clean.
+func detachMountsUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		syscall.Unmount(mounts[i], syscall.MNT_DETACH)
 	}
 }

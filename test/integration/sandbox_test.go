@@ -389,3 +389,41 @@ func TestPodSurvivesDaemonKill(t *testing.T) {
 		t.Errorf("the infra process outlived RemovePodSandbox: %s", data)
 	}
 }
+
+func TestDualStackPodAndItsSysctls(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crid-it-ds","plugins":[{"type":"bridge","bridge":"critestds","isGateway":true,
+	  "ipam":{"type":"host-local","ranges":[[{"subnet":"10.209.0.0/24"}],[{"subnet":"fd00:c1d::/64"}]],"dataDir":"%s/ipam"}}]}`, dir)
+	os.MkdirAll(filepath.Join(dir, "net.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "net.d", "10-ds.conflist"), []byte(conf), 0o644)
+	rt := start(t, dir).client(t)
+	id := runPod(t, rt, podConfig("dual", func(c *runtime.PodSandboxConfig) {
+		c.Linux.Sysctls = map[string]string{"net.ipv4.ip_local_port_range": "20000 30000", "kernel.shm_rmid_forced": "1"}
+	}))
+	defer removePod(t, rt, id)
+	st, info := inspect(t, rt, id)
+	if !strings.HasPrefix(st.Network.Ip, "10.209.0.") || len(st.Network.AdditionalIps) != 1 || !strings.HasPrefix(st.Network.AdditionalIps[0].Ip, "fd00:c1d::") {
+		t.Fatalf("dual-stack IPs: %q + %v", st.Network.Ip, st.Network.AdditionalIps)
+	}
+	var portRange string
+	sandbox.InNetNS(info.Namespaces.Net, func() error {
+		data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+		portRange = strings.Join(strings.Fields(string(data)), " ")
+		return err
+	})
+	if portRange != "20000 30000" {
+		t.Errorf("net.ipv4.ip_local_port_range in the pod is %q", portRange)
+	}
+	if host, _ := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); strings.Join(strings.Fields(string(host)), " ") == "20000 30000" {
+		t.Error("the pod's sysctl changed the host")
+	}
+	out, err := exec.Command("nsenter", "--ipc="+info.Namespaces.IPC, "cat", "/proc/sys/kernel/shm_rmid_forced").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Errorf("kernel.shm_rmid_forced in the pod: %q, %v", out, err)
+	}
+	out, _ = exec.Command("nsenter", "--uts="+info.Namespaces.UTS, "hostname").Output()
+	if strings.TrimSpace(string(out)) != "dual" {
+		t.Errorf("hostname in the pod: %q", out)
+	}
+}
