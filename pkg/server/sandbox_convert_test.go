@@ -64,7 +64,9 @@ func TestSandboxSpecRefusals(t *testing.T) {
 		{"runtime_handler", func(r *runtime.RunPodSandboxRequest) { r.RuntimeHandler = "kata" }},
 		{"container_port", func(r *runtime.RunPodSandboxRequest) { r.Config.PortMappings[0].ContainerPort = 0 }},
 		{"host_port", func(r *runtime.RunPodSandboxRequest) { r.Config.PortMappings[0].HostPort = 70000 }},
-		{"ingress-bandwidth", func(r *runtime.RunPodSandboxRequest) { r.Config.Annotations["kubernetes.io/ingress-bandwidth"] = "fast" }},
+		{"ingress-bandwidth", func(r *runtime.RunPodSandboxRequest) {
+			r.Config.Annotations["kubernetes.io/ingress-bandwidth"] = "fast"
+		}},
 		{"namespace_options.pid", func(r *runtime.RunPodSandboxRequest) {
 			r.Config.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_TARGET
 		}},
