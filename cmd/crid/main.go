@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/oci/executor"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/version"
 )
@@ -27,6 +28,9 @@ func main() {
 	// Hidden subcommands: processes crid starts from its own binary.
 	if len(os.Args) > 1 && os.Args[1] == sandbox.InfraCommand {
 		os.Exit(runInfra(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == executor.InitCommand {
+		os.Exit(executor.Init())
 	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "crid:", err)

@@ -1,0 +1,243 @@
+package executor
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/image/archive"
+	"github.com/crid-dev/crid/pkg/oci/generate"
+	"github.com/crid-dev/crid/pkg/reexec"
+	"github.com/crid-dev/crid/test/images/catalog"
+)
+
+func TestMain(m *testing.M) {
+	// The sealed copy of this test binary is the container's init.
+	if len(os.Args) > 1 && os.Args[1] == InitCommand {
+		os.Exit(Init())
+	}
+	os.Exit(m.Run())
+}
+
+// busyboxRoot unpacks the busybox image layer into a fresh root.
+func busyboxRoot(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("running containers needs root")
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs Debian's busybox at /bin/busybox (hack/install-deps.sh installs it)")
+	}
+	layer, err := catalog.BusyboxLayer("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := layer.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	root := filepath.Join(t.TempDir(), "rootfs")
+	os.Mkdir(root, 0o755)
+	if _, err := archive.Apply(root, rc, archive.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+type run struct {
+	stdout, stderr string
+	status         syscall.WaitStatus
+	initExe        string
+}
+
+// runIn runs a shell script in a container made from generate.Spec.
+func runIn(t *testing.T, root, script string, edit func(*generate.Input)) (run, error) {
+	t.Helper()
+	bin, err := reexec.Seal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	in := generate.Input{
+		Container: &runtime.ContainerConfig{Command: []string{"/bin/sh", "-c", script}, WorkingDir: "/work-dir"},
+		Sandbox:   &runtime.PodSandboxConfig{},
+		Image:     &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=/bin"}}},
+		Users:     generate.ParseUsers(readFile(root, "etc/passwd"), readFile(root, "etc/group")),
+		Rootfs:    root, Hostname: "ctr-host",
+		DaemonCaps: generate.DefaultCapabilities,
+	}
+	if edit != nil {
+		edit(&in)
+	}
+	spec, err := generate.Spec(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	var r run
+	p, err := Start(bin, spec, Stdio{Stdout: &out, Stderr: &errOut}, Options{Place: func(pid int) error {
+		r.initExe, _ = os.Readlink(filepathProc(pid, "exe"))
+		return nil
+	}})
+	if err != nil {
+		return r, err
+	}
+	r.status, err = p.Wait()
+	r.stdout, r.stderr = out.String(), errOut.String()
+	return r, err
+}
+
+func filepathProc(pid int, name string) string { return filepath.Join("/proc", itoa(pid), name) }
+
+func itoa(n int) string {
+	return strings.TrimSpace(strings.Replace(string(rune('0'+0)), "0", "", 1) + func() string {
+		b := []byte{}
+		if n == 0 {
+			return "0"
+		}
+		for n > 0 {
+			b = append([]byte{byte('0' + n%10)}, b...)
+			n /= 10
+		}
+		return string(b)
+	}())
+}
+
+func readFile(root, p string) []byte {
+	data, _ := os.ReadFile(filepath.Join(root, p))
+	return data
+}
+
+func secctx(in *generate.Input) *runtime.LinuxContainerSecurityContext {
+	if in.Container.Linux == nil {
+		in.Container.Linux = &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{}}
+	}
+	return in.Container.Linux.SecurityContext
+}
+
+func TestContainerIsIsolated(t *testing.T) {
+	root := busyboxRoot(t)
+	// A descriptor crid holds without close-on-exec must not reach the
+	// container (CVE-2024-21626).
+	leak, err := unix.Open("/etc/hostname", unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(leak)
+	r, err := runIn(t, root, `echo pid=$$; hostname; pwd; ls /proc/self/fd | tr '\n' ' '; echo; cat /proc/self/mountinfo; id`, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, r.stderr)
+	}
+	t.Logf("container said:\n%s", r.stdout)
+	lines := strings.Split(r.stdout, "\n")
+	if lines[0] != "pid=1" || lines[1] != "ctr-host" || lines[2] != "/work-dir" {
+		t.Errorf("pid, hostname, cwd: %q", lines[:3])
+	}
+	if fds := strings.Fields(lines[3]); len(fds) != 4 { // 0 1 2 and ls's own
+		t.Errorf("descriptors in the container: %v", fds)
+	}
+	// Every mount point the container sees is one of its own.
+	for _, line := range lines[4:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || !strings.Contains(line, " - ") {
+			continue
+		}
+		mp := f[4]
+		ok := mp == "/" || mp == "/work-dir"
+		for _, own := range []string{"/proc", "/dev", "/sys", "/etc/"} {
+			ok = ok || strings.HasPrefix(mp, own)
+		}
+		if !ok {
+			t.Errorf("a host mount is visible in the container: %s", line)
+		}
+	}
+	if !strings.Contains(r.stdout, "uid=0(root)") {
+		t.Errorf("id: %s", r.stdout)
+	}
+	if !strings.HasPrefix(r.initExe, "/memfd:crid") {
+		t.Errorf("the init runs %q, not the sealed copy of crid", r.initExe)
+	}
+}
+
+func TestSecurityContextIsApplied(t *testing.T) {
+	root := busyboxRoot(t)
+	r, err := runIn(t, root, `id -u; id -g; id -G; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; touch /x 2>&1; stat -c %t:%T /proc/keys; /bin/sh -c ls 2>&1; echo > /dev/null && echo null-ok`, func(in *generate.Input) {
+		sc := secctx(in)
+		sc.RunAsUser = &runtime.Int64Value{Value: 33}
+		sc.SupplementalGroups = []int64{1234}
+		sc.NoNewPrivs = true
+		sc.ReadonlyRootfs = true
+		sc.MaskedPaths = append(append([]string{}, generate.DefaultMaskedPaths...), "/bin/ls")
+		sc.Capabilities = &runtime.Capability{DropCapabilities: []string{"ALL"}, AddCapabilities: []string{"NET_BIND_SERVICE"}}
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, r.stderr)
+	}
+	t.Logf("container said:\n%s", r.stdout)
+	want := []string{
+		"33", "33", "33 1234",
+		"CapEff:\t0000000000000000", // a non-root user keeps no effective capabilities at exec
+		"CapBnd:\t0000000000000400", // CAP_NET_BIND_SERVICE alone
+		"NoNewPrivs:\t1",
+		"touch: /x: Read-only file system",
+		"1:3",                            // /proc/keys masked by the null device
+		"/bin/sh: ls: Permission denied", // /bin/ls masked, the shell is not
+		"null-ok",
+	}
+	got := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	for i, w := range want {
+		if i >= len(got) || got[i] != w {
+			t.Errorf("line %d: %q, want %q", i, at(got, i), w)
+		}
+	}
+}
+
+func at(l []string, i int) string {
+	if i < len(l) {
+		return l[i]
+	}
+	return "<missing>"
+}
+
+func TestExitStatusAndSetupErrors(t *testing.T) {
+	root := busyboxRoot(t)
+	r, err := runIn(t, root, "exit 3", nil)
+	if err != nil || r.status.ExitStatus() != 3 {
+		t.Fatalf("exit status %d, %v", r.status.ExitStatus(), err)
+	}
+	_, err = runIn(t, root, "", func(in *generate.Input) { in.Container.Command = []string{"no-such-program"} })
+	if err == nil || !strings.Contains(err.Error(), "executable file not found") {
+		t.Fatalf("a missing program: %v", err)
+	}
+	// An image that planted a symlink where /proc goes gets its mount
+	// inside the root, not on the host's path.
+	os.RemoveAll(filepath.Join(root, "proc"))
+	os.Symlink("/etc/evil-proc", filepath.Join(root, "proc"))
+	_, err = runIn(t, root, "true", nil)
+	if err == nil || !strings.Contains(err.Error(), "symlink to a path missing from the image") {
+		t.Fatalf("a /proc symlinked away: %v", err)
+	}
+	if _, err := os.Stat("/etc/evil-proc"); err == nil {
+		t.Fatal("a mount target escaped the root")
+	}
+	// Pointing at an existing directory, the mount lands inside the root.
+	os.MkdirAll(filepath.Join(root, "etc", "evil-proc"), 0o755)
+	r, err = runIn(t, root, "cat /etc/evil-proc/self/comm; readlink /proc", nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, r.stderr)
+	}
+	if r.stdout != "cat\n/etc/evil-proc\n" {
+		t.Errorf("proc through an in-root symlink: %q", r.stdout)
+	}
+}
+
+var _ = specs.Version

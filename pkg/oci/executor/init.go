@@ -1,0 +1,379 @@
+package executor
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Init is a container's init: crid's binary as `crid init`, started by
+// Start in the container's namespaces. It sets the container up and execs
+// its process, or reports why it could not. It never returns on success.
+func Init() int {
+	// Capabilities, no_new_privs and the exec are per thread: everything
+	// from here runs on the main thread, which execs.
+	runtime.LockOSThread()
+	unix.CloseOnExec(3)
+	sync := os.NewFile(3, "init-sync")
+	fail := func(err error) int {
+		sync.Write([]byte(err.Error()))
+		return 1
+	}
+	line, err := bufio.NewReader(sync).ReadBytes('\n')
+	if err != nil {
+		return fail(fmt.Errorf("read spec: %w", err))
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(line, &spec); err != nil {
+		return fail(fmt.Errorf("decode spec: %w", err))
+	}
+	argv0, err := setup(&spec)
+	if err != nil {
+		return fail(err)
+	}
+	// sync is close-on-exec: a successful exec is the EOF Start waits for.
+	err = unix.Exec(argv0, spec.Process.Args, spec.Process.Env)
+	return fail(fmt.Errorf("exec %s: %w", spec.Process.Args[0], err))
+}
+
+func setup(spec *specs.Spec) (string, error) {
+	// Nothing mounted from here on may reach the host's mount table.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return "", fmt.Errorf("make mounts private: %w", err)
+	}
+	rootfs := spec.Root.Path
+	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return "", fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	}
+	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", fmt.Errorf("open rootfs: %w", err)
+	}
+	for _, m := range spec.Mounts {
+		if err := mountInRoot(root, m); err != nil {
+			unix.Close(root)
+			return "", err
+		}
+		if m.Destination == "/dev" {
+			if err := makeDevices(root, spec.Linux.Devices); err != nil {
+				unix.Close(root)
+				return "", err
+			}
+		}
+	}
+	unix.Close(root)
+	if err := pivotRoot(rootfs); err != nil {
+		return "", err
+	}
+	root, err = unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(root)
+	if len(spec.Linux.MaskedPaths) > 0 {
+		devNull, err := openDevNull(root)
+		if err != nil {
+			return "", err
+		}
+		for _, p := range spec.Linux.MaskedPaths {
+			if err := maskPath(root, devNull, p); err != nil {
+				unix.Close(devNull)
+				return "", err
+			}
+		}
+		unix.Close(devNull)
+	}
+	for _, p := range spec.Linux.ReadonlyPaths {
+		if err := readonlyPath(root, p); err != nil {
+			return "", err
+		}
+	}
+	// The working dir is made before the root may turn read-only.
+	if err := os.MkdirAll(spec.Process.Cwd, 0o755); err != nil {
+		return "", fmt.Errorf("working dir %s: %w", spec.Process.Cwd, err)
+	}
+	if spec.Root.Readonly {
+		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			return "", fmt.Errorf("make the root read-only: %w", err)
+		}
+	}
+	if spec.Hostname != "" && newNamespace(spec, specs.UTSNamespace) {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return "", fmt.Errorf("set hostname: %w", err)
+		}
+	}
+	p := spec.Process
+	if p.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return "", fmt.Errorf("oom_score_adj %d: %w", *p.OOMScoreAdj, err)
+		}
+	}
+	if err := unix.Chdir(p.Cwd); err != nil {
+		return "", fmt.Errorf("working dir %s: %w", p.Cwd, err)
+	}
+	argv0, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return "", err
+	}
+	// No descriptor of crid's may reach the container (CVE-2024-21626):
+	// everything above stdio closes at exec.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return "", fmt.Errorf("close inherited descriptors: %w", err)
+	}
+	if spec.Linux.Seccomp != nil {
+		return "", errors.New("seccomp profiles are not supported by this executor yet")
+	}
+	if err := dropPrivileges(p); err != nil {
+		return "", err
+	}
+	return argv0, nil
+}
+
+func newNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == t {
+			return ns.Path == ""
+		}
+	}
+	return false
+}
+
+// pivotRoot makes rootfs the root, with the old root stacked on the same
+// directory and detached, so not a path of the host stays reachable.
+func pivotRoot(rootfs string) error {
+	if err := unix.Chdir(rootfs); err != nil {
+		return fmt.Errorf("chdir rootfs: %w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach the old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// makeDevices fills the container's /dev: the standard nodes, the spec's
+// devices, and the usual links.
+func makeDevices(root int, extra []specs.LinuxDevice) error {
+	devFd, err := resolveIn(root, "/dev", false)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(devFd)
+	dev, err := reopenDir(devFd)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dev)
+	std := []specs.LinuxDevice{
+		{Path: "/dev/null", Type: "c", Major: 1, Minor: 3}, {Path: "/dev/zero", Type: "c", Major: 1, Minor: 5},
+		{Path: "/dev/full", Type: "c", Major: 1, Minor: 7}, {Path: "/dev/random", Type: "c", Major: 1, Minor: 8},
+		{Path: "/dev/urandom", Type: "c", Major: 1, Minor: 9}, {Path: "/dev/tty", Type: "c", Major: 5, Minor: 0},
+	}
+	for _, d := range append(std, extra...) {
+		name := strings.TrimPrefix(d.Path, "/dev/")
+		if strings.Contains(name, "/") || name == "" {
+			// Devices in subdirectories of /dev are made by path in the root.
+			pfd, err := resolveIn(root, path.Dir(d.Path), false)
+			if err != nil {
+				return err
+			}
+			pdir, err := reopenDir(pfd)
+			unix.Close(pfd)
+			if err != nil {
+				return err
+			}
+			err = mknod(pdir, path.Base(d.Path), d)
+			unix.Close(pdir)
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := mknod(dev, name, d); err != nil {
+			return err
+		}
+	}
+	for name, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+		"stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx", "core": "/proc/kcore"} {
+		if err := unix.Symlinkat(target, dev, name); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("/dev/%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func mknod(dir int, name string, d specs.LinuxDevice) error {
+	mode := uint32(0o666)
+	if d.FileMode != nil {
+		mode = uint32(*d.FileMode) & 0o7777
+	}
+	switch d.Type {
+	case "c", "u":
+		mode |= unix.S_IFCHR
+	case "b":
+		mode |= unix.S_IFBLK
+	case "p":
+		mode |= unix.S_IFIFO
+	default:
+		return fmt.Errorf("device %s: type %q", d.Path, d.Type)
+	}
+	unix.Unlinkat(dir, name, 0)
+	if err := unix.Mknodat(dir, name, mode, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
+		return fmt.Errorf("make device %s: %w", d.Path, err)
+	}
+	if err := unix.Fchmodat(dir, name, mode&0o7777, 0); err != nil {
+		return err
+	}
+	uid, gid := 0, 0
+	if d.UID != nil {
+		uid = int(*d.UID)
+	}
+	if d.GID != nil {
+		gid = int(*d.GID)
+	}
+	return unix.Fchownat(dir, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// openDevNull opens the container's /dev/null and checks it is the null
+// device itself.
+func openDevNull(root int) (int, error) {
+	fd, err := unix.Openat2(root, "/dev/null", &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS})
+	if err != nil {
+		return -1, fmt.Errorf("open /dev/null: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 1 || unix.Minor(st.Rdev) != 3 {
+		unix.Close(fd)
+		return -1, errors.New("/dev/null is not the null device (1:3): refusing to mask with it")
+	}
+	return fd, nil
+}
+
+// lookPath finds the program in the container's PATH, after pivot_root.
+func lookPath(file string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		return file, nil
+	}
+	pathVar := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar = v
+		}
+	}
+	for _, dir := range strings.Split(pathVar, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := path.Join(dir, file)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", file)
+}
+
+var capNumbers = map[string]uint{}
+
+func init() {
+	names := []string{"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+		"SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK",
+		"IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT",
+		"SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL",
+		"SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON",
+		"BPF", "CHECKPOINT_RESTORE"}
+	for i, n := range names {
+		capNumbers["CAP_"+n] = uint(i)
+	}
+}
+
+func capMask(names []string) (uint64, error) {
+	var m uint64
+	for _, n := range names {
+		c, ok := capNumbers[n]
+		if !ok {
+			return 0, fmt.Errorf("unknown capability %s", n)
+		}
+		m |= 1 << c
+	}
+	return m, nil
+}
+
+// dropPrivileges switches to the process's user and groups, keeping
+// exactly the capabilities the spec gives, and sets no_new_privs.
+func dropPrivileges(p *specs.Process) error {
+	caps := p.Capabilities
+	if caps == nil {
+		caps = &specs.LinuxCapabilities{}
+	}
+	bounding, err := capMask(caps.Bounding)
+	if err != nil {
+		return err
+	}
+	effective, err := capMask(caps.Effective)
+	if err != nil {
+		return err
+	}
+	permitted, err := capMask(caps.Permitted)
+	if err != nil {
+		return err
+	}
+	inheritable, err := capMask(caps.Inheritable)
+	if err != nil {
+		return err
+	}
+	lastCap := 40
+	if data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+			lastCap = n
+		}
+	}
+	for c := 0; c <= lastCap; c++ {
+		if bounding&(1<<uint(c)) == 0 {
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+				return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+			}
+		}
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("keep capabilities: %w", err)
+	}
+	groups := make([]int, len(p.User.AdditionalGids))
+	for i, g := range p.User.AdditionalGids {
+		groups[i] = int(g)
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("setgroups %v: %w", groups, err)
+	}
+	if err := syscall.Setgid(int(p.User.GID)); err != nil {
+		return fmt.Errorf("setgid %d: %w", p.User.GID, err)
+	}
+	if err := syscall.Setuid(int(p.User.UID)); err != nil {
+		return fmt.Errorf("setuid %d: %w", p.User.UID, err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(effective), Permitted: uint32(permitted), Inheritable: uint32(inheritable)},
+		{Effective: uint32(effective >> 32), Permitted: uint32(permitted >> 32), Inheritable: uint32(inheritable >> 32)},
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("set capabilities: %w", err)
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("no_new_privs: %w", err)
+		}
+	}
+	return nil
+}

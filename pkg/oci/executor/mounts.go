@@ -1,0 +1,270 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Every mount target inside the root is resolved with openat2
+// RESOLVE_IN_ROOT, so a symlink the image planted (/proc -> /host/etc)
+// resolves inside the root, and the mount is attached to the file
+// descriptor that was opened, never to a path the container could have
+// swapped between the check and the mount (the CVE-2025-31133/52565/52881
+// class of races against runc).
+
+// mountOptions splits spec options into mount attributes, propagation,
+// and the file system's own parameters.
+type mountOptions struct {
+	attr        uint64 // MOUNT_ATTR_* but the access-time mode
+	atime       uint64 // MOUNT_ATTR_RELATIME, _NOATIME or _STRICTATIME
+	setAtime    bool
+	propagation uint64 // MS_PRIVATE, MS_SLAVE, MS_SHARED
+	recursive   bool
+	params      []string // key=value or flag, for fsconfig
+}
+
+func parseOptions(opts []string) mountOptions {
+	var o mountOptions
+	for _, opt := range opts {
+		switch opt {
+		case "ro":
+			o.attr |= unix.MOUNT_ATTR_RDONLY
+		case "rw", "bind", "suid", "dev", "exec":
+		case "rbind":
+			o.recursive = true
+		case "nosuid":
+			o.attr |= unix.MOUNT_ATTR_NOSUID
+		case "nodev":
+			o.attr |= unix.MOUNT_ATTR_NODEV
+		case "noexec":
+			o.attr |= unix.MOUNT_ATTR_NOEXEC
+		case "relatime":
+			o.atime, o.setAtime = unix.MOUNT_ATTR_RELATIME, true
+		case "strictatime":
+			o.atime, o.setAtime = unix.MOUNT_ATTR_STRICTATIME, true
+		case "noatime":
+			o.atime, o.setAtime = unix.MOUNT_ATTR_NOATIME, true
+		case "private", "rprivate":
+			o.propagation = unix.MS_PRIVATE
+		case "slave", "rslave":
+			o.propagation = unix.MS_SLAVE
+		case "shared", "rshared":
+			o.propagation = unix.MS_SHARED
+		default:
+			o.params = append(o.params, opt)
+		}
+	}
+	return o
+}
+
+// resolveIn opens path inside the root, making it (a directory, or an
+// empty file when file is set) and its parents when missing.
+func resolveIn(root int, p string, file bool) (int, error) {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(root, p, how)
+	if err == nil {
+		return fd, nil
+	}
+	if !errors.Is(err, unix.ENOENT) {
+		return -1, fmt.Errorf("resolve %s in the root: %w", p, err)
+	}
+	parent, base := path.Split(path.Clean("/" + p))
+	if base == "" {
+		return -1, fmt.Errorf("resolve %s in the root: %w", p, err)
+	}
+	pfd, err := resolveIn(root, parent, false)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pfd)
+	dfd, err := reopenDir(pfd)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(dfd)
+	if file {
+		f, err := unix.Openat(dfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return -1, fmt.Errorf("create mount point %s: %w", p, err)
+		}
+		if err == nil {
+			unix.Close(f)
+		}
+	} else if err := unix.Mkdirat(dfd, base, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return -1, fmt.Errorf("create mount point %s: %w", p, err)
+	}
+	// Only a dangling symlink makes a path both missing and existing.
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return -1, fmt.Errorf("mount point %s is a symlink to a path missing from the image: refused", p)
+	}
+	return unix.Openat2(dfd, base, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH})
+}
+
+// reopenDir turns an O_PATH directory fd into one that *at calls accept
+// for creating entries, and checks it is a directory.
+func reopenDir(fd int) (int, error) {
+	return unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+}
+
+// attach moves a detached mount onto the target fd.
+func attach(tree, target int) error {
+	return unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+}
+
+// mountInRoot makes one spec mount inside the root.
+func mountInRoot(root int, m specs.Mount) error {
+	o := parseOptions(m.Options)
+	isBind := m.Type == "bind" || o.recursive || contains(m.Options, "bind")
+	file := false
+	if isBind {
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return fmt.Errorf("bind source %s: %w", m.Source, err)
+		}
+		file = !fi.IsDir()
+	}
+	target, err := resolveIn(root, m.Destination, file)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+
+	var tree int
+	if isBind {
+		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+		if o.recursive {
+			flags |= unix.AT_RECURSIVE
+		}
+		tree, err = unix.OpenTree(unix.AT_FDCWD, m.Source, flags)
+		if err != nil {
+			return fmt.Errorf("clone %s: %w", m.Source, err)
+		}
+	} else {
+		tree, err = fsMount(m.Type, m.Source, o)
+		if err != nil {
+			return fmt.Errorf("mount %s at %s: %w", m.Type, m.Destination, err)
+		}
+	}
+	defer unix.Close(tree)
+	// A new file system got its attributes from fsmount; a cloned tree gets
+	// them here, on every mount in it when recursive (so a read-only rbind
+	// is read-only all the way down).
+	if isBind && (o.attr != 0 || o.setAtime || o.propagation != 0) {
+		at := &unix.MountAttr{Attr_set: o.attr | o.atime, Propagation: o.propagation}
+		if o.setAtime {
+			at.Attr_clr = unix.MOUNT_ATTR__ATIME
+		}
+		flags := uint(unix.AT_EMPTY_PATH)
+		if o.recursive {
+			flags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(tree, "", flags, at); err != nil {
+			return fmt.Errorf("set attributes of %s: %w", m.Destination, err)
+		}
+	}
+	if err := attach(tree, target); err != nil {
+		return fmt.Errorf("attach %s at %s: %w", m.Source, m.Destination, err)
+	}
+	return nil
+}
+
+// fsMount makes a detached mount of a kernel file system.
+func fsMount(fstype, source string, o mountOptions) (int, error) {
+	if fstype == "cgroup" {
+		// A v1 cgroup hierarchy per controller is the host's business: the
+		// container sees an empty read-only /sys/fs/cgroup on v1 hosts.
+		fstype, o.params = "tmpfs", []string{"mode=755", "size=0"}
+	}
+	fs, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fs)
+	if source != "" {
+		unix.FsconfigSetString(fs, "source", source)
+	}
+	for _, p := range o.params {
+		k, v, hasValue := strings.Cut(p, "=")
+		if hasValue {
+			err = unix.FsconfigSetString(fs, k, v)
+		} else {
+			err = unix.FsconfigSetFlag(fs, k)
+		}
+		if err != nil {
+			return -1, fmt.Errorf("option %s: %w", p, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, err
+	}
+	return unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, int(o.attr|o.atime))
+}
+
+// maskPath hides a path: a directory under an empty read-only tmpfs, a
+// file under /dev/null, which must be the real null device (1:3) and not
+// something the image put at /dev/null (CVE-2025-31133).
+func maskPath(root, devNull int, p string) error {
+	target, err := unix.Openat2(root, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mask %s: %w", p, err)
+	}
+	defer unix.Close(target)
+	var st unix.Stat_t
+	if err := unix.Fstat(target, &st); err != nil {
+		return err
+	}
+	var tree int
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		tree, err = fsMount("tmpfs", "tmpfs", mountOptions{attr: unix.MOUNT_ATTR_RDONLY, params: []string{"size=0", "mode=755"}})
+	} else {
+		tree, err = unix.OpenTree(devNull, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	}
+	if err != nil {
+		return fmt.Errorf("mask %s: %w", p, err)
+	}
+	defer unix.Close(tree)
+	if err := attach(tree, target); err != nil {
+		return fmt.Errorf("mask %s: %w", p, err)
+	}
+	return nil
+}
+
+// readonlyPath binds a path read-only onto itself.
+func readonlyPath(root int, p string) error {
+	target, err := unix.Openat2(root, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read-only %s: %w", p, err)
+	}
+	defer unix.Close(target)
+	tree, err := unix.OpenTree(target, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("read-only %s: %w", p, err)
+	}
+	defer unix.Close(tree)
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		return fmt.Errorf("read-only %s: %w", p, err)
+	}
+	return attach(tree, target)
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
