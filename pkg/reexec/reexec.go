@@ -21,7 +21,8 @@ import (
 
 // Binary is the sealed copy of the running executable.
 type Binary struct {
-	f *os.File
+	f    *os.File
+	path string // set instead of f by Self
 }
 
 // Seal copies the running executable into a sealed memfd.
@@ -48,8 +49,19 @@ func Seal() (*Binary, error) {
 	return &Binary{f: f}, nil
 }
 
+// Self is the binary the calling process runs, for a process that was
+// itself started from a sealed copy (a pod's monitor): exec'ing
+// /proc/self/exe reuses that copy, sealed and shared, instead of making
+// another.
+func Self() *Binary { return &Binary{path: "/proc/self/exe"} }
+
 // Path is a path that execs the sealed copy.
-func (b *Binary) Path() string { return fmt.Sprintf("/proc/self/fd/%d", b.f.Fd()) }
+func (b *Binary) Path() string {
+	if b.f == nil {
+		return b.path
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", b.f.Fd())
+}
 
 // Command runs the sealed binary with args; argv[0] is "crid". The memfd
 // is close-on-exec in the child, which holds the image through exec only.
@@ -60,4 +72,9 @@ func (b *Binary) Command(args ...string) *exec.Cmd {
 }
 
 // Close releases the copy.
-func (b *Binary) Close() error { return b.f.Close() }
+func (b *Binary) Close() error {
+	if b.f == nil {
+		return nil
+	}
+	return b.f.Close()
+}

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/crid-dev/crid/pkg/image/archive"
 	"github.com/crid-dev/crid/pkg/oci/generate"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/test/images/catalog"
@@ -36,18 +35,9 @@ func busyboxRoot(t *testing.T) string {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		t.Skip("needs Debian's busybox at /bin/busybox (hack/install-deps.sh installs it)")
 	}
-	layer, err := catalog.BusyboxLayer("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := layer.Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
 	root := filepath.Join(t.TempDir(), "rootfs")
 	os.Mkdir(root, 0o755)
-	if _, err := archive.Apply(root, rc, archive.Options{}); err != nil {
+	if err := catalog.UnpackBusybox("/bin/busybox", root); err != nil {
 		t.Fatal(err)
 	}
 	return root

@@ -54,6 +54,10 @@ func (p *Process) Wait() (syscall.WaitStatus, error) {
 	return ws, err
 }
 
+// Release lets go of the process without waiting for it: for a caller
+// that reaps its children itself (the monitor, as subreaper).
+func (p *Process) Release() error { return p.cmd.Process.Release() }
+
 // Options for Start.
 type Options struct {
 	// Place puts the init into the container's cgroup before it runs

@@ -13,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/crid-dev/crid/pkg/image/archive"
 )
 
 // Options says where the inputs are.
@@ -43,6 +45,22 @@ func BusyboxLayer(busybox string) (v1.Layer, error) {
 		return nil, err
 	}
 	return Layer(entries)
+}
+
+// UnpackBusybox writes the busybox layer's files into dir, as a container
+// root for tests of the executor.
+func UnpackBusybox(busybox, dir string) error {
+	layer, err := BusyboxLayer(busybox)
+	if err != nil {
+		return err
+	}
+	rc, err := layer.Uncompressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = archive.Apply(dir, rc, archive.Options{NoOwnership: os.Geteuid() != 0})
+	return err
 }
 
 // Critest builds every image critest pulls, but the one pinned by an

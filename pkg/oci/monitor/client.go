@@ -1,0 +1,109 @@
+package monitor
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/crid-dev/crid/pkg/reexec"
+)
+
+// Client talks to a pod's monitor.
+type Client struct {
+	dir string
+}
+
+// Ensure returns a client of the monitor in dir, starting the monitor if
+// none answers there. The monitor is in a session of its own with no
+// descriptor of crid's, so it outlives crid.
+func Ensure(bin *reexec.Binary, dir string) (*Client, error) {
+	c := &Client{dir: dir}
+	if c.alive() {
+		return c, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	cmd := bin.Command(Command, dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start monitor: %w", err)
+	}
+	// While crid runs it reaps the monitor; after, init does.
+	go cmd.Wait()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("monitor did not start: %q %v", line, err)
+	}
+	return c, nil
+}
+
+// Connect returns a client of an existing monitor, after a crid restart.
+func Connect(dir string) *Client { return &Client{dir: dir} }
+
+func (c *Client) alive() bool {
+	conn, err := net.DialTimeout("unix", filepath.Join(c.dir, SocketName), time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// Alive says whether the monitor answers.
+func (c *Client) Alive() bool { return c.alive() }
+
+func (c *Client) call(req Request) (Response, error) {
+	conn, err := net.DialTimeout("unix", filepath.Join(c.dir, SocketName), 5*time.Second)
+	if err != nil {
+		return Response{}, fmt.Errorf("monitor of %s: %w", c.dir, err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return Response{}, err
+	}
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return Response{}, fmt.Errorf("monitor of %s: %w", c.dir, err)
+	}
+	if resp.Error != "" {
+		return resp, errors.New(resp.Error)
+	}
+	return resp, nil
+}
+
+// Start runs the container whose bundle holds config.json, logging to log.
+func (c *Client) Start(id, bundle, log string) (int, error) {
+	resp, err := c.call(Request{Op: "start", ID: id, Bundle: bundle, Log: log})
+	return resp.Pid, err
+}
+
+// Kill signals a running container; one that has exited is not an error.
+func (c *Client) Kill(id string, sig syscall.Signal) error {
+	_, err := c.call(Request{Op: "kill", ID: id, Signal: int(sig)})
+	return err
+}
+
+// Reopen reopens a running container's log.
+func (c *Client) Reopen(id string) error {
+	_, err := c.call(Request{Op: "reopen", ID: id})
+	return err
+}
+
+// Shutdown ends the monitor; it refuses while a container runs.
+func (c *Client) Shutdown() error {
+	_, err := c.call(Request{Op: "shutdown"})
+	return err
+}

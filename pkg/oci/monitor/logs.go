@@ -1,0 +1,106 @@
+package monitor
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// maxLogLine is where a line without a newline is cut into partial lines,
+// as the kubelet's reader expects: a full line is tagged F, its pieces P.
+const maxLogLine = 16 << 10
+
+// LogWriter writes container output in the CRI log format,
+// "<RFC3339Nano> <stream> <P|F> <content>\n", to a file it can reopen for
+// the kubelet's rename-then-reopen rotation.
+type LogWriter struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+// OpenLog opens (appending) or creates path; an empty path discards.
+func OpenLog(path string) (*LogWriter, error) {
+	w := &LogWriter{path: path}
+	return w, w.Reopen()
+}
+
+// Reopen closes the file and opens path again: after the kubelet renamed
+// the old file away, new lines go to a new file, none lost (the lock holds
+// writers back while the file changes).
+func (w *LogWriter) Reopen() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("open log %s: %w", w.path, err)
+	}
+	if w.f != nil {
+		w.f.Close()
+	}
+	w.f = f
+	return nil
+}
+
+func (w *LogWriter) line(stream string, partial bool, content []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return
+	}
+	tag := "F"
+	if partial {
+		tag = "P"
+	}
+	var b bytes.Buffer
+	b.Grow(len(content) + 48)
+	b.WriteString(time.Now().UTC().Format(time.RFC3339Nano))
+	b.WriteByte(' ')
+	b.WriteString(stream)
+	b.WriteByte(' ')
+	b.WriteString(tag)
+	b.WriteByte(' ')
+	b.Write(content)
+	b.WriteByte('\n')
+	w.f.Write(b.Bytes())
+}
+
+// Copy reads a stream ("stdout" or "stderr") to its end, one log line per
+// line read. It returns when r does.
+func (w *LogWriter) Copy(stream string, r io.Reader) {
+	br := bufio.NewReaderSize(r, maxLogLine)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		switch {
+		case err == nil:
+			w.line(stream, false, bytes.TrimSuffix(chunk, []byte("\n")))
+		case err == bufio.ErrBufferFull:
+			w.line(stream, true, chunk)
+		default:
+			if len(chunk) > 0 {
+				// The stream ended mid-line: what there is, as a full line.
+				w.line(stream, false, chunk)
+			}
+			return
+		}
+	}
+}
+
+// Close closes the file.
+func (w *LogWriter) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}

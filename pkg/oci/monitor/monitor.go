@@ -1,0 +1,312 @@
+// Package monitor is the process that watches over a pod's containers
+// while crid may come and go: one per pod, started by crid from its own
+// binary (`crid monitor DIR`), in a session of its own and holding none of
+// crid's files. It is the parent, and the child subreaper, of the pod's
+// container processes: it starts them through the executor, copies their
+// output into their logs in the CRI format, reopens logs on request, and
+// records each exit atomically in the container's bundle, so a crid that
+// was killed finds every exit when it comes back.
+//
+// One monitor per pod rather than per container (conmon's choice) keeps
+// the cost of a pod to one small process however many containers it has;
+// it is asked over a unix socket in the pod's run dir (a path, never an
+// abstract socket: CVE-2020-15257).
+package monitor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/oci/executor"
+	"github.com/crid-dev/crid/pkg/reexec"
+)
+
+// Command is the hidden crid subcommand of a pod's monitor.
+const Command = "monitor"
+
+// SocketName is the monitor's socket in its directory.
+const SocketName = "monitor.sock"
+
+// ExitFile is where a container's exit is recorded in its bundle.
+const ExitFile = "exit.json"
+
+// Request is one call to the monitor.
+type Request struct {
+	Op     string `json:"op"` // start, kill, reopen, shutdown
+	ID     string `json:"id,omitempty"`
+	Bundle string `json:"bundle,omitempty"` // holds config.json; exit.json is written there
+	Log    string `json:"log,omitempty"`
+	Signal int    `json:"signal,omitempty"`
+}
+
+// Response answers a Request.
+type Response struct {
+	Pid   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Exit is a container's end.
+type Exit struct {
+	Pid        int       `json:"pid"`
+	ExitCode   int       `json:"exitCode"`
+	Signal     int       `json:"signal,omitempty"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
+	FinishedAt time.Time `json:"finishedAt"`
+}
+
+type container struct {
+	id, bundle string
+	pid        int
+	log        *LogWriter
+	cgroup     cgroups.Manager
+	oomBefore  uint64
+	copying    sync.WaitGroup
+}
+
+type monitor struct {
+	dir     string
+	bin     *reexec.Binary
+	cg      *cgroups.Hierarchy
+	mu      sync.Mutex
+	byPid   map[int]*container
+	byID    map[string]*container
+	closing bool
+}
+
+// Run is the monitor's main: it serves dir's socket until asked to shut
+// down with no container left running.
+func Run(dir string) int {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "monitor: subreaper:", err)
+		return 1
+	}
+	cg, err := cgroups.Discover()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "monitor:", err)
+		return 1
+	}
+	m := &monitor{dir: dir, bin: reexec.Self(), cg: cg, byPid: map[int]*container{}, byID: map[string]*container{}}
+	sock := filepath.Join(dir, SocketName)
+	os.Remove(sock)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "monitor:", err)
+		return 1
+	}
+	os.Chmod(sock, 0o600)
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, syscall.SIGCHLD)
+	go m.reap(sigs)
+	// Tell the starter the socket is ready.
+	os.Stdout.WriteString("ready\n")
+	os.Stdout.Close()
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			return 0
+		}
+		if m.serve(conn) {
+			l.Close()
+			os.Remove(sock)
+			return 0
+		}
+	}
+}
+
+// serve answers one request; it returns true when the monitor should end.
+func (m *monitor) serve(conn net.Conn) bool {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	var req Request
+	if err := json.NewDecoder(conn).Decode(&req); err != nil {
+		return false
+	}
+	var resp Response
+	end := false
+	switch req.Op {
+	case "start":
+		pid, err := m.start(req)
+		resp.Pid = pid
+		if err != nil {
+			resp.Error = err.Error()
+		}
+	case "kill":
+		if err := m.kill(req.ID, syscall.Signal(req.Signal)); err != nil {
+			resp.Error = err.Error()
+		}
+	case "reopen":
+		m.mu.Lock()
+		c := m.byID[req.ID]
+		m.mu.Unlock()
+		if c == nil {
+			resp.Error = "container " + req.ID + " is not running"
+		} else if err := c.log.Reopen(); err != nil {
+			resp.Error = err.Error()
+		}
+	case "shutdown":
+		m.mu.Lock()
+		if len(m.byID) > 0 {
+			resp.Error = fmt.Sprintf("%d containers still run", len(m.byID))
+		} else {
+			end = true
+		}
+		m.mu.Unlock()
+	default:
+		resp.Error = "unknown op " + req.Op
+	}
+	json.NewEncoder(conn).Encode(resp)
+	return end
+}
+
+func (m *monitor) start(req Request) (int, error) {
+	data, err := os.ReadFile(filepath.Join(req.Bundle, "config.json"))
+	if err != nil {
+		return 0, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return 0, fmt.Errorf("config.json: %w", err)
+	}
+	log, err := OpenLog(req.Log)
+	if err != nil {
+		return 0, err
+	}
+	cg, err := m.cg.Manager(spec.Linux.CgroupsPath)
+	if err != nil {
+		log.Close()
+		return 0, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	devNull, _ := os.Open(os.DevNull)
+	defer devNull.Close()
+	c := &container{id: req.ID, bundle: req.Bundle, log: log, cgroup: cg}
+	c.oomBefore, _ = cg.OOMKills()
+	// The lock is held across the start so the reaper cannot see the exit
+	// of a process not yet in byPid.
+	m.mu.Lock()
+	p, err := executor.Start(m.bin, &spec, executor.Stdio{Stdin: devNull, Stdout: outW, Stderr: errW},
+		executor.Options{Place: cg.Add})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		m.mu.Unlock()
+		outR.Close()
+		errR.Close()
+		log.Close()
+		return 0, err
+	}
+	c.pid = p.Pid
+	p.Release() // the reaper collects it
+	m.byPid[c.pid] = c
+	m.byID[c.id] = c
+	m.mu.Unlock()
+	c.copying.Add(2)
+	go func() { defer c.copying.Done(); log.Copy("stdout", outR); outR.Close() }()
+	go func() { defer c.copying.Done(); log.Copy("stderr", errR); errR.Close() }()
+	return c.pid, nil
+}
+
+func (m *monitor) kill(id string, sig syscall.Signal) error {
+	m.mu.Lock()
+	c := m.byID[id]
+	m.mu.Unlock()
+	if c == nil {
+		return nil // already exited: nothing to signal
+	}
+	if err := syscall.Kill(c.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// reap collects every child: the containers' exits are recorded, the
+// orphans they leave (reparented to the monitor as subreaper) are just
+// collected.
+func (m *monitor) reap(sigs chan os.Signal) {
+	for range sigs {
+		for {
+			var ws syscall.WaitStatus
+			m.mu.Lock()
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				m.mu.Unlock()
+				break
+			}
+			c := m.byPid[pid]
+			if c != nil {
+				delete(m.byPid, pid)
+				delete(m.byID, c.id)
+			}
+			m.mu.Unlock()
+			if c != nil {
+				go m.exited(c, ws)
+			}
+		}
+	}
+}
+
+func (m *monitor) exited(c *container, ws syscall.WaitStatus) {
+	e := Exit{Pid: c.pid, FinishedAt: time.Now()}
+	if ws.Signaled() {
+		e.Signal = int(ws.Signal())
+		e.ExitCode = 128 + e.Signal
+	} else {
+		e.ExitCode = ws.ExitStatus()
+	}
+	if n, err := c.cgroup.OOMKills(); err == nil && n > c.oomBefore {
+		e.OOMKilled = true
+	}
+	// Output the process left in the pipes is logged before the exit is.
+	c.copying.Wait()
+	c.log.Close()
+	if err := writeExit(c.bundle, e); err != nil {
+		fmt.Fprintln(os.Stderr, "monitor: record exit of", c.id+":", err)
+	}
+}
+
+func writeExit(bundle string, e Exit) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(bundle, ExitFile+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(bundle, ExitFile))
+}
+
+// ReadExit reads a container's recorded exit; ok is false while it runs.
+func ReadExit(bundle string) (Exit, bool, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, ExitFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return Exit{}, false, nil
+	}
+	if err != nil {
+		return Exit{}, false, err
+	}
+	var e Exit
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Exit{}, false, err
+	}
+	return e, true, nil
+}

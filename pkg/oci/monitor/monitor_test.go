@@ -1,0 +1,177 @@
+package monitor
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/oci/executor"
+	"github.com/crid-dev/crid/pkg/oci/generate"
+	"github.com/crid-dev/crid/pkg/reexec"
+	"github.com/crid-dev/crid/test/images/catalog"
+)
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == Command {
+		os.Exit(Run(os.Args[2]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == executor.InitCommand {
+		os.Exit(executor.Init())
+	}
+	os.Exit(m.Run())
+}
+
+type fixture struct {
+	root, monDir string
+	client       *Client
+	cg           *cgroups.Hierarchy
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("running containers needs root")
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs Debian's busybox at /bin/busybox (hack/install-deps.sh installs it)")
+	}
+	f := &fixture{root: filepath.Join(t.TempDir(), "rootfs"), monDir: t.TempDir()}
+	os.Mkdir(f.root, 0o755)
+	if err := catalog.UnpackBusybox("/bin/busybox", f.root); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := reexec.Seal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bin.Close() })
+	if f.client, err = Ensure(bin, f.monDir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.client.Shutdown() })
+	if f.cg, err = cgroups.Discover(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// bundle writes a container's config.json and makes its cgroup.
+func (f *fixture) bundle(t *testing.T, id, script string) string {
+	t.Helper()
+	cgPath := fmt.Sprintf("/crid-test-mon-%d/%s", os.Getpid(), id)
+	cg, _ := f.cg.Manager(cgPath)
+	if err := cg.Create(&cgroups.Resources{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cg.Destroy(t.Context())
+		parent, _ := f.cg.Manager(fmt.Sprintf("/crid-test-mon-%d", os.Getpid()))
+		parent.Destroy(t.Context())
+	})
+	spec, err := generate.Spec(generate.Input{
+		Container: &runtime.ContainerConfig{Command: []string{"/bin/sh", "-c", script}},
+		Sandbox:   &runtime.PodSandboxConfig{},
+		Image:     &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=/bin"}}},
+		Rootfs:    f.root, CgroupsPath: cgPath, DaemonCaps: generate.DefaultCapabilities,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), id)
+	os.Mkdir(dir, 0o700)
+	data, _ := json.Marshal(spec)
+	os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600)
+	return dir
+}
+
+func waitExit(t *testing.T, bundle string) Exit {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		e, ok, err := ReadExit(bundle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no exit recorded")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestMonitorRunsLogsAndRecordsExit(t *testing.T) {
+	f := setup(t)
+	b := f.bundle(t, "short", "echo out; echo err >&2; exit 7")
+	logPath := filepath.Join(t.TempDir(), "short.log")
+	pid, err := f.client.Start("short", b, logPath)
+	if err != nil || pid == 0 {
+		t.Fatalf("start: %d, %v", pid, err)
+	}
+	e := waitExit(t, b)
+	if e.ExitCode != 7 || e.Signal != 0 || e.Pid != pid || e.FinishedAt.IsZero() {
+		t.Fatalf("exit %+v", e)
+	}
+	got := readLog(t, logPath)
+	if len(got) != 2 || strings.Join(got[0], " ") != "stdout F out" || strings.Join(got[1], " ") != "stderr F err" {
+		t.Fatalf("log %q", got)
+	}
+}
+
+func TestMonitorKillsAndReopens(t *testing.T) {
+	f := setup(t)
+	b := f.bundle(t, "long", "trap 'exit 0' TERM; while true; do echo tick; sleep 0.05; done")
+	logPath := filepath.Join(t.TempDir(), "long.log")
+	if _, err := f.client.Start("long", b, logPath); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	os.Rename(logPath, logPath+".1")
+	if err := f.client.Reopen("long"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := f.client.Shutdown(); err == nil || !strings.Contains(err.Error(), "still run") {
+		t.Errorf("shutdown with a container running: %v", err)
+	}
+	if err := f.client.Kill("long", syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e := waitExit(t, b)
+	if e.Signal != int(syscall.SIGKILL) || e.ExitCode != 137 {
+		t.Fatalf("exit %+v", e)
+	}
+	if old, cur := readLog(t, logPath+".1"), readLog(t, logPath); len(old) == 0 || len(cur) == 0 {
+		t.Fatalf("rotation lost lines: %d before, %d after", len(old), len(cur))
+	}
+	if err := f.client.Kill("long", syscall.SIGTERM); err != nil {
+		t.Errorf("killing an exited container: %v", err)
+	}
+}
+
+func TestOOMKillIsRecorded(t *testing.T) {
+	f := setup(t)
+	b := f.bundle(t, "oom", "x=a; while true; do x=$x$x; done")
+	cg, _ := f.cg.Manager(fmt.Sprintf("/crid-test-mon-%d/oom", os.Getpid()))
+	if err := cg.Update(&cgroups.Resources{MemoryLimit: 16 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.Start("oom", b, ""); err != nil {
+		t.Fatal(err)
+	}
+	e := waitExit(t, b)
+	if !e.OOMKilled || e.ExitCode != 137 {
+		t.Fatalf("exit %+v, want an OOM kill", e)
+	}
+}
