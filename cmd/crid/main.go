@@ -20,6 +20,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/oci/executor"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/version"
 )
@@ -31,6 +32,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == executor.InitCommand {
 		os.Exit(executor.Init())
+	}
+	if len(os.Args) > 2 && os.Args[1] == monitor.Command {
+		os.Exit(monitor.Run(os.Args[2]))
 	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "crid:", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
@@ -81,16 +82,34 @@ func serve(cfg config.Config) error {
 		return err
 	}
 	defer binary.Close()
+	// The managers refer to each other through these hooks: a sandbox
+	// stops and removes its containers, an image keeps the layers
+	// containers use.
+	var containers *container.Manager
+	images.SetLayersInUse(func() map[string]bool { return containers.LayersInUse() })
 	sandboxes, err := sandbox.New(context.Background(), sandbox.Options{
 		RunRoot: cfg.RunRoot,
 		Store:   st,
 		Cgroups: cg,
 		CNI:     cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache")),
 		Binary:  binary,
+		StopContainers: func(ctx context.Context, id string) error {
+			return containers.StopAll(ctx, id)
+		},
+		RemoveContainers: func(ctx context.Context, id, monitorDir string) error {
+			return containers.RemoveAll(ctx, id, monitorDir)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)
 	}
+	containers, err = container.New(context.Background(), container.Options{
+		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Images: images, Binary: binary,
+	})
+	if err != nil {
+		return fmt.Errorf("containers: %w", err)
+	}
+	defer containers.Close()
 
 	lis, err := listenCRI(cfg.Listen)
 	if err != nil {
@@ -102,7 +121,7 @@ func serve(cfg config.Config) error {
 	defer stop()
 
 	g := grpc.NewServer(server.ServerOptions()...)
-	server.New(cfg, st, cg, images, sandboxes).Register(g)
+	server.New(cfg, st, cg, images, sandboxes, containers).Register(g)
 
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(lis) }()

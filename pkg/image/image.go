@@ -166,6 +166,14 @@ func (s *Service) load() error {
 	return err
 }
 
+// SetLayersInUse sets the hook naming the layers containers use; crid
+// wires it once the container manager exists, before serving.
+func (s *Service) SetLayersInUse(f func() map[string]bool) {
+	s.layerMu.Lock()
+	s.opts.LayersInUse = f
+	s.layerMu.Unlock()
+}
+
 // index adds img to the in-memory maps. Callers hold mu, or own s alone.
 func (s *Service) index(img *Image) {
 	s.images[img.ID] = img

@@ -260,6 +260,11 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := m.Stop(ctx, s.ID); err != nil {
 		return err
 	}
+	if m.opts.RemoveContainers != nil {
+		if err := m.opts.RemoveContainers(ctx, s.ID, filepath.Join(s.Dir, "monitor")); err != nil {
+			return fmt.Errorf("remove containers of sandbox %s: %w", s.ID, err)
+		}
+	}
 	unlock := m.lock(s.ID)
 	defer unlock()
 	if s, err = m.Get(s.ID); err != nil {

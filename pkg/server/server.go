@@ -19,6 +19,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/sandbox"
@@ -33,13 +34,14 @@ type Server struct {
 	runtime.UnimplementedRuntimeServiceServer
 	runtime.UnimplementedImageServiceServer
 
-	cfg       config.Config
-	store     *store.Store
-	cgroups   *cgroups.Hierarchy
-	layout    image.Layout
-	usage     *image.UsageCache
-	images    *image.Service
-	sandboxes *sandbox.Manager
+	cfg        config.Config
+	store      *store.Store
+	cgroups    *cgroups.Hierarchy
+	layout     image.Layout
+	usage      *image.UsageCache
+	images     *image.Service
+	sandboxes  *sandbox.Manager
+	containers *container.Manager
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
@@ -49,9 +51,9 @@ type Server struct {
 const usageMaxAge = 5 * time.Second
 
 // New returns a server over an open store and image service.
-func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager) *Server {
+func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager, containers *container.Manager) *Server {
 	return &Server{
-		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes,
+		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers,
 		layout: image.Layout{Root: cfg.Root},
 		usage:  image.NewUsageCache(usageMaxAge),
 	}

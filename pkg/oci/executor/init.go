@@ -14,6 +14,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crid-dev/crid/pkg/oci/generate"
 )
 
 // Init is a container's init: crid's binary as `crid init`, started by
@@ -284,19 +286,13 @@ func lookPath(file string, env []string) (string, error) {
 	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", file)
 }
 
-var capNumbers = map[string]uint{}
-
-func init() {
-	names := []string{"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-		"SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK",
-		"IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT",
-		"SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL",
-		"SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON",
-		"BPF", "CHECKPOINT_RESTORE"}
-	for i, n := range names {
-		capNumbers["CAP_"+n] = uint(i)
+var capNumbers = func() map[string]uint {
+	m := map[string]uint{}
+	for i, n := range generate.CapabilityNames {
+		m[n] = uint(i)
 	}
-}
+	return m
+}()
 
 func capMask(names []string) (uint64, error) {
 	var m uint64

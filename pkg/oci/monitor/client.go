@@ -32,6 +32,12 @@ func Ensure(bin *reexec.Binary, dir string) (*Client, error) {
 	}
 	cmd := bin.Command(Command, dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	logf, err := os.OpenFile(filepath.Join(dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -44,7 +50,8 @@ func Ensure(bin *reexec.Binary, dir string) (*Client, error) {
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || line != "ready\n" {
 		cmd.Process.Kill()
-		return nil, fmt.Errorf("monitor did not start: %q %v", line, err)
+		msg, _ := os.ReadFile(filepath.Join(dir, "monitor.log"))
+		return nil, fmt.Errorf("monitor did not start: %v: %s", err, msg)
 	}
 	return c, nil
 }
@@ -52,8 +59,19 @@ func Ensure(bin *reexec.Binary, dir string) (*Client, error) {
 // Connect returns a client of an existing monitor, after a crid restart.
 func Connect(dir string) *Client { return &Client{dir: dir} }
 
+// dial connects to the monitor's socket through a descriptor of its dir,
+// which keeps the socket path short whatever the dir's length.
+func (c *Client) dial(timeout time.Duration) (net.Conn, error) {
+	d, err := os.Open(c.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return net.DialTimeout("unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), SocketName), timeout)
+}
+
 func (c *Client) alive() bool {
-	conn, err := net.DialTimeout("unix", filepath.Join(c.dir, SocketName), time.Second)
+	conn, err := c.dial(time.Second)
 	if err != nil {
 		return false
 	}
@@ -65,7 +83,7 @@ func (c *Client) alive() bool {
 func (c *Client) Alive() bool { return c.alive() }
 
 func (c *Client) call(req Request) (Response, error) {
-	conn, err := net.DialTimeout("unix", filepath.Join(c.dir, SocketName), 5*time.Second)
+	conn, err := c.dial(5 * time.Second)
 	if err != nil {
 		return Response{}, fmt.Errorf("monitor of %s: %w", c.dir, err)
 	}

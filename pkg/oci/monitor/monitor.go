@@ -98,7 +98,14 @@ func Run(dir string) int {
 		return 1
 	}
 	m := &monitor{dir: dir, bin: reexec.Self(), cg: cg, byPid: map[int]*container{}, byID: map[string]*container{}}
-	sock := filepath.Join(dir, SocketName)
+	// Socket paths are limited to 107 bytes and a pod's dir under the run
+	// root is longer: listen relative to the dir, and let clients dial
+	// through a descriptor of it (see dial).
+	if err := os.Chdir(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "monitor:", err)
+		return 1
+	}
+	sock := SocketName
 	os.Remove(sock)
 	l, err := net.Listen("unix", sock)
 	if err != nil {

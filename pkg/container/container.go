@@ -1,0 +1,634 @@
+// Package container keeps a node's containers: their records, their root
+// filesystems and cgroups, and their state as the pods' monitors report
+// it. It asks the executor (through each pod's monitor) to run them and
+// learns of their exits from the exit records the monitors write, so a
+// crid restarted after kill -9 finds every container as it is.
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/oci/generate"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
+	"github.com/crid-dev/crid/pkg/reexec"
+	"github.com/crid-dev/crid/pkg/store"
+)
+
+// State is a container's CRI state.
+type State string
+
+const (
+	Created State = "created"
+	Running State = "running"
+	Exited  State = "exited"
+)
+
+// Container is a container's record.
+type Container struct {
+	ID        string `json:"id"`
+	SandboxID string `json:"sandboxID"`
+	Name      string `json:"name"`
+	Attempt   uint32 `json:"attempt"`
+
+	Image       string            `json:"image"`   // as the request named it
+	ImageID     string            `json:"imageID"` // config digest
+	ImageRef    string            `json:"imageRef"`
+	ChainIDs    []string          `json:"chainIDs"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	LogPath     string            `json:"logPath,omitempty"`
+	Raw         json.RawMessage   `json:"raw,omitempty"`
+
+	Bundle     string `json:"bundle"` // config.json, rootfs mount point, exit.json
+	Layer      string `json:"layer"`  // upper and work dirs
+	Cgroup     string `json:"cgroup"`
+	MonitorDir string `json:"monitorDir"`
+	StopSignal int    `json:"stopSignal,omitempty"`
+
+	State      State     `json:"state"`
+	Creating   bool      `json:"creating,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	StartedAt  time.Time `json:"startedAt,omitempty"`
+	FinishedAt time.Time `json:"finishedAt,omitempty"`
+	Pid        int       `json:"pid,omitempty"`
+	ExitCode   int32     `json:"exitCode"`
+	Reason     string    `json:"reason,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	Mounted    bool      `json:"mounted,omitempty"`
+}
+
+// Key is the name a container reserves in its pod.
+func (c *Container) Key() string { return fmt.Sprintf("%s_%s_%d", c.SandboxID, c.Name, c.Attempt) }
+
+// Rootfs is where the container's root is mounted on the host.
+func (c *Container) Rootfs() string { return filepath.Join(c.Bundle, "rootfs") }
+
+// TerminationLog is the host file behind termination_message_path.
+func (c *Container) TerminationLog() string { return filepath.Join(c.Bundle, "termination-log") }
+
+func (c *Container) copy() *Container {
+	d := *c
+	d.ChainIDs = append([]string(nil), c.ChainIDs...)
+	return &d
+}
+
+// Options configure a Manager.
+type Options struct {
+	Root, RunRoot string
+	Store         *store.Store
+	Cgroups       *cgroups.Hierarchy
+	Images        *image.Service
+	Binary        *reexec.Binary
+}
+
+// Manager holds the node's containers.
+type Manager struct {
+	opts Options
+
+	mu         sync.RWMutex
+	containers map[string]*Container
+	names      map[string]string
+	exited     map[string]chan struct{} // closed when the container's exit is known
+	ops        sync.Map
+
+	watch *exitWatcher
+}
+
+// New loads the recorded containers, settles what happened to them while
+// crid was away, and starts watching for exits. Close stops the watcher.
+func New(ctx context.Context, opts Options) (*Manager, error) {
+	m := &Manager{opts: opts, containers: map[string]*Container{}, names: map[string]string{}, exited: map[string]chan struct{}{}}
+	for _, d := range []string{m.bundlesDir(), m.layersDir()} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	w, err := newExitWatcher(m.onExit)
+	if err != nil {
+		return nil, err
+	}
+	m.watch = w
+	if err := m.load(ctx); err != nil {
+		w.close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Close stops watching for exits.
+func (m *Manager) Close() { m.watch.close() }
+
+func (m *Manager) bundlesDir() string { return filepath.Join(m.opts.RunRoot, "containers") }
+func (m *Manager) layersDir() string  { return filepath.Join(m.opts.Root, "containers") }
+
+func (m *Manager) lock(id string) func() {
+	v, _ := m.ops.LoadOrStore(id, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Get finds a container by ID or unique ID prefix.
+func (m *Manager) Get(id string) (*Container, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if id == "" {
+		return nil, fmt.Errorf("container ID is empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if c, ok := m.containers[id]; ok {
+		return c.copy(), nil
+	}
+	var found *Container
+	for cid, c := range m.containers {
+		if strings.HasPrefix(cid, id) {
+			if found != nil {
+				return nil, fmt.Errorf("container ID prefix %q is ambiguous: %w", id, errdefs.ErrInvalidArgument)
+			}
+			found = c
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
+	}
+	return found.copy(), nil
+}
+
+// List returns every container, oldest first.
+func (m *Manager) List() []*Container {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*Container, 0, len(m.containers))
+	for _, c := range m.containers {
+		out = append(out, c.copy())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
+}
+
+// LayersInUse names the image layers containers' roots stand on.
+func (m *Manager) LayersInUse() map[string]bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	used := map[string]bool{}
+	for _, c := range m.containers {
+		for _, id := range c.ChainIDs {
+			used[id] = true
+		}
+	}
+	return used
+}
+
+func (m *Manager) save(c *Container) error {
+	if err := m.opts.Store.Put(store.BucketContainers, c.ID, c); err != nil {
+		return fmt.Errorf("record container %s: %w", c.ID, err)
+	}
+	m.mu.Lock()
+	m.containers[c.ID] = c.copy()
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Manager) forget(c *Container) error {
+	if err := m.opts.Store.Delete(store.BucketContainers, c.ID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.containers, c.ID)
+	if m.names[c.Key()] == c.ID {
+		delete(m.names, c.Key())
+	}
+	delete(m.exited, c.ID)
+	m.mu.Unlock()
+	m.ops.Delete(c.ID)
+	return nil
+}
+
+// CreateParams is what a container is made from.
+type CreateParams struct {
+	SandboxID, SandboxCgroup, MonitorDir string
+	Name                                 string
+	Attempt                              uint32
+	Image                                *image.Image
+	ImageName                            string
+	Labels, Annotations                  map[string]string
+	LogPath                              string
+	Raw                                  json.RawMessage
+	Resources                            *cgroups.Resources
+	StopSignal                           int
+	// Spec builds the runtime spec once the root is mounted, with the
+	// image's users read from it and the termination log's host path.
+	Spec func(rootfs string, users generate.Users, terminationLog string) (*specs.Spec, error)
+}
+
+// Create makes a container: its name reserved, its record written first,
+// then its cgroup, writable layer, root filesystem and bundle; any failure
+// undoes every step.
+func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err error) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	c := &Container{
+		ID: hex.EncodeToString(b), SandboxID: p.SandboxID, Name: p.Name, Attempt: p.Attempt,
+		Image: p.ImageName, ImageID: p.Image.ID, ImageRef: p.Image.ID, Labels: p.Labels, Annotations: p.Annotations,
+		LogPath: p.LogPath, Raw: p.Raw, MonitorDir: p.MonitorDir, StopSignal: p.StopSignal,
+		State: Created, Creating: true, CreatedAt: time.Now(),
+	}
+	if len(p.Image.RepoDigests) > 0 {
+		c.ImageRef = p.Image.RepoDigests[0]
+	}
+	for _, l := range p.Image.Layers {
+		c.ChainIDs = append(c.ChainIDs, l.ChainID)
+	}
+	c.Bundle = filepath.Join(m.bundlesDir(), c.ID)
+	c.Layer = filepath.Join(m.layersDir(), c.ID)
+	if c.Cgroup, err = cgroups.Join(p.SandboxCgroup, "crid-"+c.ID); err != nil {
+		return nil, err
+	}
+
+	m.mu.Lock()
+	if other, ok := m.names[c.Key()]; ok {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("container name %q is reserved for container %s in sandbox %s; remove it first: %w", p.Name, other, p.SandboxID, errdefs.ErrAlreadyExists)
+	}
+	m.names[c.Key()] = c.ID
+	m.mu.Unlock()
+	unlock := m.lock(c.ID)
+	defer unlock()
+	if err := m.save(c); err != nil {
+		m.mu.Lock()
+		delete(m.names, c.Key())
+		m.mu.Unlock()
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if terr := m.teardown(cctx, c); terr != nil {
+				klog.ErrorS(terr, "Undoing a failed container left something; start-up will retry", "container", c.ID)
+				return
+			}
+			m.forget(c)
+		}
+	}()
+
+	cg, err := m.opts.Cgroups.Manager(c.Cgroup)
+	if err != nil {
+		return nil, err
+	}
+	if err := cg.Create(p.Resources); err != nil {
+		return nil, fmt.Errorf("container cgroup: %w", err)
+	}
+	upper, work := filepath.Join(c.Layer, "upper"), filepath.Join(c.Layer, "work")
+	for _, d := range []string{upper, work, c.Rootfs()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	c.Mounted = true
+	if err := m.save(c); err != nil {
+		return nil, err
+	}
+	if err := image.MountOverlay(c.Rootfs(), m.opts.Images.LayerDirs(p.Image), upper, work); err != nil {
+		return nil, err
+	}
+	users := generate.ParseUsers(readInRoot(c.Rootfs(), "/etc/passwd"), readInRoot(c.Rootfs(), "/etc/group"))
+	if err := os.WriteFile(c.TerminationLog(), nil, 0o644); err != nil {
+		return nil, err
+	}
+	spec, err := p.Spec(c.Rootfs(), users, c.TerminationLog())
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	spec.Linux.CgroupsPath = c.Cgroup
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(c.Bundle, "config.json"), data, 0o600); err != nil {
+		return nil, err
+	}
+	c.Creating = false
+	if err := m.save(c); err != nil {
+		return nil, err
+	}
+	return c.copy(), nil
+}
+
+// readInRoot reads a file of the container's root without following a
+// symlink out of it: the image decides what /etc/passwd is.
+func readInRoot(root, p string) []byte {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(rfd)
+	fd, err := unix.Openat2(rfd, p, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	data := make([]byte, 1<<20)
+	n, _ := f.Read(data)
+	return data[:n]
+}
+
+// Start runs a created container through its pod's monitor.
+func (m *Manager) Start(ctx context.Context, id string) error {
+	c, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	unlock := m.lock(c.ID)
+	defer unlock()
+	if c, err = m.Get(c.ID); err != nil {
+		return err
+	}
+	if c.State != Created {
+		return fmt.Errorf("container %s is %s, not created: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	mon, err := monitor.Ensure(m.opts.Binary, c.MonitorDir)
+	if err != nil {
+		return err
+	}
+	if c.LogPath != "" {
+		os.MkdirAll(filepath.Dir(c.LogPath), 0o755)
+	}
+	done := make(chan struct{})
+	m.mu.Lock()
+	m.exited[c.ID] = done
+	m.mu.Unlock()
+	if err := m.watch.add(c.ID, c.Bundle); err != nil {
+		return err
+	}
+	pid, err := mon.Start(c.ID, c.Bundle, c.LogPath)
+	if err != nil {
+		c.State, c.FinishedAt, c.ExitCode, c.Reason, c.Message = Exited, time.Now(), 128, "StartError", err.Error()
+		m.watch.remove(c.ID)
+		m.save(c)
+		close(done)
+		return fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	c.State, c.Pid, c.StartedAt = Running, pid, time.Now()
+	if err := m.save(c); err != nil {
+		return err
+	}
+	// An exit before the watch saw the file is caught here.
+	m.checkExit(c.ID)
+	return nil
+}
+
+// onExit is the watcher's report that a container's exit record appeared.
+func (m *Manager) onExit(id string) { m.checkExit(id) }
+
+// checkExit moves a running container to exited when its monitor has
+// recorded the exit.
+func (m *Manager) checkExit(id string) {
+	c, err := m.Get(id)
+	if err != nil || c.State != Running {
+		return
+	}
+	e, ok, err := monitor.ReadExit(c.Bundle)
+	if err != nil || !ok {
+		return
+	}
+	m.recordExit(c, e)
+}
+
+func (m *Manager) recordExit(c *Container, e monitor.Exit) {
+	c.State, c.FinishedAt, c.ExitCode = Exited, e.FinishedAt, int32(e.ExitCode)
+	switch {
+	case e.OOMKilled:
+		c.Reason = "OOMKilled"
+	case e.ExitCode == 0:
+		c.Reason = "Completed"
+	default:
+		c.Reason = "Error"
+	}
+	if msg, err := os.ReadFile(c.TerminationLog()); err == nil && len(msg) > 0 {
+		if len(msg) > 4096 {
+			msg = msg[:4096]
+		}
+		c.Message = string(msg)
+	}
+	m.save(c)
+	m.watch.remove(c.ID)
+	m.mu.Lock()
+	if ch, ok := m.exited[c.ID]; ok {
+		close(ch)
+		delete(m.exited, c.ID)
+	}
+	m.mu.Unlock()
+}
+
+// Stop signals a running container (its stop signal, else SIGTERM), waits
+// up to timeout, then kills it. A stopped container stays stopped, and
+// stopping it again succeeds.
+func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	c, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	if c.State != Running {
+		if c.State == Created {
+			// Never started: it cannot start any more.
+			c.State, c.FinishedAt, c.Reason = Exited, time.Now(), "Completed"
+			return m.save(c)
+		}
+		return nil
+	}
+	m.mu.RLock()
+	done := m.exited[c.ID]
+	m.mu.RUnlock()
+	mon := monitor.Connect(c.MonitorDir)
+	sig := syscall.SIGTERM
+	if c.StopSignal != 0 {
+		sig = syscall.Signal(c.StopSignal)
+	}
+	if timeout > 0 {
+		if err := mon.Kill(c.ID, sig); err != nil && mon.Alive() {
+			return fmt.Errorf("signal container %s: %w", c.ID, err)
+		}
+		select {
+		case <-done:
+			return nil
+		case <-time.After(timeout):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := mon.Kill(c.ID, syscall.SIGKILL); err != nil && mon.Alive() {
+		return fmt.Errorf("kill container %s: %w", c.ID, err)
+	}
+	if !mon.Alive() {
+		// The monitor is gone (a reboot, or killed): so is the container.
+		m.recordExit(c, monitor.Exit{ExitCode: 255, FinishedAt: time.Now()})
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("container %s did not exit after SIGKILL", c.ID)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Remove stops a container if it runs and removes everything it made.
+// Removing a removed container succeeds.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	c, err := m.Get(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := m.Stop(ctx, c.ID, 0); err != nil {
+		return err
+	}
+	unlock := m.lock(c.ID)
+	defer unlock()
+	if c, err = m.Get(c.ID); err != nil {
+		return nil
+	}
+	if err := m.teardown(ctx, c); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	return m.forget(c)
+}
+
+// teardown undoes what a container's record says was made.
+func (m *Manager) teardown(ctx context.Context, c *Container) error {
+	var errs []error
+	m.watch.remove(c.ID)
+	if c.Mounted {
+		if err := unix.Unmount(c.Rootfs(), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount rootfs: %w", err))
+		}
+	}
+	if c.Cgroup != "" {
+		if cg, err := m.opts.Cgroups.Manager(c.Cgroup); err == nil {
+			errs = append(errs, cg.Destroy(ctx))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	errs = append(errs, os.RemoveAll(c.Bundle), os.RemoveAll(c.Layer))
+	return errors.Join(errs...)
+}
+
+// ForSandbox lists a sandbox's containers.
+func (m *Manager) ForSandbox(sandboxID string) []*Container {
+	var out []*Container
+	for _, c := range m.List() {
+		if c.SandboxID == sandboxID {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (m *Manager) load(ctx context.Context) error {
+	var records []*Container
+	err := m.opts.Store.ForEach(store.BucketContainers, func(key string, raw []byte) error {
+		c := &Container{}
+		if err := json.Unmarshal(raw, c); err != nil {
+			return fmt.Errorf("decode container %s: %w", key, err)
+		}
+		records = append(records, c)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load containers: %w", err)
+	}
+	for _, c := range records {
+		if c.Creating {
+			klog.InfoS("Cleaning up a container whose creation was interrupted", "container", c.ID)
+			if err := m.teardown(ctx, c); err == nil {
+				m.opts.Store.Delete(store.BucketContainers, c.ID)
+				continue
+			}
+		}
+		m.containers[c.ID] = c
+		m.names[c.Key()] = c.ID
+		if c.State != Running {
+			continue
+		}
+		if e, ok, _ := monitor.ReadExit(c.Bundle); ok {
+			m.recordExit(c, e)
+			continue
+		}
+		if !monitor.Connect(c.MonitorDir).Alive() {
+			// No monitor, no exit record: the node rebooted or the
+			// monitor was killed; the container is gone with it.
+			c.Message = "the container's monitor is gone (node reboot?): its exit is unknown"
+			m.recordExit(c, monitor.Exit{ExitCode: 255, FinishedAt: time.Now()})
+			continue
+		}
+		m.exited[c.ID] = make(chan struct{})
+		if err := m.watch.add(c.ID, c.Bundle); err != nil {
+			return err
+		}
+		m.checkExit(c.ID)
+	}
+	return nil
+}
+
+// ReopenLog reopens a running container's log file.
+func (m *Manager) ReopenLog(id string) error {
+	c, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	if c.State != Running {
+		return fmt.Errorf("container %s is %s: only a running container's log can be reopened: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	return monitor.Connect(c.MonitorDir).Reopen(c.ID)
+}
+
+// StopAll stops every container of a sandbox, killing them at once: the
+// kubelet has stopped them gracefully before it stops the sandbox.
+func (m *Manager) StopAll(ctx context.Context, sandboxID string) error {
+	var errs []error
+	for _, c := range m.ForSandbox(sandboxID) {
+		errs = append(errs, m.Stop(ctx, c.ID, 0))
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveAll removes every container of a sandbox and ends its monitor.
+func (m *Manager) RemoveAll(ctx context.Context, sandboxID, monitorDir string) error {
+	var errs []error
+	for _, c := range m.ForSandbox(sandboxID) {
+		errs = append(errs, m.Remove(ctx, c.ID))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if mon := monitor.Connect(monitorDir); mon.Alive() {
+		return mon.Shutdown()
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/container"
+	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/oci/generate"
+	"github.com/crid-dev/crid/pkg/sandbox"
+)
+
+// CreateContainer makes a container in a ready sandbox from a pulled
+// image: its cgroup, writable layer, overlay root and runtime spec. It
+// does not run it.
+func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
+	c := req.GetConfig()
+	switch {
+	case req.PodSandboxId == "":
+		return nil, invalid("pod_sandbox_id", "is empty")
+	case c == nil:
+		return nil, invalid("config", "is missing")
+	case c.GetMetadata().GetName() == "":
+		return nil, invalid("config.metadata.name", "is empty")
+	case c.GetImage().GetImage() == "":
+		return nil, invalid("config.image.image", "is empty")
+	}
+	sb, err := s.sandboxes.Get(req.PodSandboxId)
+	if err != nil {
+		return nil, err
+	}
+	if sb.State != sandbox.Ready {
+		return nil, fmt.Errorf("sandbox %s is not ready: %w", sb.ID, errdefs.ErrFailedPrecondition)
+	}
+	img, err := s.images.Get(c.Image.Image)
+	if err != nil {
+		return nil, fmt.Errorf("image %q of container %s: %w (pull it first)", c.Image.Image, c.Metadata.Name, err)
+	}
+	var imgCfg v1.ConfigFile
+	if err := json.Unmarshal(img.Config, &imgCfg); err != nil {
+		return nil, fmt.Errorf("config of image %s: %w", img.ID, err)
+	}
+	logPath := ""
+	if c.LogPath != "" {
+		if filepath.IsAbs(c.LogPath) || strings.Contains(c.LogPath, "..") || sb.Spec.LogDirectory == "" {
+			return nil, invalid("config.log_path", "%q must be relative, without .., to the sandbox's log_directory %q", c.LogPath, sb.Spec.LogDirectory)
+		}
+		logPath = filepath.Join(sb.Spec.LogDirectory, c.LogPath)
+	}
+	res, err := cgroupResources(c.GetLinux().GetResources(), s.cfg.Runtime.PidsLimit)
+	if err != nil {
+		return nil, err
+	}
+	var podCfg runtime.PodSandboxConfig
+	json.Unmarshal(sb.Spec.Raw, &podCfg)
+	raw, _ := json.Marshal(c)
+	daemonCaps, err := heldCapabilities()
+	if err != nil {
+		return nil, err
+	}
+	spec := func(rootfs string, users generate.Users, terminationLog string) (*specs.Spec, error) {
+		sp, err := generate.Spec(generate.Input{
+			Container: c, Sandbox: &podCfg, Image: &imgCfg, Users: users,
+			Rootfs: rootfs, Hostname: sb.Spec.Hostname,
+			HostsPath: sb.HostsPath(), ResolvPath: sb.ResolvPath(), HostnamePath: sb.HostnamePath(), ShmPath: shmPath(sb),
+			NetNS: sb.NS.Net, IPCNS: sb.NS.IPC, UTSNS: sb.NS.UTS, PIDNS: sb.NS.PID,
+			HostNetwork: sb.Spec.HostNetwork, HostIPC: sb.Spec.HostIPC, HostPID: sb.Spec.HostPID,
+			TerminationMessageHostPath: terminationLog,
+			DaemonCaps:                 daemonCaps,
+			StatDevice:                 statDevice,
+			CgroupV2:                   s.cgroups.Mode == cgroups.Unified,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if sp.Process.OOMScoreAdj != nil {
+			v, err := cgroups.ClampOOMScoreAdj(*sp.Process.OOMScoreAdj)
+			if err != nil {
+				return nil, err
+			}
+			sp.Process.OOMScoreAdj = &v
+		}
+		return sp, nil
+	}
+	ctr, err := s.containers.Create(ctx, container.CreateParams{
+		SandboxID: sb.ID, SandboxCgroup: sb.Cgroup, MonitorDir: filepath.Join(sb.Dir, "monitor"),
+		Name: c.Metadata.Name, Attempt: c.Metadata.Attempt,
+		Image: img, ImageName: c.Image.Image, Labels: c.Labels, Annotations: c.Annotations,
+		LogPath: logPath, Raw: raw, Resources: res, Spec: spec,
+		StopSignal: stopSignal(imgCfg.Config.StopSignal),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.CreateContainerResponse{ContainerId: ctr.ID}, nil
+}
+
+func shmPath(sb *sandbox.Sandbox) string {
+	if sb.ShmMounted {
+		return sb.ShmPath()
+	}
+	return ""
+}
+
+// statDevice describes a host device for the device cgroup and mknod.
+func statDevice(p string) (specs.LinuxDevice, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return specs.LinuxDevice{}, err
+	}
+	d := specs.LinuxDevice{Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev))}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		d.Type = "c"
+	case unix.S_IFBLK:
+		d.Type = "b"
+	default:
+		return d, fmt.Errorf("%s is not a device", p)
+	}
+	mode := os.FileMode(st.Mode & 0o777)
+	uid, gid := st.Uid, st.Gid
+	d.FileMode, d.UID, d.GID = &mode, &uid, &gid
+	return d, nil
+}
+
+// heldCapabilities are crid's own effective capabilities.
+func heldCapabilities() ([]string, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return nil, err
+			}
+			return generate.HeldCapabilities(n), nil
+		}
+	}
+	return nil, fmt.Errorf("no CapEff in /proc/self/status")
+}
+
+// stopSignal reads an image's STOPSIGNAL (SIGQUIT, QUIT or 3).
+func stopSignal(s string) int {
+	if s == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	if n := unix.SignalNum("SIG" + name); n != 0 {
+		return int(n)
+	}
+	return 0
+}

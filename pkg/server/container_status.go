@@ -1,0 +1,94 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/container"
+)
+
+func containerState(c *container.Container) runtime.ContainerState {
+	switch c.State {
+	case container.Created:
+		return runtime.ContainerState_CONTAINER_CREATED
+	case container.Running:
+		return runtime.ContainerState_CONTAINER_RUNNING
+	case container.Exited:
+		return runtime.ContainerState_CONTAINER_EXITED
+	}
+	return runtime.ContainerState_CONTAINER_UNKNOWN
+}
+
+func containerMetadata(c *container.Container) *runtime.ContainerMetadata {
+	return &runtime.ContainerMetadata{Name: c.Name, Attempt: c.Attempt}
+}
+
+func nanos(c *container.Container) (created, started, finished int64) {
+	created = c.CreatedAt.UnixNano()
+	if !c.StartedAt.IsZero() {
+		started = c.StartedAt.UnixNano()
+	}
+	if !c.FinishedAt.IsZero() {
+		finished = c.FinishedAt.UnixNano()
+	}
+	return
+}
+
+// ContainerStatus reports a container from memory; verbose adds its
+// configuration and runtime details.
+func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStatusRequest) (*runtime.ContainerStatusResponse, error) {
+	if req.ContainerId == "" {
+		return nil, invalid("container_id", "is empty")
+	}
+	c, err := s.containers.Get(req.ContainerId)
+	if err != nil {
+		return nil, err
+	}
+	created, started, finished := nanos(c)
+	var cfg runtime.ContainerConfig
+	json.Unmarshal(c.Raw, &cfg)
+	st := &runtime.ContainerStatus{
+		Id: c.ID, Metadata: containerMetadata(c), State: containerState(c),
+		CreatedAt: created, StartedAt: started, FinishedAt: finished, ExitCode: c.ExitCode,
+		Image: &runtime.ImageSpec{Image: c.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
+		Reason: c.Reason, Message: c.Message, Labels: c.Labels, Annotations: c.Annotations,
+		LogPath: c.LogPath, Mounts: cfg.Mounts,
+	}
+	resp := &runtime.ContainerStatusResponse{Status: st}
+	if req.Verbose {
+		raw, _ := json.Marshal(map[string]any{"pid": c.Pid, "bundle": c.Bundle, "cgroup": c.Cgroup, "sandboxID": c.SandboxID, "config": json.RawMessage(c.Raw)})
+		resp.Info = map[string]string{"info": string(raw)}
+	}
+	return resp, nil
+}
+
+// ListContainers lists containers from memory, filtered by ID (or
+// prefix), state, sandbox and labels.
+func (s *Server) ListContainers(ctx context.Context, req *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
+	f := req.GetFilter()
+	out := []*runtime.Container{}
+	for _, c := range s.containers.List() {
+		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
+			continue
+		}
+		if f.GetPodSandboxId() != "" && !strings.HasPrefix(c.SandboxID, f.GetPodSandboxId()) {
+			continue
+		}
+		state := containerState(c)
+		if f.GetState() != nil && f.GetState().State != state {
+			continue
+		}
+		if !labelsMatch(c.Labels, f.GetLabelSelector()) {
+			continue
+		}
+		out = append(out, &runtime.Container{
+			Id: c.ID, PodSandboxId: c.SandboxID, Metadata: containerMetadata(c),
+			Image: &runtime.ImageSpec{Image: c.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
+			State: state, CreatedAt: c.CreatedAt.UnixNano(), Labels: c.Labels, Annotations: c.Annotations,
+		})
+	}
+	return &runtime.ListContainersResponse{Containers: out}, nil
+}
