@@ -405,6 +405,9 @@ func mountList(in Input, privileged bool) ([]specs.Mount, error) {
 		if !path.IsAbs(m.ContainerPath) {
 			return nil, fmt.Errorf("%s.container_path %q is not absolute", field, m.ContainerPath)
 		}
+		if m.GetImage().GetImage() != "" {
+			return nil, fmt.Errorf("%s.image: image volumes are not supported by this runtime yet", field)
+		}
 		if m.HostPath == "" || !path.IsAbs(m.HostPath) {
 			return nil, fmt.Errorf("%s.host_path %q is not absolute", field, m.HostPath)
 		}
