@@ -1,0 +1,188 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/test/images/catalog"
+)
+
+// ctrEnv is a crid with a pod and a busybox image, ready for containers.
+type ctrEnv struct {
+	d      *daemon
+	rt     runtime.RuntimeServiceClient
+	img    runtime.ImageServiceClient
+	pod    string
+	podCfg *runtime.PodSandboxConfig
+	image  string
+	logDir string
+}
+
+func newCtrEnv(t *testing.T, n int) *ctrEnv {
+	t.Helper()
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	base, err := catalog.BusyboxLayer("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := catalog.Assemble(v1.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, reg.Addr+"/busybox:it", img)
+	dir := t.TempDir()
+	podNet(t, dir, n)
+	e := &ctrEnv{d: start(t, dir), image: reg.Addr + "/busybox:it", logDir: filepath.Join(dir, "logs")}
+	e.connect(t)
+	if _, err := e.img.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: e.image}}); err != nil {
+		t.Fatal(err)
+	}
+	e.podCfg = podConfig("ctr-pod", func(c *runtime.PodSandboxConfig) { c.LogDirectory = e.logDir })
+	e.pod = runPod(t, e.rt, e.podCfg)
+	return e
+}
+
+func (e *ctrEnv) connect(t *testing.T) {
+	conn, err := grpc.NewClient("unix://"+e.d.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	e.rt, e.img = runtime.NewRuntimeServiceClient(conn), runtime.NewImageServiceClient(conn)
+}
+
+func (e *ctrEnv) run(t *testing.T, name, script string) string {
+	t.Helper()
+	ctx := context.Background()
+	resp, err := e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: name}, Image: &runtime.ImageSpec{Image: e.image},
+		Command: []string{"sh", "-c", script}, LogPath: name + ".log",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	return resp.ContainerId
+}
+
+func (e *ctrEnv) status(t *testing.T, id string) *runtime.ContainerStatus {
+	t.Helper()
+	resp, err := e.rt.ContainerStatus(context.Background(), &runtime.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Status
+}
+
+func (e *ctrEnv) waitExited(t *testing.T, id string) *runtime.ContainerStatus {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := e.status(t, id)
+		if st.State == runtime.ContainerState_CONTAINER_EXITED {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s still %v", id, st.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestContainerRunsLogsAndExits(t *testing.T) {
+	e := newCtrEnv(t, 10)
+	id := e.run(t, "hello", "echo hello; echo oops >&2; hostname; exit 4")
+	st := e.waitExited(t, id)
+	if st.ExitCode != 4 || st.Reason != "Error" || st.StartedAt == 0 || st.FinishedAt < st.StartedAt {
+		t.Fatalf("status %+v", st)
+	}
+	data, _ := os.ReadFile(filepath.Join(e.logDir, "hello.log"))
+	for _, want := range []string{" stdout F hello\n", " stderr F oops\n", " stdout F ctr-pod\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("log lacks %q:\n%s", want, data)
+		}
+	}
+	list, _ := e.rt.ListContainers(context.Background(), &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{PodSandboxId: e.pod}})
+	if len(list.Containers) != 1 || list.Containers[0].Id != id {
+		t.Fatalf("list %v", list.Containers)
+	}
+	removePod(t, e.rt, e.pod)
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), id) {
+		t.Error("the container's root is still mounted after its pod was removed")
+	}
+}
+
+func TestStopSignalsThenKills(t *testing.T) {
+	e := newCtrEnv(t, 11)
+	ctx := context.Background()
+	polite := e.run(t, "polite", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done")
+	stubborn := e.run(t, "stubborn", "trap '' TERM; while true; do sleep 0.1; done")
+	time.Sleep(300 * time.Millisecond)
+	if _, err := e.rt.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: polite, Timeout: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.status(t, polite); st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 0 || st.Reason != "Completed" {
+		t.Errorf("polite: %v exit %d %s", st.State, st.ExitCode, st.Reason)
+	}
+	start := time.Now()
+	if _, err := e.rt.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: stubborn, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < time.Second || took > 15*time.Second {
+		t.Errorf("stop with a 1 s timeout took %v", took)
+	}
+	if st := e.status(t, stubborn); st.ExitCode != 137 {
+		t.Errorf("stubborn: exit %d", st.ExitCode)
+	}
+	// Stopping again, or an unknown ID, succeeds; a stopped container
+	// cannot be started again.
+	if _, err := e.rt.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: stubborn}); err != nil {
+		t.Error(err)
+	}
+	if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: stubborn}); err == nil {
+		t.Error("an exited container started again")
+	}
+	removePod(t, e.rt, e.pod)
+}
+
+func TestContainersOutliveCrid(t *testing.T) {
+	e := newCtrEnv(t, 12)
+	long := e.run(t, "long", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done")
+	short := e.run(t, "short", "sleep 1; exit 9")
+	time.Sleep(200 * time.Millisecond)
+	e.d.stop(t, syscall.SIGKILL)
+	time.Sleep(1500 * time.Millisecond) // short exits while crid is down
+
+	logPath := filepath.Join(e.logDir, "long.log")
+	before, _ := os.ReadFile(logPath)
+	time.Sleep(500 * time.Millisecond)
+	after, _ := os.ReadFile(logPath)
+	if len(after) <= len(before) {
+		t.Fatal("the container stopped logging when crid was killed")
+	}
+	e.d = start(t, e.d.dir)
+	e.connect(t)
+	if st := e.status(t, long); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("after restart the running container is %v", st.State)
+	}
+	if st := e.status(t, short); st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 9 {
+		t.Errorf("an exit while crid was down: %v, code %d", st.State, st.ExitCode)
+	}
+	removePod(t, e.rt, e.pod)
+	if st, err := e.rt.ContainerStatus(context.Background(), &runtime.ContainerStatusRequest{ContainerId: long}); err == nil {
+		t.Errorf("a removed pod's container is still there: %v", st)
+	}
+}
