@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 
 	"k8s.io/klog/v2"
@@ -21,9 +22,16 @@ import (
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/oci/executor"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
+	_ "github.com/crid-dev/crid/pkg/oci/nsenter" // joins a container's namespaces before Go starts (crid exec)
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/version"
 )
+
+// The main goroutine stays on the main thread, as it is during init: the
+// container init and exec set per-thread state (capabilities,
+// no_new_privs, the parent-death signal nsenter set) that only the thread
+// that execs carries into the container's process.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	// Hidden subcommands: processes crid starts from its own binary.
@@ -32,6 +40,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == executor.InitCommand {
 		os.Exit(executor.Init())
+	}
+	if len(os.Args) > 1 && os.Args[1] == executor.ExecCommand {
+		os.Exit(executor.ExecInit())
 	}
 	if len(os.Args) > 2 && os.Args[1] == monitor.Command {
 		os.Exit(monitor.Run(os.Args[2]))

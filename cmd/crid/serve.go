@@ -121,7 +121,7 @@ func serve(cfg config.Config) error {
 	defer stop()
 
 	g := grpc.NewServer(server.ServerOptions()...)
-	server.New(cfg, st, cg, images, sandboxes, containers).Register(g)
+	server.New(cfg, st, cg, images, sandboxes, containers, binary).Register(g)
 
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(lis) }()

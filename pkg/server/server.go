@@ -22,6 +22,7 @@ import (
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
@@ -42,6 +43,7 @@ type Server struct {
 	images     *image.Service
 	sandboxes  *sandbox.Manager
 	containers *container.Manager
+	binary     *reexec.Binary
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
@@ -51,9 +53,9 @@ type Server struct {
 const usageMaxAge = 5 * time.Second
 
 // New returns a server over an open store and image service.
-func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager, containers *container.Manager) *Server {
+func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager, containers *container.Manager, bin *reexec.Binary) *Server {
 	return &Server{
-		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers,
+		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers, binary: bin,
 		layout: image.Layout{Root: cfg.Root},
 		usage:  image.NewUsageCache(usageMaxAge),
 	}

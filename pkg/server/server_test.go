@@ -69,7 +69,7 @@ func serve(t *testing.T, edit func(*config.Config)) clients {
 		t.Fatal(err)
 	}
 	t.Cleanup(containers.Close)
-	New(cfg, st, cg, images, sandboxes, containers).Register(g)
+	New(cfg, st, cg, images, sandboxes, containers, nil).Register(g)
 	go g.Serve(l)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -178,7 +178,7 @@ func TestCallsNotYetOfferedAreUnimplemented(t *testing.T) {
 	c := serve(t, nil)
 	ctx := context.Background()
 	calls := map[string]func() error{
-		"ExecSync": func() error { _, err := c.rt.ExecSync(ctx, &runtime.ExecSyncRequest{}); return err },
+		"Exec": func() error { _, err := c.rt.Exec(ctx, &runtime.ExecRequest{}); return err },
 		"ContainerStats": func() error {
 			_, err := c.rt.ContainerStats(ctx, &runtime.ContainerStatsRequest{})
 			return err

@@ -186,3 +186,33 @@ func TestContainersOutliveCrid(t *testing.T) {
 		t.Errorf("a removed pod's container is still there: %v", st)
 	}
 }
+
+func TestExecSync(t *testing.T) {
+	e := newCtrEnv(t, 13)
+	ctx := context.Background()
+	id := e.run(t, "target", "echo $$ > /tmp/pid; sleep 300")
+	time.Sleep(200 * time.Millisecond)
+	resp, err := e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "hostname; cat /tmp/pid; pwd; echo err >&2; ls /proc/self/fd | wc -l; exit 3"}, Timeout: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(resp.Stdout) != "ctr-pod\n1\n/\n4\n" || string(resp.Stderr) != "err\n" || resp.ExitCode != 3 {
+		t.Fatalf("exec: stdout %q stderr %q code %d", resp.Stdout, resp.Stderr, resp.ExitCode)
+	}
+	// The exec sees the container's files and processes, not the host's.
+	resp, _ = e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "ls /proc | grep -c '^[0-9]'; test -e /work && echo host-visible"}})
+	if strings.Contains(string(resp.Stdout), "host-visible") || strings.TrimSpace(string(resp.Stdout)) > "9" {
+		t.Errorf("exec is not confined to the container: %q", resp.Stdout)
+	}
+	start := time.Now()
+	_, err = e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sleep", "60"}, Timeout: 1})
+	if err == nil || time.Since(start) > 10*time.Second {
+		t.Fatalf("a timed-out exec: %v after %v", err, time.Since(start))
+	}
+	time.Sleep(200 * time.Millisecond)
+	resp, _ = e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "pgrep 'sleep' | wc -l"}})
+	if strings.TrimSpace(string(resp.Stdout)) != "1" {
+		t.Errorf("the timed-out exec's sleep is still running: %q sleeps", resp.Stdout)
+	}
+	removePod(t, e.rt, e.pod)
+}

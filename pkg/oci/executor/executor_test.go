@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +18,9 @@ import (
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/test/images/catalog"
 )
+
+// As in crid's main: the init must exec from the main thread.
+func init() { goruntime.LockOSThread() }
 
 func TestMain(m *testing.M) {
 	// The sealed copy of this test binary is the container's init.

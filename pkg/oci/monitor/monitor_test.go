@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +20,9 @@ import (
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/test/images/catalog"
 )
+
+// As in crid's main: the init must exec from the main thread.
+func init() { goruntime.LockOSThread() }
 
 func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == Command {

@@ -1,0 +1,100 @@
+package executor
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crid-dev/crid/pkg/oci/nsenter"
+	"github.com/crid-dev/crid/pkg/reexec"
+)
+
+// ExecCommand is the hidden crid subcommand that becomes a process in a
+// running container.
+const ExecCommand = "exec"
+
+// ExecCmd prepares a process to run in the running container whose init
+// is pid: the nsenter constructor joins its cgroups (cgroupProcs, the
+// host's cgroup.procs files) and namespaces before Go starts, and ExecInit
+// then takes on the process's user, capabilities and working dir.
+// Starting, waiting and stopping are the caller's: SIGTERM to it kills and
+// reaps the process in the container; SIGKILL kills it too, leaving its
+// zombie to the container's init.
+func ExecCmd(bin *reexec.Binary, pid int, cgroupProcs []string, p *specs.Process) (*exec.Cmd, error) {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	// The spec fits the pipe's buffer many times over: write it now, and
+	// the exec reads it whenever it gets there.
+	if _, err := w.Write(append(data, '\n')); err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	w.Close()
+	cmd := bin.Command(ExecCommand)
+	cmd.ExtraFiles = []*os.File{r}
+	cmd.Env = []string{
+		fmt.Sprintf("%s=%d", nsenter.PidEnv, pid),
+		nsenter.CgroupProcsEnv + "=" + strings.Join(cgroupProcs, ":"),
+	}
+	return cmd, nil
+}
+
+// ExecInit runs in the container's namespaces (see ExecCmd): it reads the
+// process spec from fd 3, takes on its identity and execs it.
+func ExecInit() int {
+	runtime.LockOSThread()
+	in := os.NewFile(3, "exec-spec")
+	line, err := bufio.NewReader(in).ReadBytes('\n')
+	in.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crid exec: read spec:", err)
+		return 126
+	}
+	var p specs.Process
+	if err := json.Unmarshal(line, &p); err != nil {
+		fmt.Fprintln(os.Stderr, "crid exec: decode spec:", err)
+		return 126
+	}
+	if len(p.Args) == 0 {
+		fmt.Fprintln(os.Stderr, "crid exec: no command")
+		return 126
+	}
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := unix.Chdir(cwd); err != nil {
+		fmt.Fprintf(os.Stderr, "crid exec: working dir %s: %v\n", cwd, err)
+		return 126
+	}
+	argv0, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crid exec:", err)
+		return 127
+	}
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fmt.Fprintln(os.Stderr, "crid exec:", err)
+		return 126
+	}
+	if err := dropPrivileges(&p); err != nil {
+		fmt.Fprintln(os.Stderr, "crid exec:", err)
+		return 126
+	}
+	err = unix.Exec(argv0, p.Args, p.Env)
+	fmt.Fprintf(os.Stderr, "crid exec: exec %s: %v\n", p.Args[0], err)
+	return 126
+}
