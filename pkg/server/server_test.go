@@ -178,11 +178,8 @@ func TestCallsNotYetOfferedAreUnimplemented(t *testing.T) {
 	c := serve(t, nil)
 	ctx := context.Background()
 	calls := map[string]func() error{
-		"Exec": func() error { _, err := c.rt.Exec(ctx, &runtime.ExecRequest{}); return err },
-		"ContainerStats": func() error {
-			_, err := c.rt.ContainerStats(ctx, &runtime.ContainerStatsRequest{})
-			return err
-		},
+		"Exec":        func() error { _, err := c.rt.Exec(ctx, &runtime.ExecRequest{}); return err },
+		"PortForward": func() error { _, err := c.rt.PortForward(ctx, &runtime.PortForwardRequest{}); return err },
 		"GetContainerEvents": func() error {
 			stream, err := c.rt.GetContainerEvents(ctx, &runtime.GetEventsRequest{})
 			if err != nil {

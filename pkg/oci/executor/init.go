@@ -49,13 +49,26 @@ func Init() int {
 }
 
 func setup(spec *specs.Spec) (string, error) {
-	// Nothing mounted from here on may reach the host's mount table.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return "", fmt.Errorf("make mounts private: %w", err)
+	// The copy of the host's mounts: private unless a bind mount asks to
+	// hear from the host (rslave) or to talk back (rshared); either way
+	// the root itself is made private below, so nothing crid mounts for
+	// the container reaches the host's mount table.
+	prop := uintptr(unix.MS_PRIVATE)
+	switch spec.Linux.RootfsPropagation {
+	case "rslave", "slave":
+		prop = unix.MS_SLAVE
+	case "rshared", "shared":
+		prop = unix.MS_SHARED
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|prop, ""); err != nil {
+		return "", fmt.Errorf("set mount propagation: %w", err)
 	}
 	rootfs := spec.Root.Path
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return "", fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	}
+	if err := unix.Mount("", rootfs, "", unix.MS_PRIVATE, ""); err != nil {
+		return "", fmt.Errorf("make rootfs private: %w", err)
 	}
 	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

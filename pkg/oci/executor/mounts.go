@@ -156,17 +156,25 @@ func mountInRoot(root int, m specs.Mount) error {
 	// A new file system got its attributes from fsmount; a cloned tree gets
 	// them here, on every mount in it when recursive (so a read-only rbind
 	// is read-only all the way down).
-	if isBind && (o.attr != 0 || o.setAtime || o.propagation != 0) {
-		at := &unix.MountAttr{Attr_set: o.attr | o.atime, Propagation: o.propagation}
+	// Read-only and the other flags apply to the top mount, as a
+	// non-recursive read-only bind means (submounts stay as they are);
+	// propagation applies to the whole tree.
+	if isBind && (o.attr != 0 || o.setAtime) {
+		at := &unix.MountAttr{Attr_set: o.attr | o.atime}
 		if o.setAtime {
 			at.Attr_clr = unix.MOUNT_ATTR__ATIME
 		}
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, at); err != nil {
+			return fmt.Errorf("set attributes of %s: %w", m.Destination, err)
+		}
+	}
+	if isBind && o.propagation != 0 {
 		flags := uint(unix.AT_EMPTY_PATH)
 		if o.recursive {
 			flags |= unix.AT_RECURSIVE
 		}
-		if err := unix.MountSetattr(tree, "", flags, at); err != nil {
-			return fmt.Errorf("set attributes of %s: %w", m.Destination, err)
+		if err := unix.MountSetattr(tree, "", flags, &unix.MountAttr{Propagation: o.propagation}); err != nil {
+			return fmt.Errorf("set propagation of %s: %w", m.Destination, err)
 		}
 	}
 	if err := attach(tree, target); err != nil {

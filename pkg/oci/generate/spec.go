@@ -160,6 +160,16 @@ func Spec(in Input) (*specs.Spec, error) {
 		return nil, err
 	}
 	s.Mounts = mounts
+	for _, m := range c.GetMounts() {
+		switch m.Propagation {
+		case runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+			s.Linux.RootfsPropagation = "rshared"
+		case runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+			if s.Linux.RootfsPropagation == "" {
+				s.Linux.RootfsPropagation = "rslave"
+			}
+		}
+	}
 	if !privileged {
 		s.Linux.MaskedPaths = orDefault(sc.GetMaskedPaths(), DefaultMaskedPaths)
 		s.Linux.ReadonlyPaths = orDefault(sc.GetReadonlyPaths(), DefaultReadonlyPaths)
