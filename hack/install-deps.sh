@@ -14,8 +14,8 @@ export PATH=$PATH:/usr/local/go/bin
 
 what=${1:-runtime}
 case "$what" in
-runtime) packages=(containernetworking-plugins iptables iproute2) ;;
-test) packages=(containernetworking-plugins iptables iproute2 busybox docker-registry curl qemu-system-x86 bc) ;;
+runtime) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev) ;;
+test) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev busybox docker-registry curl qemu-system-x86 bc) ;;
 *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
 esac
 

@@ -235,3 +235,29 @@ func TestExitStatusAndSetupErrors(t *testing.T) {
 }
 
 var _ = specs.Version
+
+func TestSeccomp(t *testing.T) {
+	root := busyboxRoot(t)
+	r, err := runIn(t, root, "grep Seccomp: /proc/self/status", func(in *generate.Input) {
+		secctx(in).Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
+	})
+	if err != nil || r.stdout != "Seccomp:\t2\n" {
+		t.Fatalf("RuntimeDefault: %q, %v %s", r.stdout, err, r.stderr)
+	}
+	for _, nnp := range []bool{false, true} {
+		r, err = runIn(t, root, "hostname blocked 2>&1; echo code=$?", func(in *generate.Input) {
+			dir := t.TempDir()
+			prof := filepath.Join(dir, "block-hostname.json")
+			os.WriteFile(prof, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["sethostname"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644)
+			in.SeccompProfileRoot = dir
+			sc := secctx(in)
+			sc.NoNewPrivs = nnp
+			sc.Capabilities = &runtime.Capability{AddCapabilities: []string{"SYS_ADMIN"}}
+			in.DaemonCaps = append(append([]string{}, generate.DefaultCapabilities...), "CAP_SYS_ADMIN")
+			sc.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: prof}
+		})
+		if err != nil || !strings.Contains(r.stdout, "Operation not permitted") || !strings.Contains(r.stdout, "code=1") {
+			t.Errorf("no_new_privs=%v: a profile blocking sethostname let it through: %q, %v %s", nnp, r.stdout, err, r.stderr)
+		}
+	}
+}

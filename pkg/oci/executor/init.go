@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/oci/generate"
+	"github.com/crid-dev/crid/pkg/oci/seccomp"
 )
 
 // Init is a container's init: crid's binary as `crid init`, started by
@@ -145,11 +146,22 @@ func setup(spec *specs.Spec) (string, error) {
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return "", fmt.Errorf("close inherited descriptors: %w", err)
 	}
-	if spec.Linux.Seccomp != nil {
-		return "", errors.New("seccomp profiles are not supported by this executor yet")
+	// Seccomp comes last. Without no_new_privs the kernel takes a filter
+	// only from a thread with CAP_SYS_ADMIN, so it is loaded before the
+	// privileges go (the profile must allow setuid and capset, as the
+	// default does); with it, after.
+	if sc := spec.Linux.Seccomp; sc != nil && !p.NoNewPrivileges {
+		if err := seccomp.Load(sc, false); err != nil {
+			return "", err
+		}
 	}
 	if err := dropPrivileges(p); err != nil {
 		return "", err
+	}
+	if sc := spec.Linux.Seccomp; sc != nil && p.NoNewPrivileges {
+		if err := seccomp.Load(sc, true); err != nil {
+			return "", err
+		}
 	}
 	return argv0, nil
 }

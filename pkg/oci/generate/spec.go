@@ -8,6 +8,7 @@ package generate
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -511,10 +512,18 @@ func setSeccomp(s *specs.Spec, sc *runtime.LinuxContainerSecurityContext, privil
 		if !path.IsAbs(ref) || strings.Contains(ref, "..") {
 			return fmt.Errorf("linux.security_context.seccomp.localhost_ref %q must be an absolute path without ..", ref)
 		}
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
+		if root != "" && !strings.HasPrefix(ref, path.Clean(root)+"/") {
+			return fmt.Errorf("linux.security_context.seccomp.localhost_ref %q is outside the profile root %s", ref, root)
 		}
-		s.Annotations["io.crid.seccomp.localhost"] = ref
+		body, err := os.ReadFile(ref)
+		if err != nil {
+			return fmt.Errorf("linux.security_context.seccomp.localhost_ref: %w", err)
+		}
+		prof, err := seccomp.LoadProfile(string(body), s)
+		if err != nil {
+			return fmt.Errorf("seccomp profile %s: %w", ref, err)
+		}
+		s.Linux.Seccomp = prof
 	}
 	return nil
 }
