@@ -124,5 +124,5 @@ func (s *Server) execCmd(c *container.Container, args []string) (*exec.Cmd, erro
 			procs = append(procs, filepath.Join(mp, c.Cgroup, "cgroup.procs"))
 		}
 	}
-	return executor.ExecCmd(s.binary, c.Pid, procs, &p)
+	return executor.ExecCmd(s.binary, c.Pid, procs, &p, spec.Linux.Seccomp)
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/oci/nsenter"
+	"github.com/crid-dev/crid/pkg/oci/seccomp"
 	"github.com/crid-dev/crid/pkg/reexec"
 )
 
@@ -27,8 +28,8 @@ const ExecCommand = "exec"
 // Starting, waiting and stopping are the caller's: SIGTERM to it kills and
 // reaps the process in the container; SIGKILL kills it too, leaving its
 // zombie to the container's init.
-func ExecCmd(bin *reexec.Binary, pid int, cgroupProcs []string, p *specs.Process) (*exec.Cmd, error) {
-	data, err := json.Marshal(p)
+func ExecCmd(bin *reexec.Binary, pid int, cgroupProcs []string, p *specs.Process, sc *specs.LinuxSeccomp) (*exec.Cmd, error) {
+	data, err := json.Marshal(execSpec{Process: p, Seccomp: sc})
 	if err != nil {
 		return nil, err
 	}
@@ -53,6 +54,13 @@ func ExecCmd(bin *reexec.Binary, pid int, cgroupProcs []string, p *specs.Process
 	return cmd, nil
 }
 
+// execSpec is what ExecInit is told: the process, and the container's
+// seccomp filter, which binds every process of the container.
+type execSpec struct {
+	Process *specs.Process      `json:"process"`
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+}
+
 // ExecInit runs in the container's namespaces (see ExecCmd): it reads the
 // process spec from fd 3, takes on its identity and execs it.
 func ExecInit() int {
@@ -64,11 +72,12 @@ func ExecInit() int {
 		fmt.Fprintln(os.Stderr, "crid exec: read spec:", err)
 		return 126
 	}
-	var p specs.Process
-	if err := json.Unmarshal(line, &p); err != nil {
+	var es execSpec
+	if err := json.Unmarshal(line, &es); err != nil || es.Process == nil {
 		fmt.Fprintln(os.Stderr, "crid exec: decode spec:", err)
 		return 126
 	}
+	p := *es.Process
 	if len(p.Args) == 0 {
 		fmt.Fprintln(os.Stderr, "crid exec: no command")
 		return 126
@@ -90,9 +99,21 @@ func ExecInit() int {
 		fmt.Fprintln(os.Stderr, "crid exec:", err)
 		return 126
 	}
+	if es.Seccomp != nil && !p.NoNewPrivileges {
+		if err := seccomp.Load(es.Seccomp, false); err != nil {
+			fmt.Fprintln(os.Stderr, "crid exec:", err)
+			return 126
+		}
+	}
 	if err := dropPrivileges(&p); err != nil {
 		fmt.Fprintln(os.Stderr, "crid exec:", err)
 		return 126
+	}
+	if es.Seccomp != nil && p.NoNewPrivileges {
+		if err := seccomp.Load(es.Seccomp, true); err != nil {
+			fmt.Fprintln(os.Stderr, "crid exec:", err)
+			return 126
+		}
 	}
 	err = unix.Exec(argv0, p.Args, p.Env)
 	fmt.Fprintf(os.Stderr, "crid exec: exec %s: %v\n", p.Args[0], err)
