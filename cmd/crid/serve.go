@@ -121,7 +121,13 @@ func serve(cfg config.Config) error {
 	defer stop()
 
 	g := grpc.NewServer(server.ServerOptions()...)
-	server.New(cfg, st, cg, images, sandboxes, containers, binary).Register(g)
+	srv := server.New(cfg, st, cg, images, sandboxes, containers, binary)
+	srv.Register(g)
+	stream, err := srv.StartStreaming(cfg.Streaming.Address)
+	if err != nil {
+		return err
+	}
+	defer stream.Stop()
 
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(lis) }()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
@@ -44,6 +45,7 @@ type Server struct {
 	sandboxes  *sandbox.Manager
 	containers *container.Manager
 	binary     *reexec.Binary
+	streaming  streaming.Server
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config

@@ -1,0 +1,239 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
+	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	"k8s.io/klog/v2"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/crid-dev/crid/pkg/container"
+	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/sandbox"
+)
+
+// Streaming is the exec/attach/port-forward server the kubelet redirects
+// clients to (the k8s.io/cri-streaming server, over SPDY and WebSocket).
+type Streaming struct {
+	srv  streaming.Server
+	http *http.Server
+	lis  net.Listener
+}
+
+// StartStreaming listens on addr (port 0 picks one) and serves until Stop.
+// The server's goroutine is owned by the returned Streaming.
+func (s *Server) StartStreaming(addr string) (*Streaming, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("streaming.address %s: %w", addr, err)
+	}
+	cfg := streaming.DefaultConfig
+	cfg.Addr = lis.Addr().String()
+	cfg.BaseURL = &url.URL{Scheme: "http", Host: lis.Addr().String()}
+	srv, err := streaming.NewServer(cfg, streamRuntime{s})
+	if err != nil {
+		lis.Close()
+		return nil, err
+	}
+	st := &Streaming{srv: srv, lis: lis, http: &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}}
+	go func() {
+		if err := st.http.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			klog.ErrorS(err, "Streaming server stopped")
+		}
+	}()
+	s.streaming = srv
+	klog.InfoS("Streaming serving", "address", cfg.Addr)
+	return st, nil
+}
+
+// Stop ends the streaming server and its open streams.
+func (st *Streaming) Stop() error { return st.http.Close() }
+
+func (s *Server) streamingServer() (streaming.Server, error) {
+	if s.streaming == nil {
+		return nil, fmt.Errorf("the streaming server is not running: %w", errdefs.ErrUnavailable)
+	}
+	return s.streaming, nil
+}
+
+// Exec answers with the URL where the kubelet's client runs the command.
+func (s *Server) Exec(ctx context.Context, req *runtime.ExecRequest) (*runtime.ExecResponse, error) {
+	c, err := s.containers.Get(req.ContainerId)
+	if err != nil {
+		return nil, err
+	}
+	if c.State != container.Running {
+		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	if len(req.Cmd) == 0 {
+		return nil, invalid("cmd", "is empty")
+	}
+	srv, err := s.streamingServer()
+	if err != nil {
+		return nil, err
+	}
+	return srv.GetExec(req)
+}
+
+// Attach is not offered yet: the container's streams are the monitor's.
+func (s *Server) Attach(ctx context.Context, req *runtime.AttachRequest) (*runtime.AttachResponse, error) {
+	if _, err := s.containers.Get(req.ContainerId); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("attach is not supported by crid yet (the container's streams are held by its pod's monitor): %w", errdefs.ErrUnimplemented)
+}
+
+// PortForward answers with the URL where the client forwards ports.
+func (s *Server) PortForward(ctx context.Context, req *runtime.PortForwardRequest) (*runtime.PortForwardResponse, error) {
+	if _, err := s.sandboxes.Get(req.PodSandboxId); err != nil {
+		return nil, err
+	}
+	srv, err := s.streamingServer()
+	if err != nil {
+		return nil, err
+	}
+	return srv.GetPortForward(req)
+}
+
+// streamRuntime does what the streaming server's clients ask.
+type streamRuntime struct{ s *Server }
+
+func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
+	c, err := r.s.containers.Get(id)
+	if err != nil {
+		return err
+	}
+	ec, err := r.s.execCmd(c, cmd)
+	if err != nil {
+		return err
+	}
+	var master *os.File
+	if tty {
+		m, slave, err := openPTY()
+		if err != nil {
+			return err
+		}
+		master = m
+		defer master.Close()
+		ec.Stdin, ec.Stdout, ec.Stderr = slave, slave, slave
+		ec.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if err := ec.Start(); err != nil {
+			slave.Close()
+			return err
+		}
+		slave.Close()
+		go func() {
+			for size := range resize {
+				unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Height, Col: size.Width})
+			}
+		}()
+		if in != nil {
+			go io.Copy(master, in)
+		}
+		if out != nil {
+			go io.Copy(out, master)
+		}
+	} else {
+		if in != nil {
+			ec.Stdin = in
+		}
+		if out != nil {
+			ec.Stdout = out
+		}
+		if errOut != nil {
+			ec.Stderr = errOut
+		}
+		if err := ec.Start(); err != nil {
+			return err
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- ec.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		ec.Process.Signal(syscall.SIGTERM)
+		err = <-done
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return utilexec.CodeExitError{Err: err, Code: exitErr.ExitCode()}
+	}
+	return err
+}
+
+func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
+	return fmt.Errorf("attach is not supported by crid yet: %w", errdefs.ErrUnimplemented)
+}
+
+// PortForward connects the stream to port on the pod's loopback, from
+// inside the pod's network namespace (or the host's, for a host-network
+// pod): only the pod's own address, never another host.
+func (r streamRuntime) PortForward(ctx context.Context, podID string, port int32, stream io.ReadWriteCloser) error {
+	sb, err := r.s.sandboxes.Get(podID)
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	var conn net.Conn
+	dial := func() error {
+		var err error
+		conn, err = (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", addr)
+		return err
+	}
+	if sb.NS.Net != "" {
+		err = sandbox.InNetNS(sb.NS.Net, dial)
+	} else {
+		err = dial()
+	}
+	if err != nil {
+		return fmt.Errorf("port %d of pod %s: %w", port, sb.ID, err)
+	}
+	defer conn.Close()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(conn, stream); conn.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() { io.Copy(stream, conn); done <- struct{}{} }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// openPTY makes a pseudo-terminal pair on the host's devpts.
+func openPTY() (master, slave *os.File, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("pty number: %w", err)
+	}
+	sl, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return m, sl, nil
+}
