@@ -178,8 +178,11 @@ func TestCallsNotYetOfferedAreUnimplemented(t *testing.T) {
 	c := serve(t, nil)
 	ctx := context.Background()
 	calls := map[string]func() error{
-		"Exec":        func() error { _, err := c.rt.Exec(ctx, &runtime.ExecRequest{}); return err },
-		"PortForward": func() error { _, err := c.rt.PortForward(ctx, &runtime.PortForwardRequest{}); return err },
+		"Exec": func() error { _, err := c.rt.Exec(ctx, &runtime.ExecRequest{}); return err },
+		"ListMetricDescriptors": func() error {
+			_, err := c.rt.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
+			return err
+		},
 		"GetContainerEvents": func() error {
 			stream, err := c.rt.GetContainerEvents(ctx, &runtime.GetEventsRequest{})
 			if err != nil {
