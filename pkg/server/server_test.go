@@ -178,7 +178,10 @@ func TestCallsNotYetOfferedAreUnimplemented(t *testing.T) {
 	c := serve(t, nil)
 	ctx := context.Background()
 	calls := map[string]func() error{
-		"Exec": func() error { _, err := c.rt.Exec(ctx, &runtime.ExecRequest{}); return err },
+		"CheckpointContainer": func() error {
+			_, err := c.rt.CheckpointContainer(ctx, &runtime.CheckpointContainerRequest{})
+			return err
+		},
 		"ListMetricDescriptors": func() error {
 			_, err := c.rt.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
 			return err
