@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"k8s.io/klog/v2"
@@ -59,10 +60,26 @@ func runInfra(args []string) int {
 	fs := flag.NewFlagSet(sandbox.InfraCommand, flag.ContinueOnError)
 	hostname := fs.String("hostname", "", "hostname of the pod's UTS namespace")
 	ownNet := fs.Bool("net", false, "the pod has its own network namespace: bring lo up")
+	uid := fs.Int64("uid", -1, "user to run as")
+	gid := fs.Int64("gid", -1, "group to run as")
+	var groups []int64
+	fs.Func("group", "a supplemental group (repeatable)", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		groups = append(groups, n)
+		return err
+	})
+	seccompDefault := fs.Bool("seccomp-default", false, "run under the default seccomp profile")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	return sandbox.RunInfra(*hostname, *ownNet)
+	id := sandbox.InfraIdentity{Groups: groups, SeccompDefault: *seccompDefault}
+	if *uid >= 0 {
+		id.UID = uid
+	}
+	if *gid >= 0 {
+		id.GID = gid
+	}
+	return sandbox.RunInfra(*hostname, *ownNet, id)
 }
 
 // options are the command line: the flags that override the config file,

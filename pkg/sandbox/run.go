@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -180,6 +181,18 @@ func (m *Manager) makeNamespaces(s *Sandbox) error {
 	args := []string{InfraCommand, "--hostname", hostname}
 	if kinds.net {
 		args = append(args, "--net")
+	}
+	if u := s.Spec.RunAsUser; u != nil {
+		args = append(args, "--uid", strconv.FormatInt(*u, 10))
+	}
+	if g := s.Spec.RunAsGroup; g != nil {
+		args = append(args, "--gid", strconv.FormatInt(*g, 10))
+	}
+	for _, g := range s.Spec.SupplementalGroups {
+		args = append(args, "--group", strconv.FormatInt(g, 10))
+	}
+	if s.Spec.SeccompDefault {
+		args = append(args, "--seccomp-default")
 	}
 	cmd := m.opts.Binary.Command(args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}

@@ -63,8 +63,15 @@ type Spec struct {
 	HostPID     bool `json:"hostPID,omitempty"`
 	SharedPID   bool `json:"sharedPID,omitempty"` // one PID namespace for the pod's containers
 
-	Sysctls        map[string]string `json:"sysctls,omitempty"`
-	RuntimeHandler string            `json:"runtimeHandler,omitempty"`
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+
+	// Who the infra process runs as, once its namespaces are set up, and
+	// whether it runs under the default seccomp profile.
+	RunAsUser          *int64  `json:"runAsUser,omitempty"`
+	RunAsGroup         *int64  `json:"runAsGroup,omitempty"`
+	SupplementalGroups []int64 `json:"supplementalGroups,omitempty"`
+	SeccompDefault     bool    `json:"seccompDefault,omitempty"`
+	RuntimeHandler     string  `json:"runtimeHandler,omitempty"`
 
 	// Raw is the request as the kubelet sent it, kept for verbose status.
 	Raw json.RawMessage `json:"raw,omitempty"`
@@ -326,6 +333,14 @@ func (m *Manager) load(ctx context.Context) error {
 	}
 	if err := m.opts.CNI.GC(ctx, attached); err != nil {
 		klog.ErrorS(err, "CNI garbage collection failed")
+	}
+	// Pods that ran on while crid was away: does their network still hold?
+	for _, s := range m.sandboxes {
+		if s.State == Ready && s.Attached {
+			if err := m.opts.CNI.Check(ctx, m.cniPod(s)); err != nil {
+				klog.ErrorS(err, "CNI CHECK of a pod failed; its network may be broken", "sandbox", s.ID)
+			}
+		}
 	}
 	// Directories no record names: a crash before the first record.
 	entries, _ := os.ReadDir(m.sandboxesDir())

@@ -92,6 +92,20 @@ func (s *Server) sandboxSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, e
 	if u := ns.GetUsernsOptions(); u != nil && u.Mode == runtime.NamespaceMode_POD {
 		return sandbox.Spec{}, invalid("config.linux.security_context.namespace_options.userns_options", "user namespaces are not supported by this runtime yet (Status reports user_namespaces false)")
 	}
+	sc := lc.GetSecurityContext()
+	if u := sc.GetRunAsUser(); u != nil {
+		v := u.Value
+		spec.RunAsUser = &v
+	}
+	if g := sc.GetRunAsGroup(); g != nil {
+		if sc.GetRunAsUser() == nil {
+			return sandbox.Spec{}, invalid("config.linux.security_context.run_as_group", "is set without run_as_user")
+		}
+		v := g.Value
+		spec.RunAsGroup = &v
+	}
+	spec.SupplementalGroups = sc.GetSupplementalGroups()
+	spec.SeccompDefault = sc.GetSeccomp().GetProfileType() == runtime.SecurityProfile_RuntimeDefault
 	if r := lc.GetResources(); r != nil {
 		res, err := cgroupResources(r, 0)
 		if err != nil {

@@ -427,3 +427,29 @@ func TestDualStackPodAndItsSysctls(t *testing.T) {
 		t.Errorf("hostname in the pod: %q", out)
 	}
 }
+
+func TestInfraProcessTakesThePodsIdentity(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	podNet(t, dir, 14)
+	rt := start(t, dir).client(t)
+	id := runPod(t, rt, podConfig("identity", func(c *runtime.PodSandboxConfig) {
+		sc := c.Linux.SecurityContext
+		sc.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+		sc.RunAsUser = &runtime.Int64Value{Value: 65534}
+		sc.RunAsGroup = &runtime.Int64Value{Value: 65534}
+		sc.SupplementalGroups = []int64{1234}
+		sc.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
+	}))
+	defer removePod(t, rt, id)
+	_, info := inspect(t, rt, id)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.InfraPID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Uid:\t65534\t65534", "Gid:\t65534\t65534", "Groups:\t1234", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("infra process status lacks %q", want)
+		}
+	}
+}
