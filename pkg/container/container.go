@@ -7,15 +7,12 @@ package container
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +23,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/ids"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/oci/generate"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
@@ -151,25 +149,11 @@ func (m *Manager) lock(id string) func() {
 func (m *Manager) Get(id string) (*Container, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if id == "" {
-		return nil, fmt.Errorf("container ID is empty: %w", errdefs.ErrInvalidArgument)
+	c, err := ids.Lookup(m.containers, id, "container")
+	if err != nil {
+		return nil, err
 	}
-	if c, ok := m.containers[id]; ok {
-		return c.copy(), nil
-	}
-	var found *Container
-	for cid, c := range m.containers {
-		if strings.HasPrefix(cid, id) {
-			if found != nil {
-				return nil, fmt.Errorf("container ID prefix %q is ambiguous: %w", id, errdefs.ErrInvalidArgument)
-			}
-			found = c
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
-	}
-	return found.copy(), nil
+	return c.copy(), nil
 }
 
 // List returns every container, oldest first.
@@ -243,10 +227,8 @@ type CreateParams struct {
 // then its cgroup, writable layer, root filesystem and bundle; any failure
 // undoes every step.
 func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err error) {
-	b := make([]byte, 32)
-	rand.Read(b)
 	c := &Container{
-		ID: hex.EncodeToString(b), SandboxID: p.SandboxID, Name: p.Name, Attempt: p.Attempt,
+		ID: ids.New(), SandboxID: p.SandboxID, Name: p.Name, Attempt: p.Attempt,
 		Image: p.ImageName, ImageID: p.Image.ID, ImageRef: p.Image.ID, Labels: p.Labels, Annotations: p.Annotations,
 		LogPath: p.LogPath, Raw: p.Raw, MonitorDir: p.MonitorDir, StopSignal: p.StopSignal,
 		State: Created, Creating: true, CreatedAt: time.Now(),

@@ -16,6 +16,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/ids"
 )
 
 // Run creates a sandbox: reserve the name, record the intent, then make
@@ -26,7 +27,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 	if err := validateSysctls(spec); err != nil {
 		return nil, err
 	}
-	s := &Sandbox{ID: newID(), Spec: spec, State: NotReady, CreatedAt: time.Now(), Creating: true, BootID: bootID()}
+	s := &Sandbox{ID: ids.New(), Spec: spec, State: NotReady, CreatedAt: time.Now(), Creating: true, BootID: bootID()}
 	s.Dir = filepath.Join(m.sandboxesDir(), s.ID)
 
 	m.mu.Lock()

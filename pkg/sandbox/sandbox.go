@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +17,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
-	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/ids"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -173,12 +171,6 @@ func (m *Manager) lock(id string) func() {
 	return mu.Unlock
 }
 
-func newID() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Get finds a sandbox by ID or unique ID prefix.
 func (m *Manager) Get(id string) (*Sandbox, error) {
 	m.mu.RLock()
@@ -187,25 +179,11 @@ func (m *Manager) Get(id string) (*Sandbox, error) {
 }
 
 func (m *Manager) get(id string) (*Sandbox, error) {
-	if id == "" {
-		return nil, fmt.Errorf("sandbox ID is empty: %w", errdefs.ErrInvalidArgument)
+	s, err := ids.Lookup(m.sandboxes, id, "sandbox")
+	if err != nil {
+		return nil, err
 	}
-	if s, ok := m.sandboxes[id]; ok {
-		return s.copy(), nil
-	}
-	var found *Sandbox
-	for sid, s := range m.sandboxes {
-		if strings.HasPrefix(sid, id) {
-			if found != nil {
-				return nil, fmt.Errorf("sandbox ID prefix %q is ambiguous: %w", id, errdefs.ErrInvalidArgument)
-			}
-			found = s
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("sandbox %q: %w", id, errdefs.ErrNotFound)
-	}
-	return found.copy(), nil
+	return s.copy(), nil
 }
 
 func (s *Sandbox) copy() *Sandbox {
