@@ -8,3 +8,5 @@ if [ -n "$(git -C "$repo" status --porcelain 2>/dev/null)" ]; then commit=$commi
 mkdir -p "$repo/_output/bin"
 cd "$repo"
 go build -trimpath -ldflags "-X github.com/crid-dev/crid/pkg/version.GitCommit=$commit" -o _output/bin/crid ./cmd/crid
+# The per-pod processes' binary, small on purpose; crid finds it beside itself.
+go build -trimpath -ldflags "-s -w" -o _output/bin/crid-monitor ./cmd/crid-monitor

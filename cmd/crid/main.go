@@ -15,71 +15,33 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/oci/executor"
-	"github.com/crid-dev/crid/pkg/oci/monitor"
 	_ "github.com/crid-dev/crid/pkg/oci/nsenter" // joins a container's namespaces before Go starts (crid exec)
-	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/version"
 )
 
-// The main goroutine stays on the main thread, as it is during init: the
-// container init and exec set per-thread state (capabilities,
-// no_new_privs, the parent-death signal nsenter set) that only the thread
-// that execs carries into the container's process.
+// The main goroutine stays on the main thread, as it is during init: crid
+// exec sets per-thread state (capabilities, no_new_privs, the
+// parent-death signal nsenter set) that only the thread that execs carries
+// into the container's process.
 func init() { runtime.LockOSThread() }
 
 func main() {
-	// Hidden subcommands: processes crid starts from its own binary.
-	if len(os.Args) > 1 && os.Args[1] == sandbox.InfraCommand {
-		os.Exit(runInfra(os.Args[2:]))
-	}
-	if len(os.Args) > 1 && os.Args[1] == executor.InitCommand {
-		os.Exit(executor.Init())
-	}
+	// Hidden subcommand: a process in a running container (crid exec),
+	// entered by the nsenter constructor before main.
 	if len(os.Args) > 1 && os.Args[1] == executor.ExecCommand {
 		os.Exit(executor.ExecInit())
-	}
-	if len(os.Args) > 2 && os.Args[1] == monitor.Command {
-		os.Exit(monitor.Run(os.Args[2]))
 	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "crid:", err)
 		klog.Flush()
 		os.Exit(1)
 	}
-}
-
-// runInfra is a pod's infra process (see sandbox.RunInfra).
-func runInfra(args []string) int {
-	fs := flag.NewFlagSet(sandbox.InfraCommand, flag.ContinueOnError)
-	hostname := fs.String("hostname", "", "hostname of the pod's UTS namespace")
-	ownNet := fs.Bool("net", false, "the pod has its own network namespace: bring lo up")
-	uid := fs.Int64("uid", -1, "user to run as")
-	gid := fs.Int64("gid", -1, "group to run as")
-	var groups []int64
-	fs.Func("group", "a supplemental group (repeatable)", func(v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		groups = append(groups, n)
-		return err
-	})
-	seccompDefault := fs.Bool("seccomp-default", false, "run under the default seccomp profile")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	id := sandbox.InfraIdentity{Groups: groups, SeccompDefault: *seccompDefault}
-	if *uid >= 0 {
-		id.UID = uid
-	}
-	if *gid >= 0 {
-		id.GID = gid
-	}
-	return sandbox.RunInfra(*hostname, *ownNet, id)
 }
 
 // options are the command line: the flags that override the config file,

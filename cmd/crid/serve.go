@@ -82,6 +82,13 @@ func serve(cfg config.Config) error {
 		return err
 	}
 	defer binary.Close()
+	// The processes left beside each pod (monitor, infra, container init)
+	// run from a small binary of their own, installed next to crid.
+	monitorBin, err := sealMonitor()
+	if err != nil {
+		return err
+	}
+	defer monitorBin.Close()
 	// The managers refer to each other through these hooks: a sandbox
 	// stops and removes its containers, an image keeps the layers
 	// containers use.
@@ -92,7 +99,7 @@ func serve(cfg config.Config) error {
 		Store:   st,
 		Cgroups: cg,
 		CNI:     cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache")),
-		Binary:  binary,
+		Binary:  monitorBin,
 		StopContainers: func(ctx context.Context, id string) error {
 			return containers.StopAll(ctx, id)
 		},
@@ -104,7 +111,7 @@ func serve(cfg config.Config) error {
 		return fmt.Errorf("sandboxes: %w", err)
 	}
 	containers, err = container.New(context.Background(), container.Options{
-		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Images: images, Binary: binary,
+		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Images: images, Binary: monitorBin,
 	})
 	if err != nil {
 		return fmt.Errorf("containers: %w", err)
@@ -298,4 +305,22 @@ func gracefulStop(g *grpc.Server, grace time.Duration) {
 		g.Stop()
 		<-done
 	}
+}
+
+// MonitorBinary is the companion binary crid runs beside each pod.
+const MonitorBinary = "crid-monitor"
+
+// sealMonitor seals a copy of crid-monitor, found next to crid's own
+// executable.
+func sealMonitor() (*reexec.Binary, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	p := filepath.Join(filepath.Dir(self), MonitorBinary)
+	b, err := reexec.SealFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s must be installed next to crid (%s): %w", MonitorBinary, p, err)
+	}
+	return b, nil
 }

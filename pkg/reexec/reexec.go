@@ -26,10 +26,13 @@ type Binary struct {
 }
 
 // Seal copies the running executable into a sealed memfd.
-func Seal() (*Binary, error) {
-	src, err := os.Open("/proc/self/exe")
+func Seal() (*Binary, error) { return SealFile("/proc/self/exe") }
+
+// SealFile copies the executable at path into a sealed memfd.
+func SealFile(path string) (*Binary, error) {
+	src, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open own binary: %w", err)
+		return nil, fmt.Errorf("open binary %s: %w", path, err)
 	}
 	defer src.Close()
 	fd, err := unix.MemfdCreate("crid", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)

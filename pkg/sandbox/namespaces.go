@@ -12,6 +12,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crid-dev/crid/pkg/infra"
 )
 
 // Namespaces are the pinned namespace files of a pod. An empty path means
@@ -70,7 +72,7 @@ func unsharePinned(dir string, kinds nsKinds, hostname string) (Namespaces, erro
 		}
 	}
 	if kinds.net {
-		if err := loopbackUp(); err != nil {
+		if err := infra.LoopbackUp(); err != nil {
 			return Namespaces{}, err
 		}
 	}
@@ -153,27 +155,6 @@ func unpin(ns Namespaces) error {
 func IsPinned(p string) bool {
 	var st unix.Statfs_t
 	return unix.Statfs(p, &st) == nil && st.Type == unix.NSFS_MAGIC
-}
-
-// loopbackUp brings lo up in the calling thread's network namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket for lo: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("get lo flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring lo up: %w", err)
-	}
-	return nil
 }
 
 // InNetNS runs fn on a thread that has joined the network namespace at

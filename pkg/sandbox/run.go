@@ -17,6 +17,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/ids"
+	"github.com/crid-dev/crid/pkg/infra"
 )
 
 // Run creates a sandbox: reserve the name, record the intent, then make
@@ -179,7 +180,7 @@ func (m *Manager) makeNamespaces(s *Sandbox) error {
 	if kinds.uts {
 		hostname = s.Spec.Hostname
 	}
-	args := []string{InfraCommand, "--hostname", hostname}
+	args := []string{infra.Command, "--hostname", hostname}
 	if kinds.net {
 		args = append(args, "--net")
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/oci/caps"
 	"github.com/crid-dev/crid/pkg/oci/generate"
 	"github.com/crid-dev/crid/pkg/sandbox"
 )
@@ -146,7 +147,7 @@ func heldCapabilities() ([]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			return generate.HeldCapabilities(n), nil
+			return caps.Held(n), nil
 		}
 	}
 	return nil, fmt.Errorf("no CapEff in /proc/self/status")

@@ -5,7 +5,9 @@
 # a busybox `sleep`, then StopContainer+RemoveContainer+StopPodSandbox+
 # RemovePodSandbox; medians of each, and the memory the runtime adds per
 # running pod (PSS of crid's monitor and infra processes, of containerd's
-# shim), with PODS pods running at once. Not part of the pass/fail suite.
+# shim), with PODS pods running at once. Pods are as the kubelet makes
+# them by default: a PID namespace per container (no infra process). Not
+# part of the pass/fail suite.
 #
 #   test/bench/lifecycle.sh [ROUNDS] [PODS]
 set -euo pipefail
@@ -95,7 +97,7 @@ ms() { echo $(( ($2 - $1) / 1000000 )); }
 declare -A runp create_start stop_rm
 one_pod() { # endpoint n -> sets POD and CTR; records times
 	local ep=$1 n=$2 t0 t1 t2
-	printf '{"metadata":{"name":"bench-%s","namespace":"bench","uid":"u%s-%s"},"log_directory":"%s/logs/%s-%s","linux":{}}' "$n" "$ep" "$n" "$work" "$ep" "$n" >"$work/pod-$ep-$n.json"
+	printf '{"metadata":{"name":"bench-%s","namespace":"bench","uid":"u%s-%s"},"log_directory":"%s/logs/%s-%s","linux":{"security_context":{"namespace_options":{"pid":1}}}}' "$n" "$ep" "$n" "$work" "$ep" "$n" >"$work/pod-$ep-$n.json"
 	printf '{"metadata":{"name":"sleeper"},"image":{"image":"%s"},"command":["sleep","3600"],"log_path":"sleeper.log","linux":{}}' "$(img_for "$ep")" >"$work/ctr-$ep-$n.json"
 	t0=$(date +%s%N); POD=$(c "$ep" runp "$work/pod-$ep-$n.json" 2>/dev/null); t1=$(date +%s%N)
 	CTR=$(c "$ep" create "$POD" "$work/ctr-$ep-$n.json" "$work/pod-$ep-$n.json" 2>/dev/null); c "$ep" start "$CTR" >/dev/null 2>&1; t2=$(date +%s%N)

@@ -37,9 +37,11 @@ func TestMain(m *testing.M) {
 	// Readable by all: one test runs crid as nobody to see it refuse.
 	os.Chmod(dir, 0o755)
 	cridBin = filepath.Join(dir, "crid")
-	if out, err := exec.Command("go", "build", "-o", cridBin, "../../cmd/crid").CombinedOutput(); err != nil {
-		fmt.Printf("build crid: %v\n%s", err, out)
-		os.Exit(1)
+	for bin, pkg := range map[string]string{cridBin: "../../cmd/crid", filepath.Join(dir, "crid-monitor"): "../../cmd/crid-monitor"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			fmt.Printf("build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -15,7 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/crid-dev/crid/pkg/oci/generate"
+	"github.com/crid-dev/crid/pkg/oci/caps"
 	"github.com/crid-dev/crid/pkg/oci/seccomp"
 )
 
@@ -313,7 +313,7 @@ func lookPath(file string, env []string) (string, error) {
 
 var capNumbers = func() map[string]uint {
 	m := map[string]uint{}
-	for i, n := range generate.CapabilityNames {
+	for i, n := range caps.Names {
 		m[n] = uint(i)
 	}
 	return m

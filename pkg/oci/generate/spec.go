@@ -57,33 +57,6 @@ var DefaultCapabilities = []string{
 	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 
-// CapabilityNames are the capabilities by number, as the kernel counts
-// them.
-var CapabilityNames = func() []string {
-	names := []string{"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-		"SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK",
-		"IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT",
-		"SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL",
-		"SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON",
-		"BPF", "CHECKPOINT_RESTORE"}
-	for i := range names {
-		names[i] = "CAP_" + names[i]
-	}
-	return names
-}()
-
-// HeldCapabilities lists the effective capabilities of the calling
-// process, from a /proc/self/status CapEff value.
-func HeldCapabilities(capEff uint64) []string {
-	var out []string
-	for i, n := range CapabilityNames {
-		if capEff&(1<<uint(i)) != 0 {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // Default masked and read-only paths, the kubelet's and containerd's.
 var (
 	DefaultMaskedPaths = []string{

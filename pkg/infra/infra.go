@@ -1,4 +1,7 @@
-package sandbox
+// Package infra is a pod's infra process: PID 1 of a pod's shared PID
+// namespace. It is linked into the small crid-monitor binary, not into
+// crid, so that the process each such pod keeps costs little memory.
+package infra
 
 import (
 	"fmt"
@@ -13,25 +16,25 @@ import (
 	"github.com/crid-dev/crid/pkg/oci/seccomp"
 )
 
-// InfraCommand is the hidden crid subcommand that runs a pod's infra
-// process.
-const InfraCommand = "infra"
+// Command is the hidden subcommand of crid-monitor that runs a pod's
+// infra process.
+const Command = "infra"
 
-// InfraIdentity is who the infra process becomes once set up: the pod's
+// Identity is who the infra process becomes once set up: the pod's
 // run_as_user, run_as_group and supplemental groups, with no capabilities,
 // under the default seccomp profile when the pod asks for it.
-type InfraIdentity struct {
+type Identity struct {
 	UID, GID       *int64
 	Groups         []int64
 	SeccompDefault bool
 }
 
-// RunInfra is a pod's infra process: PID 1 of the pod's shared PID
+// Run is a pod's infra process: PID 1 of the pod's shared PID
 // namespace. It names the host, brings up lo when the pod has its own
 // network, drops to the pod's identity, reaps every orphan the pod's
 // containers leave (the job of a PID 1), and exits 0 on SIGTERM or SIGINT.
 // It runs until then, whatever happens to crid.
-func RunInfra(hostname string, ownNet bool, id InfraIdentity) int {
+func Run(hostname string, ownNet bool, id Identity) int {
 	if hostname != "" {
 		if err := unix.Sethostname([]byte(hostname)); err != nil {
 			fmt.Fprintln(os.Stderr, "infra: set hostname:", err)
@@ -39,7 +42,7 @@ func RunInfra(hostname string, ownNet bool, id InfraIdentity) int {
 		}
 	}
 	if ownNet {
-		if err := loopbackUp(); err != nil {
+		if err := LoopbackUp(); err != nil {
 			fmt.Fprintln(os.Stderr, "infra:", err)
 			return 1
 		}
@@ -70,7 +73,7 @@ func RunInfra(hostname string, ownNet bool, id InfraIdentity) int {
 // drop takes on the identity: an empty bounding set (while CAP_SETPCAP is
 // still held), groups, gid, uid, then no capabilities at all (a PID 1
 // needs none to reap), then seccomp.
-func (id InfraIdentity) drop() error {
+func (id Identity) drop() error {
 	for c := 0; c <= 63; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
 			return fmt.Errorf("drop capability %d: %w", c, err)
@@ -110,6 +113,27 @@ func (id InfraIdentity) drop() error {
 		if err := seccomp.Load(prof, true); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// LoopbackUp brings lo up in the calling thread's network namespace.
+func LoopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket for lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("get lo flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,74 @@
+// Command crid-monitor holds the processes crid leaves running beside each
+// pod, in a binary of their own so that each costs little memory: crid
+// itself links the CRI's protobuf descriptors, gRPC and the image client,
+// whose initialisation a long-lived process per pod should not pay.
+//
+//	crid-monitor monitor DIR     a pod's monitor (see pkg/oci/monitor)
+//	crid-monitor init            a container's init (see pkg/oci/executor)
+//	crid-monitor infra [flags]   a pod's infra process (see pkg/infra)
+//
+// crid runs it from a sealed in-memory copy; it is not meant to be run by
+// hand.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+
+	"github.com/crid-dev/crid/pkg/infra"
+	"github.com/crid-dev/crid/pkg/oci/executor"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
+)
+
+// The main goroutine stays on the main thread, which execs: capabilities
+// and no_new_privs are set per thread.
+func init() { runtime.LockOSThread() }
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "crid-monitor is started by crid: monitor DIR | init | infra [flags]")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case monitor.Command:
+		if len(os.Args) != 3 {
+			os.Exit(2)
+		}
+		os.Exit(monitor.Run(os.Args[2]))
+	case executor.InitCommand:
+		os.Exit(executor.Init())
+	case infra.Command:
+		os.Exit(runInfra(os.Args[2:]))
+	}
+	fmt.Fprintf(os.Stderr, "crid-monitor: unknown command %q\n", os.Args[1])
+	os.Exit(2)
+}
+
+func runInfra(args []string) int {
+	fs := flag.NewFlagSet(infra.Command, flag.ContinueOnError)
+	hostname := fs.String("hostname", "", "hostname of the pod's UTS namespace")
+	ownNet := fs.Bool("net", false, "the pod has its own network namespace: bring lo up")
+	uid := fs.Int64("uid", -1, "user to run as")
+	gid := fs.Int64("gid", -1, "group to run as")
+	var groups []int64
+	fs.Func("group", "a supplemental group (repeatable)", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		groups = append(groups, n)
+		return err
+	})
+	seccompDefault := fs.Bool("seccomp-default", false, "run under the default seccomp profile")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	id := infra.Identity{Groups: groups, SeccompDefault: *seccompDefault}
+	if *uid >= 0 {
+		id.UID = uid
+	}
+	if *gid >= 0 {
+		id.GID = gid
+	}
+	return infra.Run(*hostname, *ownNet, id)
+}
