@@ -216,3 +216,24 @@ func TestExecSync(t *testing.T) {
 	}
 	removePod(t, e.rt, e.pod)
 }
+
+func TestUpdateContainerResourcesInPlace(t *testing.T) {
+	e := newCtrEnv(t, 15)
+	ctx := context.Background()
+	id := e.run(t, "resized", "sleep 300")
+	_, err := e.rt.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{ContainerId: id,
+		Linux: &runtime.LinuxContainerResources{MemoryLimitInBytes: 96 << 20, CpuQuota: 20000, CpuPeriod: 100000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.rt.ContainerStats(ctx, &runtime.ContainerStatsRequest{ContainerId: id})
+	if err != nil || resp.Stats.Memory.GetAvailableBytes().GetValue() == 0 || resp.Stats.Memory.GetAvailableBytes().GetValue() > 96<<20 {
+		t.Fatalf("after resize: %v, %v", resp.GetStats().GetMemory(), err)
+	}
+	_, err = e.rt.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{ContainerId: id,
+		Linux: &runtime.LinuxContainerResources{CpuQuota: 10}})
+	if err == nil || !strings.Contains(err.Error(), "cpu_quota") {
+		t.Errorf("a bad quota: %v", err)
+	}
+	removePod(t, e.rt, e.pod)
+}
