@@ -60,6 +60,9 @@ type Container struct {
 	Layer      string `json:"layer"`  // upper and work dirs
 	Cgroup     string `json:"cgroup"`
 	MonitorDir string `json:"monitorDir"`
+	Stdin      bool   `json:"stdin,omitempty"`
+	StdinOnce  bool   `json:"stdinOnce,omitempty"`
+	Tty        bool   `json:"tty,omitempty"`
 	StopSignal int    `json:"stopSignal,omitempty"`
 
 	State      State     `json:"state"`
@@ -218,6 +221,7 @@ type CreateParams struct {
 	Raw                                  json.RawMessage
 	Resources                            *cgroups.Resources
 	StopSignal                           int
+	Stdin, StdinOnce, Tty                bool
 	// Spec builds the runtime spec once the root is mounted, with the
 	// image's users read from it and the termination log's host path.
 	Spec func(rootfs string, users generate.Users, terminationLog string) (*specs.Spec, error)
@@ -231,6 +235,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 		ID: ids.New(), SandboxID: p.SandboxID, Name: p.Name, Attempt: p.Attempt,
 		Image: p.ImageName, ImageID: p.Image.ID, ImageRef: p.Image.ID, Labels: p.Labels, Annotations: p.Annotations,
 		LogPath: p.LogPath, Raw: p.Raw, MonitorDir: p.MonitorDir, StopSignal: p.StopSignal,
+		Stdin: p.Stdin, StdinOnce: p.StdinOnce, Tty: p.Tty,
 		State: Created, Creating: true, CreatedAt: time.Now(),
 	}
 	if len(p.Image.RepoDigests) > 0 {
@@ -362,7 +367,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if err := m.watch.add(c.ID, c.Bundle); err != nil {
 		return err
 	}
-	pid, err := mon.Start(c.ID, c.Bundle, c.LogPath)
+	pid, err := mon.Start(monitor.Request{ID: c.ID, Bundle: c.Bundle, Log: c.LogPath, Stdin: c.Stdin, StdinOnce: c.StdinOnce})
 	if err != nil {
 		c.State, c.FinishedAt, c.ExitCode, c.Reason, c.Message = Exited, time.Now(), 128, "StartError", err.Error()
 		m.watch.remove(c.ID)

@@ -100,6 +100,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		Image: img, ImageName: c.Image.Image, Labels: c.Labels, Annotations: c.Annotations,
 		LogPath: logPath, Raw: raw, Resources: res, Spec: spec,
 		StopSignal: stopSignal(imgCfg.Config.StopSignal),
+		Stdin:      c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
 	})
 	if err != nil {
 		return nil, err

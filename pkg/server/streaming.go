@@ -23,6 +23,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/sandbox"
 )
 
@@ -89,12 +90,24 @@ func (s *Server) Exec(ctx context.Context, req *runtime.ExecRequest) (*runtime.E
 	return srv.GetExec(req)
 }
 
-// Attach is not offered yet: the container's streams are the monitor's.
+// Attach answers with the URL where the client attaches to the
+// container's streams, which its pod's monitor holds.
 func (s *Server) Attach(ctx context.Context, req *runtime.AttachRequest) (*runtime.AttachResponse, error) {
-	if _, err := s.containers.Get(req.ContainerId); err != nil {
+	c, err := s.containers.Get(req.ContainerId)
+	if err != nil {
 		return nil, err
 	}
-	return nil, fmt.Errorf("attach is not supported by crid yet (the container's streams are held by its pod's monitor): %w", errdefs.ErrUnimplemented)
+	if c.State != container.Running {
+		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	if c.Tty {
+		return nil, fmt.Errorf("attach to a container with a TTY is not supported yet: %w", errdefs.ErrUnimplemented)
+	}
+	srv, err := s.streamingServer()
+	if err != nil {
+		return nil, err
+	}
+	return srv.GetAttach(req)
 }
 
 // PortForward answers with the URL where the client forwards ports.
@@ -176,8 +189,46 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 	return err
 }
 
+// Attach joins the client to the container's streams through the pod's
+// monitor: its input becomes the container's stdin, the container's output
+// comes back as frames.
 func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
-	return fmt.Errorf("attach is not supported by crid yet: %w", errdefs.ErrUnimplemented)
+	c, err := r.s.containers.Get(id)
+	if err != nil {
+		return err
+	}
+	conn, err := monitor.Connect(c.MonitorDir).Attach(c.ID)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if in != nil {
+		go func() {
+			io.Copy(conn, in)
+			conn.(*net.UnixConn).CloseWrite()
+		}()
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			conn.Close()
+		case <-done:
+		}
+	}()
+	for {
+		stream, data, err := monitor.ReadFrame(conn)
+		if err != nil {
+			return nil // the container ended, or the client left
+		}
+		switch {
+		case stream == monitor.FrameStdout && out != nil:
+			out.Write(data)
+		case stream == monitor.FrameStderr && errOut != nil:
+			errOut.Write(data)
+		}
+	}
 }
 
 // PortForward connects the stream to port on the pod's loopback, from

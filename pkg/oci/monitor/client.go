@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -103,9 +104,59 @@ func (c *Client) call(req Request) (Response, error) {
 }
 
 // Start runs the container whose bundle holds config.json, logging to log.
-func (c *Client) Start(id, bundle, log string) (int, error) {
-	resp, err := c.call(Request{Op: "start", ID: id, Bundle: bundle, Log: log})
+func (c *Client) Start(req Request) (int, error) {
+	req.Op = "start"
+	resp, err := c.call(req)
 	return resp.Pid, err
+}
+
+// Attach connects to a running container's streams: what is written to
+// the connection is its stdin; what is read is frames (see ReadFrame).
+func (c *Client) Attach(id string) (net.Conn, error) {
+	conn, err := c.dial(5 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.NewEncoder(conn).Encode(Request{Op: "attach", ID: id}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	// The answer is one JSON line; read it byte by byte so no frame byte
+	// after it is consumed.
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		if _, err := conn.Read(b); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("attach to %s: %w", id, err)
+		}
+		if b[0] == '\n' {
+			break
+		}
+		line = append(line, b[0])
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if resp.Error != "" {
+		conn.Close()
+		return nil, errors.New(resp.Error)
+	}
+	return conn, nil
+}
+
+// ReadFrame reads one output frame of an attached connection.
+func ReadFrame(r io.Reader) (stream byte, data []byte, err error) {
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return 0, nil, err
+	}
+	n := int(hdr[1])<<24 | int(hdr[2])<<16 | int(hdr[3])<<8 | int(hdr[4])
+	data = make([]byte, n)
+	_, err = io.ReadFull(r, data)
+	return hdr[0], data, err
 }
 
 // Kill signals a running container; one that has exited is not an error.

@@ -14,9 +14,11 @@
 package monitor
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -49,6 +51,10 @@ type Request struct {
 	Bundle string `json:"bundle,omitempty"` // holds config.json; exit.json is written there
 	Log    string `json:"log,omitempty"`
 	Signal int    `json:"signal,omitempty"`
+	// Stdin gives the container a stdin pipe the monitor holds, for
+	// attach; StdinOnce closes it when the first attached client leaves.
+	Stdin     bool `json:"stdin,omitempty"`
+	StdinOnce bool `json:"stdinOnce,omitempty"`
 }
 
 // Response answers a Request.
@@ -73,6 +79,39 @@ type container struct {
 	cgroup     cgroups.Manager
 	oomBefore  uint64
 	copying    sync.WaitGroup
+
+	stdinOnce bool
+	mu        sync.Mutex
+	stdin     *os.File          // write end of the container's stdin, when it has one
+	clients   map[net.Conn]bool // attached: they get the output as frames
+}
+
+// Frames an attached client receives: a stream byte, a big-endian length,
+// the bytes.
+const (
+	FrameStdout byte = 1
+	FrameStderr byte = 2
+)
+
+// fanout sends what a stream carries to every attached client; a client
+// that cannot keep up within a second is dropped, never the container.
+type fanout struct {
+	c      *container
+	stream byte
+}
+
+func (f fanout) Write(p []byte) (int, error) {
+	f.c.mu.Lock()
+	defer f.c.mu.Unlock()
+	hdr := []byte{f.stream, byte(len(p) >> 24), byte(len(p) >> 16), byte(len(p) >> 8), byte(len(p))}
+	for conn := range f.c.clients {
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := conn.Write(append(hdr, p...)); err != nil {
+			conn.Close()
+			delete(f.c.clients, conn)
+		}
+	}
+	return len(p), nil
 }
 
 type monitor struct {
@@ -132,12 +171,67 @@ func Run(dir string) int {
 	}
 }
 
+// attach makes conn a client of the container's streams: output frames go
+// out on it, and what comes in on it is the container's stdin. The
+// connection's goroutine is owned by the monitor and ends with it.
+func (m *monitor) attach(conn net.Conn, id string) {
+	m.mu.Lock()
+	c := m.byID[id]
+	m.mu.Unlock()
+	if c == nil {
+		json.NewEncoder(conn).Encode(Response{Error: "container " + id + " is not running"})
+		conn.Close()
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	json.NewEncoder(conn).Encode(Response{Pid: c.pid})
+	c.mu.Lock()
+	c.clients[conn] = true
+	stdin := c.stdin
+	c.mu.Unlock()
+	go func() {
+		if stdin != nil {
+			io.Copy(stdin, conn)
+			if c.stdinOnce {
+				c.mu.Lock()
+				if c.stdin != nil {
+					c.stdin.Close()
+					c.stdin = nil
+				}
+				c.mu.Unlock()
+			}
+		} else {
+			io.Copy(io.Discard, conn)
+		}
+		c.mu.Lock()
+		delete(c.clients, conn)
+		c.mu.Unlock()
+		conn.Close()
+	}()
+}
+
 // serve answers one request; it returns true when the monitor should end.
 func (m *monitor) serve(conn net.Conn) bool {
-	defer conn.Close()
+	closeConn := true
+	defer func() {
+		if closeConn {
+			conn.Close()
+		}
+	}()
 	conn.SetDeadline(time.Now().Add(time.Minute))
 	var req Request
-	if err := json.NewDecoder(conn).Decode(&req); err != nil {
+	dec := json.NewDecoder(conn)
+	if err := dec.Decode(&req); err != nil {
+		return false
+	}
+	if req.Op == "attach" {
+		if rest, _ := io.ReadAll(dec.Buffered()); len(bytes.TrimSpace(rest)) > 0 {
+			// The client sent stdin before the answer: not in this protocol.
+			conn.Close()
+			return false
+		}
+		closeConn = false
+		m.attach(conn, req.ID)
 		return false
 	}
 	var resp Response
@@ -203,14 +297,21 @@ func (m *monitor) start(req Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	devNull, _ := os.Open(os.DevNull)
-	defer devNull.Close()
-	c := &container{id: req.ID, bundle: req.Bundle, log: log, cgroup: cg}
+	var stdinR, stdinW *os.File
+	if req.Stdin {
+		if stdinR, stdinW, err = os.Pipe(); err != nil {
+			return 0, err
+		}
+	} else if stdinR, err = os.Open(os.DevNull); err != nil {
+		return 0, err
+	}
+	defer stdinR.Close()
+	c := &container{id: req.ID, bundle: req.Bundle, log: log, cgroup: cg, stdin: stdinW, stdinOnce: req.StdinOnce, clients: map[net.Conn]bool{}}
 	c.oomBefore, _ = cg.OOMKills()
 	// The lock is held across the start so the reaper cannot see the exit
 	// of a process not yet in byPid.
 	m.mu.Lock()
-	p, err := executor.Start(m.bin, &spec, executor.Stdio{Stdin: devNull, Stdout: outW, Stderr: errW},
+	p, err := executor.Start(m.bin, &spec, executor.Stdio{Stdin: stdinR, Stdout: outW, Stderr: errW},
 		executor.Options{Place: cg.Add})
 	outW.Close()
 	errW.Close()
@@ -227,8 +328,16 @@ func (m *monitor) start(req Request) (int, error) {
 	m.byID[c.id] = c
 	m.mu.Unlock()
 	c.copying.Add(2)
-	go func() { defer c.copying.Done(); log.Copy("stdout", outR); outR.Close() }()
-	go func() { defer c.copying.Done(); log.Copy("stderr", errR); errR.Close() }()
+	go func() {
+		defer c.copying.Done()
+		log.Copy("stdout", io.TeeReader(outR, fanout{c, FrameStdout}))
+		outR.Close()
+	}()
+	go func() {
+		defer c.copying.Done()
+		log.Copy("stderr", io.TeeReader(errR, fanout{c, FrameStderr}))
+		errR.Close()
+	}()
 	return c.pid, nil
 }
 
@@ -285,6 +394,16 @@ func (m *monitor) exited(c *container, ws syscall.WaitStatus) {
 	// Output the process left in the pipes is logged before the exit is.
 	c.copying.Wait()
 	c.log.Close()
+	c.mu.Lock()
+	for conn := range c.clients {
+		conn.Close()
+	}
+	c.clients = nil
+	if c.stdin != nil {
+		c.stdin.Close()
+		c.stdin = nil
+	}
+	c.mu.Unlock()
 	if err := writeExit(c.bundle, e); err != nil {
 		fmt.Fprintln(os.Stderr, "monitor: record exit of", c.id+":", err)
 	}

@@ -3,6 +3,7 @@ package monitor
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -119,7 +120,7 @@ func TestMonitorRunsLogsAndRecordsExit(t *testing.T) {
 	f := setup(t)
 	b := f.bundle(t, "short", "echo out; echo err >&2; exit 7")
 	logPath := filepath.Join(t.TempDir(), "short.log")
-	pid, err := f.client.Start("short", b, logPath)
+	pid, err := f.client.Start(Request{ID: "short", Bundle: b, Log: logPath})
 	if err != nil || pid == 0 {
 		t.Fatalf("start: %d, %v", pid, err)
 	}
@@ -142,7 +143,7 @@ func TestMonitorKillsAndReopens(t *testing.T) {
 	f := setup(t)
 	b := f.bundle(t, "long", "trap 'exit 0' TERM; while true; do echo tick; sleep 0.05; done")
 	logPath := filepath.Join(t.TempDir(), "long.log")
-	if _, err := f.client.Start("long", b, logPath); err != nil {
+	if _, err := f.client.Start(Request{ID: "long", Bundle: b, Log: logPath}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -176,11 +177,40 @@ func TestOOMKillIsRecorded(t *testing.T) {
 	if err := cg.Update(&cgroups.Resources{MemoryLimit: 16 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.client.Start("oom", b, ""); err != nil {
+	if _, err := f.client.Start(Request{ID: "oom", Bundle: b, Log: ""}); err != nil {
 		t.Fatal(err)
 	}
 	e := waitExit(t, b)
 	if !e.OOMKilled || e.ExitCode != 137 {
 		t.Fatalf("exit %+v, want an OOM kill", e)
+	}
+}
+
+func TestAttachCarriesStdinAndOutput(t *testing.T) {
+	f := setup(t)
+	b := f.bundle(t, "cat", "cat")
+	if _, err := f.client.Start(Request{ID: "cat", Bundle: b, Stdin: true, StdinOnce: true}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := f.client.Attach("cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("hello through attach\n")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	stream, data, err := ReadFrame(conn)
+	if err != nil || stream != FrameStdout || string(data) != "hello through attach\n" {
+		t.Fatalf("frame %d %q, %v", stream, data, err)
+	}
+	// The client leaves: with StdinOnce, stdin closes and cat ends.
+	conn.(*net.UnixConn).CloseWrite()
+	if e := waitExit(t, b); e.ExitCode != 0 {
+		t.Fatalf("exit %+v", e)
+	}
+	if _, err := f.client.Attach("cat"); err == nil {
+		t.Error("attached to an exited container")
 	}
 }
