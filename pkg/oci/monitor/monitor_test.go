@@ -78,6 +78,9 @@ func (f *fixture) bundle(t *testing.T, id, script string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// A test that failed half-way may leave its container running:
+		// kill it, so the monitor can shut down and the cgroup go.
+		f.client.Kill(id, syscall.SIGKILL)
 		cg.Destroy(t.Context())
 		parent, _ := f.cg.Manager(fmt.Sprintf("/crid-test-mon-%d", os.Getpid()))
 		parent.Destroy(t.Context())
