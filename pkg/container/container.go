@@ -75,6 +75,11 @@ type Container struct {
 	Reason     string    `json:"reason,omitempty"`
 	Message    string    `json:"message,omitempty"`
 	Mounted    bool      `json:"mounted,omitempty"`
+
+	// Who the process runs as, as resolved against the image at create.
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
 }
 
 // Key is the name a container reserves in its pod.
@@ -306,6 +311,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	spec.Linux.CgroupsPath = c.Cgroup
+	c.UID, c.GID, c.Groups = spec.Process.User.UID, spec.Process.User.GID, spec.Process.User.AdditionalGids
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -57,6 +58,16 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 		Reason: c.Reason, Message: c.Message, Labels: c.Labels, Annotations: c.Annotations,
 		LogPath: c.LogPath, Mounts: cfg.Mounts,
 	}
+	// The kubelet reports the identity as the kernel holds it: the primary
+	// group is one of the process's groups.
+	groups := []int64{int64(c.GID)}
+	for _, g := range c.Groups {
+		if g != c.GID {
+			groups = append(groups, int64(g))
+		}
+	}
+	slices.Sort(groups)
+	st.User = &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{Uid: int64(c.UID), Gid: int64(c.GID), SupplementalGroups: groups}}
 	resp := &runtime.ContainerStatusResponse{Status: st}
 	if req.Verbose {
 		raw, _ := json.Marshal(map[string]any{"pid": c.Pid, "bundle": c.Bundle, "cgroup": c.Cgroup, "sandboxID": c.SandboxID, "config": json.RawMessage(c.Raw)})

@@ -44,7 +44,9 @@ func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runti
 			// Features are claimed only once the executor honours them.
 			Features: &runtime.RuntimeHandlerFeatures{},
 		}},
-		Features: &runtime.RuntimeFeatures{},
+		// Supplemental groups policy (Merge and Strict) is honoured by the
+		// spec generator; the rest waits for the executor to offer it.
+		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if req.GetVerbose() {
 		resp.Info = s.statusInfo(network)
