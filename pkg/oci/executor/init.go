@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -65,6 +66,17 @@ func setup(spec *specs.Spec) (string, error) {
 		return "", fmt.Errorf("set mount propagation: %w", err)
 	}
 	rootfs := spec.Root.Path
+	// pivot_root refuses a new root whose parent mount is shared, and a
+	// current root that is: with rshared asked for, make the mounts on the
+	// way private again (non-recursively: the bind sources below keep
+	// their peers).
+	if prop == unix.MS_SHARED {
+		for _, p := range []string{"/", mountPointOf(filepath.Dir(rootfs)), mountPointOf(rootfs)} {
+			if err := unix.Mount("", p, "", unix.MS_PRIVATE, ""); err != nil {
+				return "", fmt.Errorf("make %s private for pivot_root: %w", p, err)
+			}
+		}
+	}
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return "", fmt.Errorf("bind rootfs %s: %w", rootfs, err)
 	}
@@ -182,7 +194,7 @@ func pivotRoot(rootfs string) error {
 		return fmt.Errorf("chdir rootfs: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
-		return fmt.Errorf("pivot_root: %w", err)
+		return fmt.Errorf("pivot_root: %w (shared mounts: %s)", err, sharedMounts())
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach the old root: %w", err)
@@ -397,4 +409,37 @@ func dropPrivileges(p *specs.Process) error {
 		}
 	}
 	return nil
+}
+
+// mountPointOf is the mount point of the mount that holds path.
+func mountPointOf(path string) string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "/"
+	}
+	best := "/"
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := f[4]
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
+			best = mp
+		}
+	}
+	return best
+}
+
+// sharedMounts lists the shared mounts, to explain a refused pivot_root.
+func sharedMounts() string {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 6 && strings.Contains(line, " shared:") {
+			out = append(out, f[4])
+		}
+	}
+	return strings.Join(out, " ")
 }
