@@ -3,7 +3,8 @@
 # (Debian's 1.6, CRI plugin, runc) on one machine, in one run, alternating.
 # For each of ROUNDS pods: RunPodSandbox, CreateContainer+StartContainer of
 # a busybox `sleep`, then StopContainer+RemoveContainer+StopPodSandbox+
-# RemovePodSandbox; medians of each, and the memory the runtime adds per
+# RemovePodSandbox, timed over gRPC by test/bench/lifecycle; medians of
+# each, and the memory the runtime adds per
 # running pod (PSS of crid's monitor and infra processes, of containerd's
 # shim), with PODS pods running at once. Pods are as the kubelet makes
 # them by default: a PID namespace per container (no infra process). Not
@@ -91,44 +92,12 @@ c() { local ep=$1; shift; "$crictl" --runtime-endpoint "unix://$work/$ep.sock" -
 c crid pull "$image" >/dev/null
 c containerd pull "$reg/registry.k8s.io/e2e-test-images/busybox:1.29-2" >/dev/null
 c containerd pull "$reg/registry.k8s.io/pause:3.9" >/dev/null
-img_for() { if [ "$1" = crid ]; then echo "$image"; else echo "$reg/registry.k8s.io/e2e-test-images/busybox:1.29-2"; fi; }
-
-ms() { echo $(( ($2 - $1) / 1000000 )); }
-declare -A runp create_start stop_rm
-one_pod() { # endpoint n -> sets POD and CTR; records times
-	local ep=$1 n=$2 t0 t1 t2
-	printf '{"metadata":{"name":"bench-%s","namespace":"bench","uid":"u%s-%s"},"log_directory":"%s/logs/%s-%s","linux":{"security_context":{"namespace_options":{"pid":1}}}}' "$n" "$ep" "$n" "$work" "$ep" "$n" >"$work/pod-$ep-$n.json"
-	printf '{"metadata":{"name":"sleeper"},"image":{"image":"%s"},"command":["sleep","3600"],"log_path":"sleeper.log","linux":{}}' "$(img_for "$ep")" >"$work/ctr-$ep-$n.json"
-	t0=$(date +%s%N); POD=$(c "$ep" runp "$work/pod-$ep-$n.json" 2>/dev/null); t1=$(date +%s%N)
-	CTR=$(c "$ep" create "$POD" "$work/ctr-$ep-$n.json" "$work/pod-$ep-$n.json" 2>/dev/null); c "$ep" start "$CTR" >/dev/null 2>&1; t2=$(date +%s%N)
-	runp[$ep]+="$(ms "$t0" "$t1") "; create_start[$ep]+="$(ms "$t1" "$t2") "
-}
-teardown() { # endpoint pod ctr
-	local t0 t1
-	t0=$(date +%s%N)
-	c "$1" stop -t 0 "$3" >/dev/null; c "$1" rm "$3" >/dev/null; c "$1" stopp "$2" >/dev/null; c "$1" rmp "$2" >/dev/null
-	t1=$(date +%s%N)
-	stop_rm[$1]+="$(ms "$t0" "$t1") "
-}
-for i in $(seq "$rounds"); do
-	for ep in crid containerd; do
-		one_pod "$ep" "r$i"
-		teardown "$ep" "$POD" "$CTR"
-	done
-done
-median() { printf '%s\n' $1 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+(cd "$repo" && go run ./test/bench/lifecycle -rounds "$rounds" -keep "$npods" -logs "$work/logs" \
+	-a "crid=$work/crid.sock=$image" \
+	-b "containerd=$work/containerd.sock=$reg/registry.k8s.io/e2e-test-images/busybox:1.29-2")
 ratio() { echo "scale=2; $1 / $2" | bc; }
-echo "medians over $rounds pods, milliseconds (crid / containerd = ratio):"
-for m in runp create_start stop_rm; do
-	declare -n arr=$m
-	a=$(median "${arr[crid]}"); b=$(median "${arr[containerd]}")
-	printf '  %-14s crid %5s ms   containerd %5s ms   ratio %s\n' "$m" "$a" "$b" "$(ratio "$a" "$b")"
-done
 
 # Memory per running pod: the runtime's own processes beside each pod.
-for ep in crid containerd; do
-	for n in $(seq "$npods"); do one_pod "$ep" "m$n"; done
-done
 sleep 2
 pss_of() { awk '/^Pss:/ {s+=$2} END {print s+0}' $(for p in "$@"; do echo /proc/$p/smaps_rollup; done) 2>/dev/null; }
 crid_pids=$(pgrep -f "crid (monitor|infra)" || true)
