@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -75,6 +76,10 @@ type Container struct {
 	Reason     string    `json:"reason,omitempty"`
 	Message    string    `json:"message,omitempty"`
 	Mounted    bool      `json:"mounted,omitempty"`
+
+	// Image volumes mounted under the bundle, by mount index, and the
+	// images they are (for status).
+	ImageVolumes map[int]string `json:"imageVolumes,omitempty"`
 
 	// Who the process runs as, as resolved against the image at create.
 	UID    uint32   `json:"uid"`
@@ -214,6 +219,12 @@ func (m *Manager) forget(c *Container) error {
 	return nil
 }
 
+// ImageVolume is an image mounted read-only into a container.
+type ImageVolume struct {
+	Image   *image.Image
+	SubPath string
+}
+
 // CreateParams is what a container is made from.
 type CreateParams struct {
 	SandboxID, SandboxCgroup, MonitorDir string
@@ -229,7 +240,9 @@ type CreateParams struct {
 	Stdin, StdinOnce, Tty                bool
 	// Spec builds the runtime spec once the root is mounted, with the
 	// image's users read from it and the termination log's host path.
-	Spec func(rootfs string, users generate.Users, terminationLog string) (*specs.Spec, error)
+	Spec func(rootfs string, users generate.Users, terminationLog string, imageVolumes map[int]string) (*specs.Spec, error)
+	// ImageVolumes are the images the request mounts, by mount index.
+	ImageVolumes map[int]ImageVolume
 }
 
 // Create makes a container: its name reserved, its record written first,
@@ -248,6 +261,13 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 	}
 	for _, l := range p.Image.Layers {
 		c.ChainIDs = append(c.ChainIDs, l.ChainID)
+	}
+	c.ImageVolumes = map[int]string{}
+	for i, v := range p.ImageVolumes {
+		c.ImageVolumes[i] = v.Image.ID
+		for _, l := range v.Image.Layers {
+			c.ChainIDs = append(c.ChainIDs, l.ChainID)
+		}
 	}
 	c.Bundle = filepath.Join(m.bundlesDir(), c.ID)
 	c.Layer = filepath.Join(m.layersDir(), c.ID)
@@ -306,7 +326,22 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 	if err := os.WriteFile(c.TerminationLog(), nil, 0o644); err != nil {
 		return nil, err
 	}
-	spec, err := p.Spec(c.Rootfs(), users, c.TerminationLog())
+	volumes := map[int]string{}
+	for i, v := range p.ImageVolumes {
+		dir := c.imageVolumeDir(i)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := image.MountOverlay(dir, m.opts.Images.LayerDirs(v.Image), "", ""); err != nil {
+			return nil, fmt.Errorf("image volume %d: %w", i, err)
+		}
+		src, err := subPathIn(dir, v.SubPath)
+		if err != nil {
+			return nil, fmt.Errorf("mounts[%d].image_sub_path %q: %v: %w", i, v.SubPath, err, errdefs.ErrInvalidArgument)
+		}
+		volumes[i] = src
+	}
+	spec, err := p.Spec(c.Rootfs(), users, c.TerminationLog(), volumes)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 	}
@@ -324,6 +359,36 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 		return nil, err
 	}
 	return c.copy(), nil
+}
+
+func (c *Container) imageVolumeDir(i int) string {
+	return filepath.Join(c.Bundle, "image-volumes", fmt.Sprint(i))
+}
+
+// subPathIn resolves sub inside the mounted image at root, symlinks
+// resolved as the image sees them, and never outside it.
+func subPathIn(root, sub string) (string, error) {
+	if sub == "" {
+		return root, nil
+	}
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(rfd)
+	fd, err := unix.Openat2(rfd, sub, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return "", fmt.Errorf("not in the image: %w", err)
+	}
+	defer unix.Close(fd)
+	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return "", err
+	}
+	if real != root && !strings.HasPrefix(real, root+"/") {
+		return "", fmt.Errorf("resolves outside the image")
+	}
+	return real, nil
 }
 
 // readInRoot reads a file of the container's root without following a
@@ -515,6 +580,13 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 func (m *Manager) teardown(ctx context.Context, c *Container) error {
 	var errs []error
 	m.watch.remove(c.ID)
+	// Image volumes are detached before anything under the bundle is
+	// removed: a removal must never walk into an image's layers.
+	for i := range c.ImageVolumes {
+		if err := unix.Unmount(c.imageVolumeDir(i), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount image volume %d: %w", i, err)
+		}
+	}
 	if c.Mounted {
 		if err := unix.Unmount(c.Rootfs(), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount rootfs: %w", err))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -70,7 +71,24 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	if err != nil {
 		return nil, err
 	}
-	spec := func(rootfs string, users generate.Users, terminationLog string) (*specs.Spec, error) {
+	volumes := map[int]container.ImageVolume{}
+	for i, m := range c.Mounts {
+		if m.GetImage().GetImage() == "" {
+			continue
+		}
+		if !m.Readonly {
+			return nil, invalid(fmt.Sprintf("config.mounts[%d].readonly", i), "an image volume must be read-only")
+		}
+		if sp := m.ImageSubPath; filepath.IsAbs(sp) || slices.Contains(strings.Split(sp, "/"), "..") {
+			return nil, invalid(fmt.Sprintf("config.mounts[%d].image_sub_path", i), "%q must be relative, without ..", sp)
+		}
+		vimg, err := s.images.Get(m.Image.Image)
+		if err != nil {
+			return nil, fmt.Errorf("image volume %q: %w (pull it first)", m.Image.Image, err)
+		}
+		volumes[i] = container.ImageVolume{Image: vimg, SubPath: m.ImageSubPath}
+	}
+	spec := func(rootfs string, users generate.Users, terminationLog string, imageVolumes map[int]string) (*specs.Spec, error) {
 		sp, err := generate.Spec(generate.Input{
 			Container: c, Sandbox: &podCfg, Image: &imgCfg, Users: users,
 			Rootfs: rootfs, Hostname: sb.Spec.Hostname,
@@ -78,6 +96,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			NetNS: sb.NS.Net, IPCNS: sb.NS.IPC, UTSNS: sb.NS.UTS, PIDNS: sb.NS.PID,
 			HostNetwork: sb.Spec.HostNetwork, HostIPC: sb.Spec.HostIPC, HostPID: sb.Spec.HostPID,
 			TerminationMessageHostPath: terminationLog,
+			ImageVolumes:               imageVolumes,
 			DaemonCaps:                 daemonCaps,
 			StatDevice:                 statDevice,
 			CgroupV2:                   s.cgroups.Mode == cgroups.Unified,
@@ -101,6 +120,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		LogPath: logPath, Raw: raw, Resources: res, Spec: spec,
 		StopSignal: stopSignal(imgCfg.Config.StopSignal),
 		Stdin:      c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
+		ImageVolumes: volumes,
 	})
 	if err != nil {
 		return nil, err

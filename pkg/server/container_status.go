@@ -58,6 +58,11 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 		Reason: c.Reason, Message: c.Message, Labels: c.Labels, Annotations: c.Annotations,
 		LogPath: c.LogPath, Mounts: cfg.Mounts,
 	}
+	for i, m := range st.Mounts {
+		if id, ok := c.ImageVolumes[i]; ok && m.Image != nil {
+			m.Image.ImageRef = id
+		}
+	}
 	// The kubelet reports the identity as the kernel holds it: the primary
 	// group is one of the process's groups.
 	groups := []int64{int64(c.GID)}

@@ -237,3 +237,54 @@ func TestUpdateContainerResourcesInPlace(t *testing.T) {
 	}
 	removePod(t, e.rt, e.pod)
 }
+
+// An image mounted as a read-only volume is there, read-only, with its
+// subpath; removing the container leaves the image's layers whole.
+func TestImageVolume(t *testing.T) {
+	e := newCtrEnv(t, 16)
+	ctx := context.Background()
+	resp, err := e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "vol"}, Image: &runtime.ImageSpec{Image: e.image},
+		Command: []string{"sleep", "300"},
+		Mounts: []*runtime.Mount{
+			{ContainerPath: "/img", Readonly: true, Image: &runtime.ImageSpec{Image: e.image}},
+			{ContainerPath: "/etc-of-img", Readonly: true, Image: &runtime.ImageSpec{Image: e.image}, ImageSubPath: "etc"},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.ContainerId
+	if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "ls /img/bin/busybox /etc-of-img/passwd && touch /img/x 2>&1; /img/bin/busybox true && echo exec-ok"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(out.Stdout)
+	for _, want := range []string{"/img/bin/busybox", "/etc-of-img/passwd", "Read-only file system", "exec-ok"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("image volume: output lacks %q:\n%s", want, got)
+		}
+	}
+	_, err = e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "escape"}, Image: &runtime.ImageSpec{Image: e.image}, Command: []string{"true"},
+		Mounts: []*runtime.Mount{{ContainerPath: "/x", Readonly: true, Image: &runtime.ImageSpec{Image: e.image}, ImageSubPath: "../../../etc"}},
+	}})
+	if err == nil {
+		t.Error("a subpath climbing out of the image was accepted")
+	}
+	layers := filepath.Join(e.d.dir, "root", "layers")
+	before := countFiles(layers)
+	removePod(t, e.rt, e.pod)
+	if after := countFiles(layers); after != before || before == 0 {
+		t.Fatalf("the image's layers changed when the container went: %d files before, %d after", before, after)
+	}
+}
+
+func countFiles(dir string) int {
+	n := 0
+	filepath.Walk(dir, func(string, os.FileInfo, error) error { n++; return nil })
+	return n
+}

@@ -37,6 +37,10 @@ type Input struct {
 	// TerminationMessageHostPath is the host file behind the container's
 	// termination_message_path, made by the caller.
 	TerminationMessageHostPath string
+	// ImageVolumes maps the index of each image mount in the request to
+	// the host path of its image, mounted read-only by the caller (the
+	// subpath already resolved inside it).
+	ImageVolumes map[int]string
 	// DaemonCaps are the capabilities crid itself holds: a privileged
 	// container gets these, never more (on hosts that withhold
 	// CAP_SYS_RESOURCE even from root, asking for it fails the container).
@@ -390,7 +394,15 @@ func mountList(in Input, privileged bool) ([]specs.Mount, error) {
 			return nil, fmt.Errorf("%s.container_path %q is not absolute", field, m.ContainerPath)
 		}
 		if m.GetImage().GetImage() != "" {
-			return nil, fmt.Errorf("%s.image: image volumes are not supported by this runtime yet", field)
+			if !m.Readonly {
+				return nil, fmt.Errorf("%s: an image volume must be read-only", field)
+			}
+			src, ok := in.ImageVolumes[i]
+			if !ok {
+				return nil, fmt.Errorf("%s.image %q is not mounted", field, m.Image.Image)
+			}
+			ms = append(ms, specs.Mount{Destination: path.Clean(m.ContainerPath), Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "ro", "nosuid", "nodev"}})
+			continue
 		}
 		if m.HostPath == "" || !path.IsAbs(m.HostPath) {
 			return nil, fmt.Errorf("%s.host_path %q is not absolute", field, m.HostPath)
