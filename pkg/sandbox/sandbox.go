@@ -178,6 +178,18 @@ func (m *Manager) Get(id string) (*Sandbox, error) {
 	return m.get(id)
 }
 
+// CheckNetwork asks the CNI plugins whether a ready pod's network still
+// holds (CNI CHECK). It runs every plugin of the network, so it is kept off
+// start-up and the kubelet's polling path: verbose status calls it, for an
+// operator asking why a pod cannot be reached. A pod without an attachment
+// (host network, not ready) has nothing to check.
+func (m *Manager) CheckNetwork(ctx context.Context, s *Sandbox) error {
+	if s.State != Ready || !s.Attached {
+		return nil
+	}
+	return m.opts.CNI.Check(ctx, m.cniPod(s))
+}
+
 func (m *Manager) get(id string) (*Sandbox, error) {
 	s, err := ids.Lookup(m.sandboxes, id, "sandbox")
 	if err != nil {
@@ -311,14 +323,6 @@ func (m *Manager) load(ctx context.Context) error {
 	}
 	if err := m.opts.CNI.GC(ctx, attached); err != nil {
 		klog.ErrorS(err, "CNI garbage collection failed")
-	}
-	// Pods that ran on while crid was away: does their network still hold?
-	for _, s := range m.sandboxes {
-		if s.State == Ready && s.Attached {
-			if err := m.opts.CNI.Check(ctx, m.cniPod(s)); err != nil {
-				klog.ErrorS(err, "CNI CHECK of a pod failed; its network may be broken", "sandbox", s.ID)
-			}
-		}
 	}
 	// Directories no record names: a crash before the first record.
 	entries, _ := os.ReadDir(m.sandboxesDir())

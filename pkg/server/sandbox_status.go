@@ -10,7 +10,9 @@ import (
 )
 
 // PodSandboxStatus reports a sandbox; verbose adds its configuration and
-// runtime details (namespaces, infra process, cgroup, network).
+// runtime details (namespaces, infra process, cgroup, network) and the
+// result of a CNI CHECK of its network, which the plain status the kubelet
+// polls never pays for.
 func (s *Server) PodSandboxStatus(ctx context.Context, req *runtime.PodSandboxStatusRequest) (*runtime.PodSandboxStatusResponse, error) {
 	if req.PodSandboxId == "" {
 		return nil, invalid("pod_sandbox_id", "is empty")
@@ -45,6 +47,10 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtime.PodSandboxSt
 		info := map[string]any{
 			"config": json.RawMessage(sb.Spec.Raw), "namespaces": sb.NS, "infraPid": sb.InfraPID,
 			"cgroup": sb.Cgroup, "network": sb.Network, "dir": sb.Dir, "runtimeHandler": sb.Spec.RuntimeHandler,
+			"networkCheck": "ok",
+		}
+		if err := s.sandboxes.CheckNetwork(ctx, sb); err != nil {
+			info["networkCheck"] = err.Error()
 		}
 		raw, err := json.Marshal(info)
 		if err != nil {

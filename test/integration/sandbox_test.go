@@ -55,6 +55,8 @@ type podInfo struct {
 	Namespaces sandbox.Namespaces `json:"namespaces"`
 	InfraPID   int                `json:"infraPid"`
 	Cgroup     string             `json:"cgroup"`
+	// NetworkCheck is "ok" or why CNI CHECK failed.
+	NetworkCheck string `json:"networkCheck"`
 }
 
 func inspect(t *testing.T, rt runtime.RuntimeServiceClient, id string) (*runtime.PodSandboxStatus, podInfo) {
@@ -384,9 +386,31 @@ func TestPodSurvivesDaemonKill(t *testing.T) {
 	if st.State != runtime.PodSandboxState_SANDBOX_READY || info2.InfraPID != info.InfraPID {
 		t.Fatalf("after restart: %v, infra %d (was %d)", st.State, info2.InfraPID, info.InfraPID)
 	}
+	if info2.NetworkCheck != "ok" {
+		t.Errorf("CNI CHECK of the surviving pod: %s", info2.NetworkCheck)
+	}
 	removePod(t, rt, id)
 	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", info.InfraPID)); err == nil && !strings.Contains(string(data), ") Z ") {
 		t.Errorf("the infra process outlived RemovePodSandbox: %s", data)
+	}
+}
+
+func TestVerboseStatusChecksTheNetwork(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	podNet(t, dir, 17)
+	rt := start(t, dir).client(t)
+	id := runPod(t, rt, podConfig("checked", nil))
+	defer removePod(t, rt, id)
+	_, info := inspect(t, rt, id)
+	if info.NetworkCheck != "ok" {
+		t.Fatalf("CNI CHECK of a fresh pod: %s", info.NetworkCheck)
+	}
+	if out, err := exec.Command("nsenter", "--net="+info.Namespaces.Net, "ip", "link", "del", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("break the pod network: %v: %s", err, out)
+	}
+	if _, info = inspect(t, rt, id); info.NetworkCheck == "ok" {
+		t.Fatal("CNI CHECK passed a pod whose eth0 is gone")
 	}
 }
 
