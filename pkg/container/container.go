@@ -119,7 +119,7 @@ type Manager struct {
 	containers map[string]*Container
 	names      map[string]string
 	exited     map[string]chan struct{} // closed when the container's exit is known
-	ops        sync.Map
+	ops        ids.Locks                // one change of a container at a time
 
 	watch *exitWatcher
 }
@@ -150,13 +150,6 @@ func (m *Manager) Close() { m.watch.close() }
 
 func (m *Manager) bundlesDir() string { return filepath.Join(m.opts.RunRoot, "containers") }
 func (m *Manager) layersDir() string  { return filepath.Join(m.opts.Root, "containers") }
-
-func (m *Manager) lock(id string) func() {
-	v, _ := m.ops.LoadOrStore(id, &sync.Mutex{})
-	mu := v.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
-}
 
 // Get finds a container by ID or unique ID prefix.
 func (m *Manager) Get(id string) (*Container, error) {
@@ -215,7 +208,7 @@ func (m *Manager) forget(c *Container) error {
 	}
 	delete(m.exited, c.ID)
 	m.mu.Unlock()
-	m.ops.Delete(c.ID)
+	m.ops.Forget(c.ID)
 	return nil
 }
 
@@ -282,7 +275,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 	}
 	m.names[c.Key()] = c.ID
 	m.mu.Unlock()
-	unlock := m.lock(c.ID)
+	unlock := m.ops.Lock(c.ID)
 	defer unlock()
 	if err := m.save(c); err != nil {
 		m.mu.Lock()
@@ -416,7 +409,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	unlock := m.lock(c.ID)
+	unlock := m.ops.Lock(c.ID)
 	defer unlock()
 	if c, err = m.Get(c.ID); err != nil {
 		return err
@@ -565,7 +558,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := m.Stop(ctx, c.ID, 0); err != nil {
 		return err
 	}
-	unlock := m.lock(c.ID)
+	unlock := m.ops.Lock(c.ID)
 	defer unlock()
 	if c, err = m.Get(c.ID); err != nil {
 		return nil

@@ -1,6 +1,6 @@
 // Package ids makes and finds the IDs of sandboxes and containers: 64 hex
 // digits, found by the whole ID or any unique prefix, as crictl users type
-// them.
+// them; and the per-ID locks that serialise changes of one object.
 package ids
 
 import (
@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
 )
@@ -45,3 +46,19 @@ func Lookup[T any](m map[string]T, id, kind string) (T, error) {
 	}
 	return zero, fmt.Errorf("%s ID prefix %q is ambiguous: %w", kind, id, errdefs.ErrInvalidArgument)
 }
+
+// Locks serialises changes of one object (a sandbox, a container) without
+// holding up reads or changes of the others. The zero value is ready.
+type Locks struct{ m sync.Map } // ID -> *sync.Mutex
+
+// Lock waits for the object's lock and returns its unlock.
+func (l *Locks) Lock(id string) func() {
+	v, _ := l.m.LoadOrStore(id, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Forget drops the lock of an object that is gone, so the table does not
+// grow with every object ever made.
+func (l *Locks) Forget(id string) { l.m.Delete(id) }

@@ -2,6 +2,7 @@ package ids
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
@@ -26,4 +27,34 @@ func TestLookup(t *testing.T) {
 	if a, b := New(), New(); len(a) != 64 || a == b {
 		t.Errorf("New: %q %q", a, b)
 	}
+}
+
+func TestLocks(t *testing.T) {
+	var l Locks
+	// One object's changes are serialised: a read-yield-write under the
+	// lock loses no update.
+	n, done := 0, make(chan struct{})
+	for range 50 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			unlock := l.Lock("a")
+			defer unlock()
+			v := n
+			runtime.Gosched()
+			n = v + 1
+		}()
+	}
+	for range 50 {
+		<-done
+	}
+	if n != 50 {
+		t.Errorf("%d of 50 updates under one lock survived", n)
+	}
+	// Another object's lock is free while one is held, and a forgotten
+	// lock is made anew.
+	unlockA := l.Lock("a")
+	l.Lock("b")()
+	unlockA()
+	l.Forget("a")
+	l.Lock("a")()
 }

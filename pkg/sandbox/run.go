@@ -38,7 +38,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 	}
 	m.names[spec.Key()] = s.ID
 	m.mu.Unlock()
-	unlock := m.lock(s.ID)
+	unlock := m.ops.Lock(s.ID)
 	defer unlock()
 
 	if err := m.save(s); err != nil {
@@ -239,7 +239,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	unlock := m.lock(s.ID)
+	unlock := m.ops.Lock(s.ID)
 	defer unlock()
 	if s, err = m.Get(s.ID); err != nil {
 		return err
@@ -280,7 +280,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 			return fmt.Errorf("remove containers of sandbox %s: %w", s.ID, err)
 		}
 	}
-	unlock := m.lock(s.ID)
+	unlock := m.ops.Lock(s.ID)
 	defer unlock()
 	if s, err = m.Get(s.ID); err != nil {
 		return nil

@@ -140,7 +140,7 @@ type Manager struct {
 	mu        sync.RWMutex
 	sandboxes map[string]*Sandbox
 	names     map[string]string // Spec.Key() -> ID
-	ops       sync.Map          // ID -> *sync.Mutex: one change of a sandbox at a time
+	ops       ids.Locks         // one change of a sandbox at a time
 }
 
 // New loads the sandboxes recorded in the store and reconciles them with
@@ -163,13 +163,6 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 }
 
 func (m *Manager) sandboxesDir() string { return filepath.Join(m.opts.RunRoot, "sandboxes") }
-
-func (m *Manager) lock(id string) func() {
-	v, _ := m.ops.LoadOrStore(id, &sync.Mutex{})
-	mu := v.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
-}
 
 // Get finds a sandbox by ID or unique ID prefix.
 func (m *Manager) Get(id string) (*Sandbox, error) {
@@ -237,7 +230,7 @@ func (m *Manager) forget(s *Sandbox) error {
 		delete(m.names, s.Spec.Key())
 	}
 	m.mu.Unlock()
-	m.ops.Delete(s.ID)
+	m.ops.Forget(s.ID)
 	return nil
 }
 
