@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func plugin(t *testing.T, dir, name string, mode os.FileMode) {
+func plugin(t testing.TB, dir, name string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), mode); err != nil {
 		t.Fatal(err)
@@ -99,5 +99,21 @@ func TestDiscover(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkDiscover is what Status and every CNI operation pay to follow the
+// config dir as it is now (a directory read, one parse, a stat per plugin).
+func BenchmarkDiscover(b *testing.B) {
+	confDir, binDir := b.TempDir(), b.TempDir()
+	if err := os.WriteFile(filepath.Join(confDir, "10-crid.conflist"), []byte(bridgeList), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	plugin(b, binDir, "bridge", 0o755)
+	plugin(b, binDir, "portmap", 0o755)
+	for b.Loop() {
+		if _, err := Discover(confDir, []string{binDir}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
