@@ -49,7 +49,11 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 		return nil, err
 	}
 	created, started, finished := nanos(c)
-	var cfg runtime.ContainerConfig
+	// Only the mounts of the stored request are reported; decoding just
+	// them spares the kubelet's status calls the rest (env, args, limits).
+	var cfg struct {
+		Mounts []*runtime.Mount `json:"mounts"`
+	}
 	json.Unmarshal(c.Raw, &cfg)
 	st := &runtime.ContainerStatus{
 		Id: c.ID, Metadata: containerMetadata(c), State: containerState(c),

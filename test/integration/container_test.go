@@ -258,6 +258,15 @@ func TestImageVolume(t *testing.T) {
 	if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
 	}
+	st := e.status(t, id)
+	if len(st.Mounts) != 2 || st.Mounts[1].ContainerPath != "/etc-of-img" || st.Mounts[1].ImageSubPath != "etc" {
+		t.Errorf("status mounts: %v", st.Mounts)
+	}
+	for _, m := range st.Mounts {
+		if m.GetImage().GetImageRef() != st.ImageId {
+			t.Errorf("status mount %s: image ref %q, want the image's ID %q", m.ContainerPath, m.GetImage().GetImageRef(), st.ImageId)
+		}
+	}
 	out, err := e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "ls /img/bin/busybox /etc-of-img/passwd && touch /img/x 2>&1; /img/bin/busybox true && echo exec-ok"}})
 	if err != nil {
 		t.Fatal(err)
