@@ -30,23 +30,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// busyboxRoot unpacks the busybox image layer into a fresh root.
-func busyboxRoot(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("running containers needs root")
-	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("needs Debian's busybox at /bin/busybox (hack/install-deps.sh installs it)")
-	}
-	root := filepath.Join(t.TempDir(), "rootfs")
-	os.Mkdir(root, 0o755)
-	if err := catalog.UnpackBusybox("/bin/busybox", root); err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 type run struct {
 	stdout, stderr string
 	status         syscall.WaitStatus
@@ -119,7 +102,7 @@ func secctx(in *generate.Input) *runtime.LinuxContainerSecurityContext {
 }
 
 func TestContainerIsIsolated(t *testing.T) {
-	root := busyboxRoot(t)
+	root := catalog.BusyboxRoot(t)
 	// A descriptor crid holds without close-on-exec must not reach the
 	// container (CVE-2024-21626).
 	leak, err := unix.Open("/etc/hostname", unix.O_RDONLY, 0)
@@ -163,7 +146,7 @@ func TestContainerIsIsolated(t *testing.T) {
 }
 
 func TestSecurityContextIsApplied(t *testing.T) {
-	root := busyboxRoot(t)
+	root := catalog.BusyboxRoot(t)
 	r, err := runIn(t, root, `id -u; id -g; id -G; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; touch /x 2>&1; stat -c %t:%T /proc/keys; /bin/sh -c ls 2>&1; echo > /dev/null && echo null-ok`, func(in *generate.Input) {
 		sc := secctx(in)
 		sc.RunAsUser = &runtime.Int64Value{Value: 33}
@@ -203,7 +186,7 @@ func at(l []string, i int) string {
 }
 
 func TestExitStatusAndSetupErrors(t *testing.T) {
-	root := busyboxRoot(t)
+	root := catalog.BusyboxRoot(t)
 	r, err := runIn(t, root, "exit 3", nil)
 	if err != nil || r.status.ExitStatus() != 3 {
 		t.Fatalf("exit status %d, %v", r.status.ExitStatus(), err)
@@ -237,7 +220,7 @@ func TestExitStatusAndSetupErrors(t *testing.T) {
 var _ = specs.Version
 
 func TestSeccomp(t *testing.T) {
-	root := busyboxRoot(t)
+	root := catalog.BusyboxRoot(t)
 	r, err := runIn(t, root, "grep Seccomp: /proc/self/status", func(in *generate.Input) {
 		secctx(in).Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
 	})

@@ -43,17 +43,7 @@ type fixture struct {
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("running containers needs root")
-	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("needs Debian's busybox at /bin/busybox (hack/install-deps.sh installs it)")
-	}
-	f := &fixture{root: filepath.Join(t.TempDir(), "rootfs"), monDir: t.TempDir()}
-	os.Mkdir(f.root, 0o755)
-	if err := catalog.UnpackBusybox("/bin/busybox", f.root); err != nil {
-		t.Fatal(err)
-	}
+	f := &fixture{root: catalog.BusyboxRoot(t), monDir: t.TempDir()}
 	bin, err := reexec.Seal()
 	if err != nil {
 		t.Fatal(err)

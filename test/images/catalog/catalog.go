@@ -7,8 +7,10 @@ package catalog
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
+	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -47,20 +49,35 @@ func BusyboxLayer(busybox string) (v1.Layer, error) {
 	return Layer(entries)
 }
 
-// UnpackBusybox writes the busybox layer's files into dir, as a container
-// root for tests of the executor.
-func UnpackBusybox(busybox, dir string) error {
+// BusyboxRoot unpacks Debian's busybox layer into a fresh directory, a
+// container root for the executor's and monitor's tests. It skips the test,
+// naming why, when not root or when /bin/busybox is missing.
+func BusyboxRoot(tb testing.TB) string {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("running containers needs root")
+	}
+	const busybox = "/bin/busybox"
+	if _, err := os.Stat(busybox); err != nil {
+		tb.Skip("needs Debian's busybox at /bin/busybox (hack/install-deps.sh installs it)")
+	}
+	root := filepath.Join(tb.TempDir(), "rootfs")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		tb.Fatal(err)
+	}
 	layer, err := BusyboxLayer(busybox)
 	if err != nil {
-		return err
+		tb.Fatal(err)
 	}
 	rc, err := layer.Uncompressed()
 	if err != nil {
-		return err
+		tb.Fatal(err)
 	}
 	defer rc.Close()
-	_, err = archive.Apply(dir, rc, archive.Options{NoOwnership: os.Geteuid() != 0})
-	return err
+	if _, err := archive.Apply(root, rc, archive.Options{}); err != nil {
+		tb.Fatal(err)
+	}
+	return root
 }
 
 // Critest builds every image critest pulls, but the one pinned by an
