@@ -39,11 +39,13 @@ func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runti
 
 	resp := &runtime.StatusResponse{
 		Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{runtimeReady, networkReady}},
-		RuntimeHandlers: []*runtime.RuntimeHandler{{
-			Name: s.cfg.Runtime.DefaultHandler,
-			// Features are claimed only once the executor honours them.
-			Features: &runtime.RuntimeHandlerFeatures{},
-		}},
+		// The default handler is listed twice: by its name, and as "",
+		// which is how the kubelet (and critest) name the handler of a pod
+		// without a RuntimeClass.
+		RuntimeHandlers: []*runtime.RuntimeHandler{
+			{Name: "", Features: handlerFeatures()},
+			{Name: s.cfg.Runtime.DefaultHandler, Features: handlerFeatures()},
+		},
 		// Supplemental groups policy (Merge and Strict) is honoured by the
 		// spec generator; the rest waits for the executor to offer it.
 		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
@@ -52,6 +54,14 @@ func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runti
 		resp.Info = s.statusInfo(network)
 	}
 	return resp, nil
+}
+
+// handlerFeatures are what crid's one handler offers, claimed only once
+// the executor honours them: recursive read-only binds are
+// mount_setattr(AT_RECURSIVE), which every kernel crid runs on has (it
+// needs open_tree).
+func handlerFeatures() *runtime.RuntimeHandlerFeatures {
+	return &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}
 }
 
 // statusInfo is what `crictl info` shows beyond the conditions: the

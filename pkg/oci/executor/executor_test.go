@@ -244,3 +244,36 @@ func TestSeccomp(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyBinds: a read-only bind keeps a host submount under it
+// writable (what "ro" has always meant); a recursive read-only one makes
+// the submount read-only too.
+func TestReadOnlyBinds(t *testing.T) {
+	root := catalog.BusyboxRoot(t)
+	host := t.TempDir()
+	sub := filepath.Join(host, "tmpfs")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	for _, tc := range []struct {
+		rro  bool
+		want string
+	}{
+		{false, "top:Read-only file system sub:ok"},
+		{true, "top:Read-only file system sub:Read-only file system"},
+	} {
+		r, err := runIn(t, root, `try() { touch "$1" 2>/dev/null && echo ok || echo "Read-only file system"; }; echo "top:$(try /mnt/x) sub:$(try /mnt/tmpfs/x)"`, func(in *generate.Input) {
+			in.Container.Mounts = []*runtime.Mount{{ContainerPath: "/mnt", HostPath: host, Readonly: true, RecursiveReadOnly: tc.rro}}
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, r.stderr)
+		}
+		if got := strings.TrimSpace(r.stdout); got != tc.want {
+			t.Errorf("recursive=%v: %q, want %q", tc.rro, got, tc.want)
+		}
+	}
+}

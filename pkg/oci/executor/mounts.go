@@ -22,6 +22,7 @@ import (
 // and the file system's own parameters.
 type mountOptions struct {
 	attr        uint64 // MOUNT_ATTR_* but the access-time mode
+	attrAll     bool   // attr applies to every mount of a cloned tree (rro)
 	atime       uint64 // MOUNT_ATTR_RELATIME, _NOATIME or _STRICTATIME
 	setAtime    bool
 	propagation uint64 // MS_PRIVATE, MS_SLAVE, MS_SHARED
@@ -35,6 +36,11 @@ func parseOptions(opts []string) mountOptions {
 		switch opt {
 		case "ro":
 			o.attr |= unix.MOUNT_ATTR_RDONLY
+		case "rro":
+			// Recursive read-only, as runc spells it: every submount of
+			// the bind is read-only too.
+			o.attr |= unix.MOUNT_ATTR_RDONLY
+			o.attrAll = true
 		case "rw", "bind", "suid", "dev", "exec":
 		case "rbind":
 			o.recursive = true
@@ -157,14 +163,19 @@ func mountInRoot(root int, m specs.Mount) error {
 	// them here, on every mount in it when recursive (so a read-only rbind
 	// is read-only all the way down).
 	// Read-only and the other flags apply to the top mount, as a
-	// non-recursive read-only bind means (submounts stay as they are);
-	// propagation applies to the whole tree.
+	// non-recursive read-only bind means (submounts stay as they are),
+	// unless rro asked for every mount; propagation applies to the whole
+	// tree.
 	if isBind && (o.attr != 0 || o.setAtime) {
 		at := &unix.MountAttr{Attr_set: o.attr | o.atime}
 		if o.setAtime {
 			at.Attr_clr = unix.MOUNT_ATTR__ATIME
 		}
-		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, at); err != nil {
+		flags := uint(unix.AT_EMPTY_PATH)
+		if o.attrAll && o.recursive {
+			flags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(tree, "", flags, at); err != nil {
 			return fmt.Errorf("set attributes of %s: %w", m.Destination, err)
 		}
 	}

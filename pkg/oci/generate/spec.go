@@ -407,6 +407,17 @@ func mountList(in Input, privileged bool) ([]specs.Mount, error) {
 		if m.HostPath == "" || !path.IsAbs(m.HostPath) {
 			return nil, fmt.Errorf("%s.host_path %q is not absolute", field, m.HostPath)
 		}
+		if m.RecursiveReadOnly {
+			// A recursive read-only mount must stay read-only all the way
+			// down: it needs ro, and a propagation that cannot bring a
+			// new, writable submount in from the host later.
+			if !m.Readonly {
+				return nil, fmt.Errorf("%s.recursive_read_only needs readonly: true as well", field)
+			}
+			if m.Propagation != runtime.MountPropagation_PROPAGATION_PRIVATE {
+				return nil, fmt.Errorf("%s.recursive_read_only needs propagation PROPAGATION_PRIVATE, not %s: mounts propagated from the host would not be read-only", field, m.Propagation)
+			}
+		}
 		opts := []string{"rbind"}
 		switch m.Propagation {
 		case runtime.MountPropagation_PROPAGATION_PRIVATE:
@@ -419,11 +430,11 @@ func mountList(in Input, privileged bool) ([]specs.Mount, error) {
 			}
 			opts = append(opts, "rshared")
 		}
-		if m.Readonly {
+		switch {
+		case m.RecursiveReadOnly:
+			opts = append(opts, "rro")
+		case m.Readonly:
 			opts = append(opts, "ro")
-		}
-		if m.RecursiveReadOnly {
-			return nil, fmt.Errorf("%s.recursive_read_only: not supported by this runtime yet (Status reports recursive_read_only_mounts false)", field)
 		}
 		ms = append(ms, specs.Mount{Destination: path.Clean(m.ContainerPath), Type: "bind", Source: m.HostPath, Options: opts})
 	}

@@ -259,6 +259,7 @@ func TestMounts(t *testing.T) {
 			{ContainerPath: "/data/sub", HostPath: "/host/sub", Readonly: true},
 			{ContainerPath: "/data", HostPath: "/host/data", Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
 			{ContainerPath: "/etc/resolv.conf", HostPath: "/custom/resolv.conf"},
+			{ContainerPath: "/rro", HostPath: "/host/rro", Readonly: true, RecursiveReadOnly: true},
 		}
 	}))
 	if err != nil {
@@ -275,6 +276,12 @@ func TestMounts(t *testing.T) {
 	}
 	if m := byDst["/etc/resolv.conf"]; m.Source != "/custom/resolv.conf" {
 		t.Errorf("a requested mount must win over the pod's file: %+v", m)
+	}
+	if m := byDst["/data/sub"]; !contains(m.Options, "ro") || contains(m.Options, "rro") {
+		t.Errorf("/data/sub %+v", m)
+	}
+	if m := byDst["/rro"]; !contains(m.Options, "rro") || !contains(m.Options, "rprivate") {
+		t.Errorf("/rro %+v", m)
 	}
 	if m := byDst["/data"]; !contains(m.Options, "rslave") || contains(m.Options, "ro") {
 		t.Errorf("/data %+v", m)
@@ -295,6 +302,8 @@ func TestMounts(t *testing.T) {
 		{ContainerPath: "relative", HostPath: "/h"},
 		{ContainerPath: "/c", HostPath: "relative"},
 		{ContainerPath: "/c", HostPath: "/h", Propagation: runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL},
+		{ContainerPath: "/c", HostPath: "/h", RecursiveReadOnly: true},
+		{ContainerPath: "/c", HostPath: "/h", Readonly: true, RecursiveReadOnly: true, Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
 	}
 	for _, m := range bad {
 		if _, err := Spec(input(func(in *Input) { in.Container.Mounts = []*runtime.Mount{m} })); err == nil {
