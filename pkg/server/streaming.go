@@ -100,9 +100,6 @@ func (s *Server) Attach(ctx context.Context, req *runtime.AttachRequest) (*runti
 	if c.State != container.Running {
 		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
-	if c.Tty {
-		return nil, fmt.Errorf("attach to a container with a TTY is not supported yet: %w", errdefs.ErrUnimplemented)
-	}
 	srv, err := s.streamingServer()
 	if err != nil {
 		return nil, err
@@ -190,18 +187,28 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 }
 
 // Attach joins the client to the container's streams through the pod's
-// monitor: its input becomes the container's stdin, the container's output
-// comes back as frames.
+// monitor: its input becomes the container's stdin (or goes into its
+// terminal), the container's output comes back as frames, and a
+// terminal's resizes go to the monitor.
 func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
 	c, err := r.s.containers.Get(id)
 	if err != nil {
 		return err
 	}
-	conn, err := monitor.Connect(c.MonitorDir).Attach(c.ID)
+	mon := monitor.Connect(c.MonitorDir)
+	conn, err := mon.Attach(c.ID)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if c.Tty && resize != nil {
+		// The streaming server closes resize when the session ends.
+		go func() {
+			for size := range resize {
+				mon.Resize(c.ID, size.Width, size.Height)
+			}
+		}()
+	}
 	if in != nil {
 		go func() {
 			io.Copy(conn, in)

@@ -2,14 +2,19 @@ package integration
 
 import (
 	"context"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -296,4 +301,102 @@ func countFiles(dir string) int {
 	n := 0
 	filepath.Walk(dir, func(string, os.FileInfo, error) error { n++; return nil })
 	return n
+}
+
+// TestAttachToATerminal: crictl attach -it, in a terminal of the test's
+// own, reaches a container with a TTY: the client's size reaches the
+// container's terminal, typed input is read there, the output comes back,
+// and the log holds the container's lines.
+func TestAttachToATerminal(t *testing.T) {
+	crictl, err := exec.LookPath("crictl")
+	if err != nil {
+		t.Fatal("crictl is not on PATH: hack/install-deps.sh installs it")
+	}
+	e := newCtrEnv(t, 18)
+	ctx := context.Background()
+	resp, err := e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "tty"}, Image: &runtime.ImageSpec{Image: e.image},
+		Command: []string{"sh", "-c", `read line; echo "got $line"`}, LogPath: "tty.log",
+		Tty: true, Stdin: true, StdinOnce: true,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.ContainerId
+	if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	master, slave := openPTY(t)
+	defer master.Close()
+	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 77}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(crictl, "--runtime-endpoint", "unix://"+e.d.socket, "attach", "-i", "-t", id)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var out strings.Builder
+	copied := make(chan struct{})
+	go func() { io.Copy(&out, master); close(copied) }()
+	// The client's terminal size is the container's once attach is up.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"stty", "-F", "/dev/pts/0", "size"}, Timeout: 5})
+		if err == nil && string(r.Stdout) == "33 77\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's terminal never took the client's size: %q, %v", r.GetStdout(), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	master.Write([]byte("hello\r"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("crictl attach: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("crictl attach did not end; it printed %q", out.String())
+	}
+	master.Close()
+	<-copied
+	if !strings.Contains(out.String(), "got hello") {
+		t.Errorf("attach output %q", out.String())
+	}
+	if st := e.waitExited(t, id); st.ExitCode != 0 {
+		t.Errorf("exit %d", st.ExitCode)
+	}
+	log, _ := os.ReadFile(filepath.Join(e.logDir, "tty.log"))
+	if !regexp.MustCompile(`(?m) stdout F got hello$`).Match(log) {
+		t.Errorf("log:\n%s", log)
+	}
+	removePod(t, e.rt, e.pod)
+}
+
+// openPTY opens a pseudo-terminal pair on the host's devpts.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, s
 }

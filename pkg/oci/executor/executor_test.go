@@ -2,9 +2,11 @@ package executor
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -68,25 +70,18 @@ func runIn(t *testing.T, root, script string, edit func(*generate.Input)) (run, 
 	if err != nil {
 		return r, err
 	}
+	if p.Console != nil {
+		// Read until the last holder of the terminal is gone (EIO).
+		io.Copy(&out, p.Console)
+		p.Console.Close()
+	}
 	r.status, err = p.Wait()
 	r.stdout, r.stderr = out.String(), errOut.String()
 	return r, err
 }
 
-func filepathProc(pid int, name string) string { return filepath.Join("/proc", itoa(pid), name) }
-
-func itoa(n int) string {
-	return strings.TrimSpace(strings.Replace(string(rune('0'+0)), "0", "", 1) + func() string {
-		b := []byte{}
-		if n == 0 {
-			return "0"
-		}
-		for n > 0 {
-			b = append([]byte{byte('0' + n%10)}, b...)
-			n /= 10
-		}
-		return string(b)
-	}())
+func filepathProc(pid int, name string) string {
+	return filepath.Join("/proc", strconv.Itoa(pid), name)
 }
 
 func readFile(root, p string) []byte {
@@ -275,5 +270,42 @@ func TestReadOnlyBinds(t *testing.T) {
 		if got := strings.TrimSpace(r.stdout); got != tc.want {
 			t.Errorf("recursive=%v: %q, want %q", tc.rro, got, tc.want)
 		}
+	}
+}
+
+// TestTerminal: a container asking for a terminal gets one from its own
+// devpts (so it is /dev/pts/0), as its controlling terminal and stdio,
+// owned by the container's user, and the master comes back to Start.
+func TestTerminal(t *testing.T) {
+	root := catalog.BusyboxRoot(t)
+	r, err := runIn(t, root, `tty; stat -c %u /proc/self/fd/0; ls /dev/pts | tr '\n' ' '; echo; [ -t 1 ] && echo stdout-is-tty; cat /proc/self/stat | cut -d' ' -f6,7`, func(in *generate.Input) {
+		in.Container.Tty = true
+		secctx(in).RunAsUser = &runtime.Int64Value{Value: 33}
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, r.stderr)
+	}
+	t.Logf("container said:\n%s", r.stdout)
+	got := strings.Split(strings.TrimSpace(strings.ReplaceAll(r.stdout, "\r\n", "\n")), "\n")
+	want := []string{"/dev/pts/0", "33", "0 ptmx", "stdout-is-tty"}
+	for i, w := range want {
+		if i >= len(got) || strings.TrimSpace(got[i]) != w {
+			t.Errorf("line %d: %q, want %q", i, at(got, i), w)
+		}
+	}
+	// The session and the terminal (tty_nr of /dev/pts/0: major 136).
+	if f := strings.Fields(at(got, 4)); len(f) != 2 || f[1] != strconv.Itoa(136<<8) {
+		t.Errorf("session and tty_nr: %q", at(got, 4))
+	}
+	if !strings.Contains(r.stdout, "\r\n") {
+		t.Errorf("output did not go through a terminal (no CR LF): %q", r.stdout)
+	}
+	// A setup error before the console exists still comes back whole.
+	_, err = runIn(t, root, "", func(in *generate.Input) {
+		in.Container.Tty = true
+		in.Container.Command = []string{"no-such-program"}
+	})
+	if err == nil || !strings.Contains(err.Error(), "container init: exec: \"no-such-program\": executable file not found") {
+		t.Errorf("a missing program with a terminal: %v", err)
 	}
 }

@@ -41,7 +41,7 @@ func Init() int {
 	if err := json.Unmarshal(line, &spec); err != nil {
 		return fail(fmt.Errorf("decode spec: %w", err))
 	}
-	argv0, err := setup(&spec)
+	argv0, err := setup(&spec, sync)
 	if err != nil {
 		return fail(err)
 	}
@@ -50,7 +50,10 @@ func Init() int {
 	return fail(fmt.Errorf("exec %s: %w", spec.Process.Args[0], err))
 }
 
-func setup(spec *specs.Spec) (string, error) {
+// setup makes the container's world and returns the program to exec. A
+// terminal's master goes to Start over sync as soon as it exists, before
+// a seccomp profile could forbid sending it.
+func setup(spec *specs.Spec, sync *os.File) (string, error) {
 	// The copy of the host's mounts: private unless a bind mount asks to
 	// hear from the host (rslave) or to talk back (rshared); either way
 	// the root itself is made private below, so nothing crid mounts for
@@ -152,6 +155,17 @@ func setup(spec *specs.Spec) (string, error) {
 	argv0, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
 		return "", err
+	}
+	if p.Terminal {
+		master, err := openConsole(p)
+		if err != nil {
+			return "", err
+		}
+		err = sendConsole(sync, master)
+		unix.Close(master)
+		if err != nil {
+			return "", fmt.Errorf("send the console: %w", err)
+		}
 	}
 	// No descriptor of crid's may reach the container (CVE-2024-21626):
 	// everything above stdio closes at exec.

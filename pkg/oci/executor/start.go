@@ -40,7 +40,10 @@ type Stdio struct {
 // Process is a started container process.
 type Process struct {
 	Pid int
-	cmd *exec.Cmd
+	// Console is the master of the process's terminal, when the spec
+	// asked for one; the caller owns it.
+	Console *os.File
+	cmd     *exec.Cmd
 }
 
 // Wait waits for the process to exit and returns its wait status.
@@ -122,7 +125,10 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
 	cmd.ExtraFiles = []*os.File{child} // fd 3 in the init
 	cmd.Env = []string{}               // the container's environment comes from the spec
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: clone, Setsid: !spec.Process.Terminal, Pdeathsig: 0}
+	// A session of its own: the container's signals and terminal are
+	// never crid's (with a terminal, the init makes it the controlling
+	// one of this session).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: clone, Setsid: true}
 
 	if err := startIn(cmd, join); err != nil {
 		child.Close()
@@ -143,13 +149,24 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 	if _, err := parent.Write(append(specData, '\n')); err != nil {
 		return fail(fmt.Errorf("send spec to container init: %w", err))
 	}
+	var head []byte
+	if spec.Process.Terminal {
+		if p.Console, head, err = recvConsole(parent); err != nil {
+			return fail(err)
+		}
+	}
 	// Whatever comes back is a setup error; EOF means the exec happened.
 	msg, err := io.ReadAll(parent)
-	if err != nil {
-		return fail(fmt.Errorf("read from container init: %w", err))
+	if err == nil && len(head)+len(msg) > 0 {
+		err = fmt.Errorf("container init: %s", append(head, msg...))
+	} else if err != nil {
+		err = fmt.Errorf("read from container init: %w", err)
 	}
-	if len(msg) > 0 {
-		return fail(fmt.Errorf("container init: %s", msg))
+	if err != nil {
+		if p.Console != nil {
+			p.Console.Close()
+		}
+		return fail(err)
 	}
 	return p, nil
 }

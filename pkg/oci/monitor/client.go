@@ -165,6 +165,12 @@ func (c *Client) Kill(id string, sig syscall.Signal) error {
 	return err
 }
 
+// Resize sets the size of a running container's terminal.
+func (c *Client) Resize(id string, width, height uint16) error {
+	_, err := c.call(Request{Op: "resize", ID: id, Width: width, Height: height})
+	return err
+}
+
 // Reopen reopens a running container's log.
 func (c *Client) Reopen(id string) error {
 	_, err := c.call(Request{Op: "reopen", ID: id})

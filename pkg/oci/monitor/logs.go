@@ -74,13 +74,24 @@ func (w *LogWriter) line(stream string, partial bool, content []byte) {
 
 // Copy reads a stream ("stdout" or "stderr") to its end, one log line per
 // line read. It returns when r does.
-func (w *LogWriter) Copy(stream string, r io.Reader) {
+func (w *LogWriter) Copy(stream string, r io.Reader) { w.copy(stream, r, false) }
+
+// CopyTerminal is Copy for a terminal's output, whose lines end in CR LF
+// (the terminal's ONLCR): the CR is the terminal's, not the program's, and
+// is left out of the log.
+func (w *LogWriter) CopyTerminal(r io.Reader) { w.copy("stdout", r, true) }
+
+func (w *LogWriter) copy(stream string, r io.Reader, terminal bool) {
 	br := bufio.NewReaderSize(r, maxLogLine)
 	for {
 		chunk, err := br.ReadSlice('\n')
 		switch {
 		case err == nil:
-			w.line(stream, false, bytes.TrimSuffix(chunk, []byte("\n")))
+			chunk = bytes.TrimSuffix(chunk, []byte("\n"))
+			if terminal {
+				chunk = bytes.TrimSuffix(chunk, []byte("\r"))
+			}
+			w.line(stream, false, chunk)
 		case err == bufio.ErrBufferFull:
 			w.line(stream, true, chunk)
 		default:

@@ -46,7 +46,7 @@ const ExitFile = "exit.json"
 
 // Request is one call to the monitor.
 type Request struct {
-	Op     string `json:"op"` // start, kill, reopen, shutdown
+	Op     string `json:"op"` // start, kill, reopen, resize, attach, shutdown
 	ID     string `json:"id,omitempty"`
 	Bundle string `json:"bundle,omitempty"` // holds config.json; exit.json is written there
 	Log    string `json:"log,omitempty"`
@@ -55,6 +55,9 @@ type Request struct {
 	// attach; StdinOnce closes it when the first attached client leaves.
 	Stdin     bool `json:"stdin,omitempty"`
 	StdinOnce bool `json:"stdinOnce,omitempty"`
+	// Width and Height are a terminal's new size, for resize.
+	Width  uint16 `json:"width,omitempty"`
+	Height uint16 `json:"height,omitempty"`
 }
 
 // Response answers a Request.
@@ -81,9 +84,22 @@ type container struct {
 	copying    sync.WaitGroup
 
 	stdinOnce bool
+	console   *os.File // the terminal's master, for a container with one
 	mu        sync.Mutex
-	stdin     *os.File          // write end of the container's stdin, when it has one
-	clients   map[net.Conn]bool // attached: they get the output as frames
+	// stdin is where attached input goes, when the container takes it:
+	// its stdin pipe, or its terminal.
+	stdin   *os.File
+	clients map[net.Conn]bool // attached: they get the output as frames
+}
+
+// closeStdin ends the container's input: the pipe is closed (the process
+// reads EOF); a terminal stays open for its output and just takes no more
+// input, as containerd's shim does. c.mu is held.
+func (c *container) closeStdin() {
+	if c.stdin != nil && c.stdin != c.console {
+		c.stdin.Close()
+	}
+	c.stdin = nil
 }
 
 // Frames an attached client receives: a stream byte, a big-endian length,
@@ -194,10 +210,7 @@ func (m *monitor) attach(conn net.Conn, id string) {
 			io.Copy(stdin, conn)
 			if c.stdinOnce {
 				c.mu.Lock()
-				if c.stdin != nil {
-					c.stdin.Close()
-					c.stdin = nil
-				}
+				c.closeStdin()
 				c.mu.Unlock()
 			}
 		} else {
@@ -247,6 +260,10 @@ func (m *monitor) serve(conn net.Conn) bool {
 		if err := m.kill(req.ID, syscall.Signal(req.Signal)); err != nil {
 			resp.Error = err.Error()
 		}
+	case "resize":
+		if err := m.resize(req); err != nil {
+			resp.Error = err.Error()
+		}
 	case "reopen":
 		m.mu.Lock()
 		c := m.byID[req.ID]
@@ -289,37 +306,54 @@ func (m *monitor) start(req Request) (int, error) {
 		log.Close()
 		return 0, err
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return 0, err
+	c := &container{id: req.ID, bundle: req.Bundle, log: log, cgroup: cg, stdinOnce: req.StdinOnce, clients: map[net.Conn]bool{}}
+	c.oomBefore, _ = cg.OOMKills()
+	// With a terminal the executor hands back its master, which carries
+	// input and output both (output goes to the log as stdout, as with
+	// containerd); without one, the container gets pipes.
+	var stdio executor.Stdio
+	var outR, errR, stdinR *os.File
+	closeAll := func() {
+		for _, f := range []*os.File{outR, errR, stdinR, c.stdin} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		log.Close()
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return 0, err
-	}
-	var stdinR, stdinW *os.File
-	if req.Stdin {
-		if stdinR, stdinW, err = os.Pipe(); err != nil {
+	if !spec.Process.Terminal {
+		var outW, errW *os.File
+		if outR, outW, err = os.Pipe(); err == nil {
+			errR, errW, err = os.Pipe()
+			if err != nil {
+				outW.Close()
+			}
+		}
+		if err == nil && req.Stdin {
+			stdinR, c.stdin, err = os.Pipe()
+		}
+		if err != nil {
+			closeAll()
 			return 0, err
 		}
-	} else if stdinR, err = os.Open(os.DevNull); err != nil {
-		return 0, err
+		defer outW.Close()
+		defer errW.Close()
+		stdio = executor.Stdio{Stdout: outW, Stderr: errW}
+		if stdinR != nil {
+			stdio.Stdin = stdinR
+		}
 	}
-	defer stdinR.Close()
-	c := &container{id: req.ID, bundle: req.Bundle, log: log, cgroup: cg, stdin: stdinW, stdinOnce: req.StdinOnce, clients: map[net.Conn]bool{}}
-	c.oomBefore, _ = cg.OOMKills()
 	// The lock is held across the start so the reaper cannot see the exit
 	// of a process not yet in byPid.
 	m.mu.Lock()
-	p, err := executor.Start(m.bin, &spec, executor.Stdio{Stdin: stdinR, Stdout: outW, Stderr: errW},
-		executor.Options{Place: cg.Add})
-	outW.Close()
-	errW.Close()
+	p, err := executor.Start(m.bin, &spec, stdio, executor.Options{Place: cg.Add})
+	if stdinR != nil {
+		stdinR.Close()
+		stdinR = nil
+	}
 	if err != nil {
 		m.mu.Unlock()
-		outR.Close()
-		errR.Close()
-		log.Close()
+		closeAll()
 		return 0, err
 	}
 	c.pid = p.Pid
@@ -327,18 +361,43 @@ func (m *monitor) start(req Request) (int, error) {
 	m.byPid[c.pid] = c
 	m.byID[c.id] = c
 	m.mu.Unlock()
+	if p.Console != nil {
+		c.console = p.Console
+		if req.Stdin {
+			c.stdin = c.console
+		}
+		c.copying.Add(1)
+		// Reading the master ends (EIO) when the last process holding
+		// the terminal is gone; the master is closed at the exit.
+		go func() {
+			defer c.copying.Done()
+			log.CopyTerminal(io.TeeReader(c.console, fanout{c, FrameStdout}))
+		}()
+		return c.pid, nil
+	}
+	copyOut := func(stream string, frame byte, r *os.File) {
+		defer c.copying.Done()
+		log.Copy(stream, io.TeeReader(r, fanout{c, frame}))
+		r.Close()
+	}
 	c.copying.Add(2)
-	go func() {
-		defer c.copying.Done()
-		log.Copy("stdout", io.TeeReader(outR, fanout{c, FrameStdout}))
-		outR.Close()
-	}()
-	go func() {
-		defer c.copying.Done()
-		log.Copy("stderr", io.TeeReader(errR, fanout{c, FrameStderr}))
-		errR.Close()
-	}()
+	go copyOut("stdout", FrameStdout, outR)
+	go copyOut("stderr", FrameStderr, errR)
 	return c.pid, nil
+}
+
+// resize sets a running container's terminal size.
+func (m *monitor) resize(req Request) error {
+	m.mu.Lock()
+	c := m.byID[req.ID]
+	m.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("container %s is not running", req.ID)
+	}
+	if c.console == nil {
+		return fmt.Errorf("container %s has no terminal", req.ID)
+	}
+	return unix.IoctlSetWinsize(int(c.console.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: req.Height, Col: req.Width})
 }
 
 func (m *monitor) kill(id string, sig syscall.Signal) error {
@@ -399,9 +458,9 @@ func (m *monitor) exited(c *container, ws syscall.WaitStatus) {
 		conn.Close()
 	}
 	c.clients = nil
-	if c.stdin != nil {
-		c.stdin.Close()
-		c.stdin = nil
+	c.closeStdin()
+	if c.console != nil {
+		c.console.Close()
 	}
 	c.mu.Unlock()
 	if err := writeExit(c.bundle, e); err != nil {

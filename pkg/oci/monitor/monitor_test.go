@@ -60,7 +60,7 @@ func setup(t *testing.T) *fixture {
 }
 
 // bundle writes a container's config.json and makes its cgroup.
-func (f *fixture) bundle(t *testing.T, id, script string) string {
+func (f *fixture) bundle(t *testing.T, id, script string, edit ...func(*runtime.ContainerConfig)) string {
 	t.Helper()
 	cgPath := fmt.Sprintf("/crid-test-mon-%d/%s", os.Getpid(), id)
 	cg, _ := f.cg.Manager(cgPath)
@@ -75,8 +75,12 @@ func (f *fixture) bundle(t *testing.T, id, script string) string {
 		parent, _ := f.cg.Manager(fmt.Sprintf("/crid-test-mon-%d", os.Getpid()))
 		parent.Destroy(t.Context())
 	})
+	cfg := &runtime.ContainerConfig{Command: []string{"/bin/sh", "-c", script}}
+	for _, e := range edit {
+		e(cfg)
+	}
 	spec, err := generate.Spec(generate.Input{
-		Container: &runtime.ContainerConfig{Command: []string{"/bin/sh", "-c", script}},
+		Container: cfg,
 		Sandbox:   &runtime.PodSandboxConfig{},
 		Image:     &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=/bin"}}},
 		Rootfs:    f.root, CgroupsPath: cgPath, DaemonCaps: generate.DefaultCapabilities,
@@ -205,5 +209,62 @@ func TestAttachCarriesStdinAndOutput(t *testing.T) {
 	}
 	if _, err := f.client.Attach("cat"); err == nil {
 		t.Error("attached to an exited container")
+	}
+}
+
+// TestTerminalAttachAndResize: a container with a terminal takes attached
+// input through it, echoes as a terminal does, follows a resize, and its
+// log holds its lines without the terminal's CRs.
+func TestTerminalAttachAndResize(t *testing.T) {
+	f := setup(t)
+	b := f.bundle(t, "tty", `echo ready; read line; stty size; echo "got $line"`, func(c *runtime.ContainerConfig) {
+		c.Tty, c.Stdin = true, true
+	})
+	logPath := filepath.Join(t.TempDir(), "tty.log")
+	if _, err := f.client.Start(Request{ID: "tty", Bundle: b, Log: logPath, Stdin: true}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := f.client.Attach("tty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var out strings.Builder
+	readUntil := func(want string) {
+		t.Helper()
+		for !strings.Contains(out.String(), want) {
+			stream, data, err := ReadFrame(conn)
+			if err != nil {
+				t.Fatalf("waiting for %q in %q: %v", want, out.String(), err)
+			}
+			if stream != FrameStdout {
+				t.Fatalf("a terminal's output came as stream %d", stream)
+			}
+			out.Write(data)
+		}
+	}
+	readUntil("ready\r\n")
+	if err := f.client.Resize("tty", 100, 40); err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("hello\n"))
+	readUntil("got hello\r\n")
+	if !strings.Contains(out.String(), "40 100\r\n") {
+		t.Errorf("size after resize: %q", out.String())
+	}
+	if e := waitExit(t, b); e.ExitCode != 0 {
+		t.Fatalf("exit %+v", e)
+	}
+	var lines []string
+	for _, l := range readLog(t, logPath) {
+		lines = append(lines, strings.Join(l, " "))
+	}
+	want := []string{"stdout F ready", "stdout F hello", "stdout F 40 100", "stdout F got hello"}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Errorf("log %q, want %q", lines, want)
+	}
+	if err := f.client.Resize("tty", 80, 24); err == nil {
+		t.Error("resized an exited container")
 	}
 }
