@@ -54,6 +54,14 @@ func Init() int {
 // terminal's master goes to Start over sync as soon as it exists, before
 // a seccomp profile could forbid sending it.
 func setup(spec *specs.Spec, sync *os.File) (string, error) {
+	// Start put the init in the container's cgroup before sending the
+	// spec: a cgroup namespace made now is rooted there, so the container
+	// sees its own cgroup as /. It belongs to this thread, which execs.
+	if newNamespace(spec, specs.CgroupNamespace) {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return "", fmt.Errorf("new cgroup namespace: %w", err)
+		}
+	}
 	// The copy of the host's mounts: private unless a bind mount asks to
 	// hear from the host (rslave) or to talk back (rshared); either way
 	// the root itself is made private below, so nothing crid mounts for

@@ -74,7 +74,6 @@ var nsFlags = map[specs.LinuxNamespaceType]uintptr{
 	specs.NetworkNamespace: unix.CLONE_NEWNET,
 	specs.IPCNamespace:     unix.CLONE_NEWIPC,
 	specs.UTSNamespace:     unix.CLONE_NEWUTS,
-	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
 }
 
 var nsSetns = map[specs.LinuxNamespaceType]int{
@@ -97,6 +96,12 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 	var clone uintptr
 	var join []specs.LinuxNamespace
 	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.CgroupNamespace && ns.Path == "" {
+			// Made by the init once it is in the container's cgroup
+			// (see setup): a cgroup namespace is rooted where its maker
+			// stands, and at clone that is the caller's cgroup.
+			continue
+		}
 		if ns.Path == "" {
 			clone |= nsFlags[ns.Type]
 			continue

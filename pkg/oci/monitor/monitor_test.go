@@ -13,6 +13,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
@@ -266,5 +267,41 @@ func TestTerminalAttachAndResize(t *testing.T) {
 	}
 	if err := f.client.Resize("tty", 80, 24); err == nil {
 		t.Error("resized an exited container")
+	}
+}
+
+// TestCgroupNamespaceIsRootedAtTheContainersCgroup: the container's
+// cgroup namespace is made after the init is in the container's cgroup,
+// so the container sees its own cgroup as / and nothing above it.
+func TestCgroupNamespaceIsRootedAtTheContainersCgroup(t *testing.T) {
+	f := setup(t)
+	b := f.bundle(t, "cgns", "cat /proc/self/cgroup")
+	// crid asks for a cgroup namespace on cgroup v2 hosts only (as
+	// containerd does); ask for it here whatever the host.
+	cfgPath := filepath.Join(b, "config.json")
+	var spec specs.Spec
+	data, _ := os.ReadFile(cfgPath)
+	if err := json.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	data, _ = json.Marshal(spec)
+	os.WriteFile(cfgPath, data, 0o600)
+	logPath := filepath.Join(t.TempDir(), "cgns.log")
+	if _, err := f.client.Start(Request{ID: "cgns", Bundle: b, Log: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitExit(t, b); e.ExitCode != 0 {
+		t.Fatalf("exit %+v", e)
+	}
+	lines := readLog(t, logPath)
+	if len(lines) == 0 {
+		t.Fatal("no output")
+	}
+	for _, l := range lines {
+		entry := l[len(l)-1]
+		if !strings.HasSuffix(entry, ":/") {
+			t.Errorf("the container sees a cgroup path beyond its own root: %q", entry)
+		}
 	}
 }
