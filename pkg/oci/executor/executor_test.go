@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -28,6 +29,11 @@ func TestMain(m *testing.M) {
 	// The sealed copy of this test binary is the container's init.
 	if len(os.Args) > 1 && os.Args[1] == InitCommand {
 		os.Exit(Init())
+	}
+	// As the monitor is: a container in a user namespace and a PID
+	// namespace is the child of an init that exits.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		panic(err)
 	}
 	os.Exit(m.Run())
 }
@@ -307,5 +313,85 @@ func TestTerminal(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "container init: exec: \"no-such-program\": executable file not found") {
 		t.Errorf("a missing program with a terminal: %v", err)
+	}
+}
+
+// podUserns makes what a pod with hostUsers: false has: a user namespace
+// mapping 0 to host 1000+ (65536 IDs) owning network, IPC and UTS
+// namespaces, held by a process of the test's.
+func podUserns(t *testing.T) (pid int, mapping []specs.LinuxIDMapping) {
+	t.Helper()
+	cmd := exec.Command("sleep", "600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:                 syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1000, Size: 65536}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1000, Size: 65536}},
+		GidMappingsEnableSetgroups: true,
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid, []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 65536}}
+}
+
+// TestUserNamespace: a container joins its pod's user namespace and is
+// its root, owns its mount and PID namespaces there (so /proc mounts), has
+// device nodes bound from the host, and owns an idmapped bind's files.
+func TestUserNamespace(t *testing.T) {
+	holder, mapping := podUserns(t)
+	ns := func(kind string) string { return filepath.Join("/proc", strconv.Itoa(holder), "ns", kind) }
+	// As crid does for the rootfs: the image's files, owned by the host's
+	// root, seen through an idmapped mount.
+	root := t.TempDir()
+	tree, err := unix.OpenTree(unix.AT_FDCWD, catalog.BusyboxRoot(t), unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	userns, err := os.Open(ns("user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer userns.Close()
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns.Fd())}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, root, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(tree)
+	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	vol := t.TempDir()
+	r, err := runIn(t, root, `cat /proc/self/uid_map; id -u; echo pid=$$; stat -c %u /vol; touch /vol/made && echo wrote; echo x > /dev/null && stat -c %t:%T /dev/null; grep -c . /proc/self/mountinfo >/dev/null && echo proc-ok`, func(in *generate.Input) {
+		in.UserNS, in.UIDMappings, in.GIDMappings = ns("user"), mapping, mapping
+		in.NetNS, in.IPCNS, in.UTSNS = ns("net"), ns("ipc"), ns("uts")
+		in.Container.Mounts = []*runtime.Mount{{ContainerPath: "/vol", HostPath: vol}}
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, r.stderr)
+	}
+	t.Logf("container said:\n%s", r.stdout)
+	got := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if f := strings.Fields(at(got, 0)); len(f) != 3 || f[0] != "0" || f[1] != "1000" || f[2] != "65536" {
+		t.Errorf("uid_map %q", at(got, 0))
+	}
+	want := []string{"0", "pid=1", "0", "wrote", "1:3", "proc-ok"}
+	for i, w := range want {
+		if at(got, i+1) != w {
+			t.Errorf("line %d: %q, want %q", i+1, at(got, i+1), w)
+		}
+	}
+	// Through the idmapped bind the container's root is the volume's
+	// owner (the host's root; the dir is 0700, so nothing else could
+	// write there), and what it writes is owned on disk as the host's
+	// root would own it: a volume reads the same with or without a user
+	// namespace.
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(vol, "made"), &st); err != nil || st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("a file the container's root made is owned by %d:%d on the host (%v), want 0:0", st.Uid, st.Gid, err)
+	}
+	// The container's namespaces belong to the pod's user namespace.
+	if r.status.ExitStatus() != 0 {
+		t.Errorf("exit %d", r.status.ExitStatus())
 	}
 }

@@ -37,11 +37,12 @@ func Init() int {
 	if err != nil {
 		return fail(fmt.Errorf("read spec: %w", err))
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(line, &spec); err != nil {
-		return fail(fmt.Errorf("decode spec: %w", err))
+	var cfg initConfig
+	if err := json.Unmarshal(line, &cfg); err != nil || cfg.Spec == nil {
+		return fail(fmt.Errorf("decode spec: %v", err))
 	}
-	argv0, err := setup(&spec, sync)
+	spec := *cfg.Spec
+	argv0, err := setup(&cfg, sync)
 	if err != nil {
 		return fail(err)
 	}
@@ -53,7 +54,8 @@ func Init() int {
 // setup makes the container's world and returns the program to exec. A
 // terminal's master goes to Start over sync as soon as it exists, before
 // a seccomp profile could forbid sending it.
-func setup(spec *specs.Spec, sync *os.File) (string, error) {
+func setup(cfg *initConfig, sync *os.File) (string, error) {
+	spec := cfg.Spec
 	// Start put the init in the container's cgroup before sending the
 	// spec: a cgroup namespace made now is rooted there, so the container
 	// sees its own cgroup as /. It belongs to this thread, which execs.
@@ -88,30 +90,38 @@ func setup(spec *specs.Spec, sync *os.File) (string, error) {
 			}
 		}
 	}
-	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return "", fmt.Errorf("bind rootfs %s: %w", rootfs, err)
+	// The rootfs comes as a detached clone Start made, never by path: in
+	// a user namespace the container's root may not search the host's
+	// directories above it. It is attached over this namespace's /, the
+	// one place sure to be reachable; its root is where every mount below
+	// is resolved, and what pivot_root enters.
+	root := cfg.RootFD
+	unix.CloseOnExec(root)
+	if err := unix.MoveMount(root, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return "", fmt.Errorf("attach rootfs %s: %w", rootfs, err)
 	}
-	if err := unix.Mount("", rootfs, "", unix.MS_PRIVATE, ""); err != nil {
+	if err := unix.MountSetattr(root, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Propagation: unix.MS_PRIVATE}); err != nil {
 		return "", fmt.Errorf("make rootfs private: %w", err)
 	}
-	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", fmt.Errorf("open rootfs: %w", err)
-	}
-	for _, m := range spec.Mounts {
-		if err := mountInRoot(root, m); err != nil {
+	for i, m := range spec.Mounts {
+		tree, ok := cfg.MountFDs[i]
+		if !ok {
+			tree = -1
+		}
+		if err := mountInRoot(root, m, tree); err != nil {
 			unix.Close(root)
 			return "", err
 		}
 		if m.Destination == "/dev" {
-			if err := makeDevices(root, spec.Linux.Devices); err != nil {
+			if err := makeDevices(root, spec.Linux.Devices, inUserNamespace(spec)); err != nil {
 				unix.Close(root)
 				return "", err
 			}
 		}
 	}
+	err := pivotRoot(root)
 	unix.Close(root)
-	if err := pivotRoot(rootfs); err != nil {
+	if err != nil {
 		return "", err
 	}
 	root, err = unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -152,11 +162,6 @@ func setup(spec *specs.Spec, sync *os.File) (string, error) {
 		}
 	}
 	p := spec.Process
-	if p.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
-			return "", fmt.Errorf("oom_score_adj %d: %w", *p.OOMScoreAdj, err)
-		}
-	}
 	if err := unix.Chdir(p.Cwd); err != nil {
 		return "", fmt.Errorf("working dir %s: %w", p.Cwd, err)
 	}
@@ -200,6 +205,15 @@ func setup(spec *specs.Spec, sync *os.File) (string, error) {
 	return argv0, nil
 }
 
+func inUserNamespace(spec *specs.Spec) bool {
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace {
+			return true
+		}
+	}
+	return false
+}
+
 func newNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 	for _, ns := range spec.Linux.Namespaces {
 		if ns.Type == t {
@@ -209,10 +223,10 @@ func newNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 	return false
 }
 
-// pivotRoot makes rootfs the root, with the old root stacked on the same
+// pivotRoot makes rootfs (the root of a mount) the root, with the old root stacked on the same
 // directory and detached, so not a path of the host stays reachable.
-func pivotRoot(rootfs string) error {
-	if err := unix.Chdir(rootfs); err != nil {
+func pivotRoot(rootfs int) error {
+	if err := unix.Fchdir(rootfs); err != nil {
 		return fmt.Errorf("chdir rootfs: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
@@ -225,8 +239,10 @@ func pivotRoot(rootfs string) error {
 }
 
 // makeDevices fills the container's /dev: the standard nodes, the spec's
-// devices, and the usual links.
-func makeDevices(root int, extra []specs.LinuxDevice) error {
+// devices, and the usual links. In a user namespace no device node can be
+// made (and a file system mounted there ignores them): the host's nodes
+// are bound instead, as runc does.
+func makeDevices(root int, extra []specs.LinuxDevice, userns bool) error {
 	devFd, err := resolveIn(root, "/dev", false)
 	if err != nil {
 		return err
@@ -255,14 +271,14 @@ func makeDevices(root int, extra []specs.LinuxDevice) error {
 			if err != nil {
 				return err
 			}
-			err = mknod(pdir, path.Base(d.Path), d)
+			err = makeDevice(pdir, path.Base(d.Path), d, userns)
 			unix.Close(pdir)
 			if err != nil {
 				return err
 			}
 			continue
 		}
-		if err := mknod(dev, name, d); err != nil {
+		if err := makeDevice(dev, name, d, userns); err != nil {
 			return err
 		}
 	}
@@ -271,6 +287,44 @@ func makeDevices(root int, extra []specs.LinuxDevice) error {
 		if err := unix.Symlinkat(target, dev, name); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("/dev/%s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+func makeDevice(dir int, name string, d specs.LinuxDevice, userns bool) error {
+	if userns {
+		return bindDevice(dir, name, d)
+	}
+	return mknod(dir, name, d)
+}
+
+// bindDevice binds the host's node at the device's path, which must be
+// the device the spec names.
+func bindDevice(dir int, name string, d specs.LinuxDevice) error {
+	var st unix.Stat_t
+	if err := unix.Stat(d.Path, &st); err != nil {
+		return fmt.Errorf("device %s: the host's node to bind in a user namespace: %w", d.Path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR && st.Mode&unix.S_IFMT != unix.S_IFBLK || unix.Major(st.Rdev) != uint32(d.Major) || unix.Minor(st.Rdev) != uint32(d.Minor) {
+		return fmt.Errorf("device %s: the host's node there is not %d:%d, and in a user namespace devices are bound from the host's path", d.Path, d.Major, d.Minor)
+	}
+	f, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("device %s: mount point: %w", d.Path, err)
+	}
+	unix.Close(f)
+	target, err := unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	tree, err := unix.OpenTree(unix.AT_FDCWD, d.Path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("device %s: bind the host's node: %w", d.Path, err)
+	}
+	defer unix.Close(tree)
+	if err := attach(tree, target); err != nil {
+		return fmt.Errorf("device %s: bind the host's node: %w", d.Path, err)
 	}
 	return nil
 }

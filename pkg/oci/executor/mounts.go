@@ -124,12 +124,20 @@ func attach(tree, target int) error {
 	return unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
 }
 
-// mountInRoot makes one spec mount inside the root.
-func mountInRoot(root int, m specs.Mount) error {
+// mountInRoot makes one spec mount inside the root. tree, when not -1,
+// is the bind's source already prepared by Start (an idmapped bind, which
+// only the host's root may make): it is attached as it is.
+func mountInRoot(root int, m specs.Mount, tree int) error {
 	o := parseOptions(m.Options)
-	isBind := m.Type == "bind" || o.recursive || contains(m.Options, "bind")
+	isBind := isBindMount(m, o)
 	file := false
-	if isBind {
+	if tree >= 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(tree, &st); err != nil {
+			return fmt.Errorf("bind source %s: %w", m.Source, err)
+		}
+		file = st.Mode&unix.S_IFMT != unix.S_IFDIR
+	} else if isBind {
 		fi, err := os.Stat(m.Source)
 		if err != nil {
 			return fmt.Errorf("bind source %s: %w", m.Source, err)
@@ -142,56 +150,82 @@ func mountInRoot(root int, m specs.Mount) error {
 	}
 	defer unix.Close(target)
 
-	var tree int
-	if isBind {
-		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
-		if o.recursive {
-			flags |= unix.AT_RECURSIVE
+	switch {
+	case tree >= 0:
+	case isBind:
+		if tree, err = bindTree(m, -1); err != nil {
+			return err
 		}
-		tree, err = unix.OpenTree(unix.AT_FDCWD, m.Source, flags)
-		if err != nil {
-			return fmt.Errorf("clone %s: %w", m.Source, err)
-		}
-	} else {
-		tree, err = fsMount(m.Type, m.Source, o)
-		if err != nil {
+		defer unix.Close(tree)
+	default:
+		if tree, err = fsMount(m.Type, m.Source, o); err != nil {
 			return fmt.Errorf("mount %s at %s: %w", m.Type, m.Destination, err)
 		}
-	}
-	defer unix.Close(tree)
-	// A new file system got its attributes from fsmount; a cloned tree gets
-	// them here, on every mount in it when recursive (so a read-only rbind
-	// is read-only all the way down).
-	// Read-only and the other flags apply to the top mount, as a
-	// non-recursive read-only bind means (submounts stay as they are),
-	// unless rro asked for every mount; propagation applies to the whole
-	// tree.
-	if isBind && (o.attr != 0 || o.setAtime) {
-		at := &unix.MountAttr{Attr_set: o.attr | o.atime}
-		if o.setAtime {
-			at.Attr_clr = unix.MOUNT_ATTR__ATIME
-		}
-		flags := uint(unix.AT_EMPTY_PATH)
-		if o.attrAll && o.recursive {
-			flags |= unix.AT_RECURSIVE
-		}
-		if err := unix.MountSetattr(tree, "", flags, at); err != nil {
-			return fmt.Errorf("set attributes of %s: %w", m.Destination, err)
-		}
-	}
-	if isBind && o.propagation != 0 {
-		flags := uint(unix.AT_EMPTY_PATH)
-		if o.recursive {
-			flags |= unix.AT_RECURSIVE
-		}
-		if err := unix.MountSetattr(tree, "", flags, &unix.MountAttr{Propagation: o.propagation}); err != nil {
-			return fmt.Errorf("set propagation of %s: %w", m.Destination, err)
-		}
+		defer unix.Close(tree)
 	}
 	if err := attach(tree, target); err != nil {
 		return fmt.Errorf("attach %s at %s: %w", m.Source, m.Destination, err)
 	}
 	return nil
+}
+
+func isBindMount(m specs.Mount, o mountOptions) bool {
+	return m.Type == "bind" || o.recursive || contains(m.Options, "bind")
+}
+
+// bindTree clones a bind mount's source as a detached tree and gives it
+// the mount's attributes: idmapped through the user namespace userns
+// (when not -1), read-only and the other flags, propagation.
+func bindTree(m specs.Mount, userns int) (int, error) {
+	o := parseOptions(m.Options)
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if o.recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	tree, err := unix.OpenTree(unix.AT_FDCWD, m.Source, flags)
+	if err != nil {
+		return -1, fmt.Errorf("clone %s: %w", m.Source, err)
+	}
+	fail := func(what string, err error) (int, error) {
+		unix.Close(tree)
+		return -1, fmt.Errorf("%s of %s: %w", what, m.Destination, err)
+	}
+	recursive := uint(0)
+	if o.recursive {
+		recursive = unix.AT_RECURSIVE
+	}
+	if userns >= 0 {
+		// Files the host's root owns are the container root's through
+		// this mount, and what the container writes is owned on disk by
+		// the IDs its users map to.
+		at := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|recursive, at); err != nil {
+			return fail("idmap "+m.Source+" (its file system must support idmapped mounts for a pod in a user namespace)", err)
+		}
+	}
+	// Read-only and the other flags apply to the top mount, as a
+	// non-recursive read-only bind means (submounts stay as they are),
+	// unless rro asked for every mount; propagation applies to the whole
+	// tree.
+	if o.attr != 0 || o.setAtime {
+		at := &unix.MountAttr{Attr_set: o.attr | o.atime}
+		if o.setAtime {
+			at.Attr_clr = unix.MOUNT_ATTR__ATIME
+		}
+		flags := uint(unix.AT_EMPTY_PATH)
+		if o.attrAll {
+			flags |= recursive
+		}
+		if err := unix.MountSetattr(tree, "", flags, at); err != nil {
+			return fail("set attributes", err)
+		}
+	}
+	if o.propagation != 0 {
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|recursive, &unix.MountAttr{Propagation: o.propagation}); err != nil {
+			return fail("set propagation", err)
+		}
+	}
+	return tree, nil
 }
 
 // fsMount makes a detached mount of a kernel file system.

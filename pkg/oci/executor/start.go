@@ -20,11 +20,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crid-dev/crid/pkg/oci/nsenter"
 	"github.com/crid-dev/crid/pkg/reexec"
 )
 
@@ -44,10 +47,30 @@ type Process struct {
 	// asked for one; the caller owns it.
 	Console *os.File
 	cmd     *exec.Cmd
+	// forked: the process is the child of the init Start started, which
+	// has exited (a new PID namespace in a user namespace); it is the
+	// child of the caller only if the caller is a child subreaper.
+	forked bool
+}
+
+// initConfig is what Start sends the init: the spec, and the descriptors
+// of the mounts it prepared (by index in spec.Mounts).
+type initConfig struct {
+	Spec     *specs.Spec `json:"spec"`
+	RootFD   int         `json:"rootFd"` // a detached clone of the rootfs, made by Start
+	MountFDs map[int]int `json:"mountFds,omitempty"`
 }
 
 // Wait waits for the process to exit and returns its wait status.
 func (p *Process) Wait() (syscall.WaitStatus, error) {
+	if p.forked {
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(p.Pid, &ws, 0, nil)
+		// The init was reaped by Start; this only waits for exec's
+		// copying of non-file stdio, which ends with the process.
+		p.cmd.Wait()
+		return ws, err
+	}
 	err := p.cmd.Wait()
 	ws, _ := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	var exitErr *exec.ExitError
@@ -59,7 +82,12 @@ func (p *Process) Wait() (syscall.WaitStatus, error) {
 
 // Release lets go of the process without waiting for it: for a caller
 // that reaps its children itself (the monitor, as subreaper).
-func (p *Process) Release() error { return p.cmd.Process.Release() }
+func (p *Process) Release() error {
+	if p.forked {
+		return nil
+	}
+	return p.cmd.Process.Release()
+}
 
 // Options for Start.
 type Options struct {
@@ -86,6 +114,15 @@ var nsSetns = map[specs.LinuxNamespaceType]int{
 
 // Start runs the spec's process and returns once it has exec'd, or with
 // the init's error when setup failed (the init is gone then).
+//
+// A spec that joins a user namespace (a pod's, by path) gets its mount
+// and PID namespaces made inside it by the nsenter constructor, so that
+// the container's root owns them; its other namespaces must be joined
+// ones, which belong to that user namespace already. Its bind mounts that
+// carry ID mappings are idmapped here, by the host's root, which alone
+// may, and handed to the init as descriptors. Start's caller must then be
+// a child subreaper when the spec makes a PID namespace: the init forks
+// into it and the forked process is the container's.
 func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Process, error) {
 	if spec.Process == nil || len(spec.Process.Args) == 0 {
 		return nil, errors.New("spec has no process")
@@ -95,29 +132,59 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 	}
 	var clone uintptr
 	var join []specs.LinuxNamespace
+	userns := ""
 	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == specs.CgroupNamespace && ns.Path == "" {
+		switch {
+		case ns.Type == specs.CgroupNamespace && ns.Path == "":
 			// Made by the init once it is in the container's cgroup
 			// (see setup): a cgroup namespace is rooted where its maker
 			// stands, and at clone that is the caller's cgroup.
-			continue
-		}
-		if ns.Path == "" {
+		case ns.Type == specs.UserNamespace:
+			if ns.Path == "" {
+				return nil, errors.New("a user namespace of the container's own is not supported: join the pod's, by path")
+			}
+			userns = ns.Path
+		case ns.Path == "":
 			clone |= nsFlags[ns.Type]
-			continue
-		}
-		if ns.Type == specs.MountNamespace || ns.Type == specs.UserNamespace {
+		case ns.Type == specs.MountNamespace:
 			return nil, fmt.Errorf("joining a %s namespace by path is not supported", ns.Type)
+		default:
+			join = append(join, ns)
 		}
-		join = append(join, ns)
 	}
 	if clone&unix.CLONE_NEWNS == 0 {
 		return nil, errors.New("a container needs a mount namespace of its own")
 	}
-	specData, err := json.Marshal(spec)
+	cmd := bin.Command(InitCommand)
+	cmd.Env = []string{} // the container's environment comes from the spec
+	newPIDInUserns := false
+	if userns != "" {
+		if clone&^(unix.CLONE_NEWNS|unix.CLONE_NEWPID) != 0 {
+			return nil, errors.New("in a user namespace, the network, IPC and UTS namespaces must be the pod's (joined by path)")
+		}
+		newPIDInUserns = clone&unix.CLONE_NEWPID != 0
+		clone = 0
+		cmd.Env = append(cmd.Env, nsenter.InitUsernsEnv+"="+userns)
+		if newPIDInUserns {
+			cmd.Env = append(cmd.Env, nsenter.InitNewPIDEnv+"=1")
+		}
+	}
+	cfg := initConfig{Spec: spec}
+	rootTree, err := unix.OpenTree(unix.AT_FDCWD, spec.Root.Path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return nil, fmt.Errorf("clone rootfs %s: %w", spec.Root.Path, err)
+	}
+	rootDir := os.NewFile(uintptr(rootTree), "rootfs")
+	defer rootDir.Close()
+	trees, err := preparedTrees(spec, userns)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		for _, t := range trees {
+			t.Close()
+		}
+	}()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -126,14 +193,24 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 	child := os.NewFile(uintptr(fds[1]), "init-sync-child")
 	defer parent.Close()
 
-	cmd := bin.Command(InitCommand)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
-	cmd.ExtraFiles = []*os.File{child} // fd 3 in the init
-	cmd.Env = []string{}               // the container's environment comes from the spec
+	cmd.ExtraFiles = []*os.File{child, rootDir} // fds 3 and 4 in the init; the trees follow
+	cfg.RootFD = 4
+	for i, t := range trees {
+		if cfg.MountFDs == nil {
+			cfg.MountFDs = map[int]int{}
+		}
+		cfg.MountFDs[i] = 3 + len(cmd.ExtraFiles)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, t)
+	}
 	// A session of its own: the container's signals and terminal are
 	// never crid's (with a terminal, the init makes it the controlling
 	// one of this session).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: clone, Setsid: true}
+	specData, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	if err := startIn(cmd, join); err != nil {
 		child.Close()
@@ -143,12 +220,35 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 	p := &Process{Pid: cmd.Process.Pid, cmd: cmd}
 	fail := func(err error) (*Process, error) {
 		cmd.Process.Kill()
+		if p.forked {
+			syscall.Kill(p.Pid, syscall.SIGKILL)
+			syscall.Wait4(p.Pid, nil, 0, nil)
+		}
 		cmd.Wait()
 		return nil, err
+	}
+	if newPIDInUserns {
+		// The init forked into its PID namespace and exited: its child
+		// is the container's process.
+		pid, err := readForkedPid(parent)
+		// Not cmd.Wait: that waits for stdio copying too, which lasts as
+		// long as the container.
+		cmd.Process.Wait()
+		if err != nil {
+			return nil, err
+		}
+		p.Pid, p.forked = pid, true
 	}
 	if opts.Place != nil {
 		if err := opts.Place(p.Pid); err != nil {
 			return fail(fmt.Errorf("place container init in its cgroup: %w", err))
+		}
+	}
+	// Set from here, by the host's root: a process in a user namespace
+	// may not lower its own.
+	if adj := spec.Process.OOMScoreAdj; adj != nil {
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", p.Pid), []byte(strconv.Itoa(*adj)), 0); err != nil {
+			return fail(fmt.Errorf("oom_score_adj %d: %w", *adj, err))
 		}
 	}
 	if _, err := parent.Write(append(specData, '\n')); err != nil {
@@ -174,6 +274,71 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 		return fail(err)
 	}
 	return p, nil
+}
+
+// readForkedPid reads the "pid N" line of the nsenter constructor, byte
+// by byte so nothing after it is taken; anything else is its error.
+func readForkedPid(r io.Reader) (int, error) {
+	var line []byte
+	b := make([]byte, 1)
+	for len(line) < 256 {
+		n, err := r.Read(b)
+		if n == 0 || err != nil {
+			break
+		}
+		if b[0] == '\n' {
+			break
+		}
+		line = append(line, b[0])
+	}
+	rest, ok := strings.CutPrefix(string(line), "pid ")
+	if !ok {
+		return 0, fmt.Errorf("container init: %s", line)
+	}
+	pid, err := strconv.Atoi(rest)
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("container init: bad pid line %q", line)
+	}
+	return pid, nil
+}
+
+// preparedTrees are the spec's bind mounts Start makes for the init, by
+// index in spec.Mounts: in a user namespace every bind (the container's
+// root may not search the host's directories to reach a source), idmapped
+// through the pod's user namespace when it carries ID mappings.
+func preparedTrees(spec *specs.Spec, userns string) (map[int]*os.File, error) {
+	trees := map[int]*os.File{}
+	if userns == "" {
+		for _, m := range spec.Mounts {
+			if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+				return nil, fmt.Errorf("mount %s has ID mappings but the container has no user namespace", m.Destination)
+			}
+		}
+		return trees, nil
+	}
+	ns, err := os.Open(userns)
+	if err != nil {
+		return nil, fmt.Errorf("open user namespace %s: %w", userns, err)
+	}
+	defer ns.Close()
+	for i, m := range spec.Mounts {
+		if !isBindMount(m, parseOptions(m.Options)) {
+			continue
+		}
+		idmap := -1
+		if len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+			idmap = int(ns.Fd())
+		}
+		fd, err := bindTree(m, idmap)
+		if err != nil {
+			for _, t := range trees {
+				t.Close()
+			}
+			return nil, err
+		}
+		trees[i] = os.NewFile(uintptr(fd), "mount "+m.Destination)
+	}
+	return trees, nil
 }
 
 // startIn starts cmd from a thread that has joined the given namespaces,

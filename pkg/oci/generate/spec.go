@@ -51,6 +51,10 @@ type Input struct {
 	// SeccompProfileRoot is where Localhost seccomp profiles live.
 	SeccompProfileRoot string
 	CgroupV2           bool
+	// UserNS is the pod's pinned user namespace, with the mappings it was
+	// made with, when the pod runs in one (hostUsers: false).
+	UserNS                   string
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
 }
 
 // DefaultCapabilities are the capabilities containerd and CRI-O give a
@@ -138,6 +142,11 @@ func Spec(in Input) (*specs.Spec, error) {
 		return nil, err
 	}
 	s.Mounts = mounts
+	if in.UserNS != "" {
+		if err := userNamespace(s, in, sc); err != nil {
+			return nil, err
+		}
+	}
 	for _, m := range c.GetMounts() {
 		switch m.Propagation {
 		case runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
@@ -159,6 +168,30 @@ func Spec(in Input) (*specs.Spec, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// userNamespace puts the container in its pod's user namespace: the
+// container's root is the pod's mapped root, and every bind mount but
+// image volumes (overlays, which cannot be idmapped: they show the host's
+// owners, unmapped) is idmapped with the same mappings, so files the
+// host's root owns are the container root's.
+func userNamespace(s *specs.Spec, in Input, sc *runtime.LinuxContainerSecurityContext) error {
+	if opts := sc.GetNamespaceOptions().GetUsernsOptions(); opts != nil && opts.Mode != runtime.NamespaceMode_POD {
+		return fmt.Errorf("linux.security_context.namespace_options.userns_options.mode: %s, but the pod runs in a user namespace of its own (POD)", opts.Mode)
+	}
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: in.UserNS})
+	s.Linux.UIDMappings, s.Linux.GIDMappings = in.UIDMappings, in.GIDMappings
+	images := map[string]bool{}
+	for _, src := range in.ImageVolumes {
+		images[src] = true
+	}
+	for i := range s.Mounts {
+		m := &s.Mounts[i]
+		if m.Type == "bind" && !images[m.Source] {
+			m.UIDMappings, m.GIDMappings = in.UIDMappings, in.GIDMappings
+		}
+	}
+	return nil
 }
 
 // processArgs merges the command by the CRI's rules: the container's
@@ -323,6 +356,11 @@ func namespaces(in Input, sc *runtime.LinuxContainerSecurityContext) ([]specs.Li
 	}
 	if sc.GetNamespaceOptions().GetPid() == runtime.NamespaceMode_NODE && !in.HostPID {
 		return nil, errors.New("linux.security_context.namespace_options.pid: NODE needs a pod with host PID")
+	}
+	if mode := sc.GetNamespaceOptions().GetUsernsOptions().GetMode(); mode == runtime.NamespaceMode_POD && in.UserNS == "" && sc.GetNamespaceOptions().GetUsernsOptions() != nil {
+		return nil, errors.New("linux.security_context.namespace_options.userns_options.mode: POD, but the pod has no user namespace (its sandbox was made with mode NODE)")
+	} else if mode == runtime.NamespaceMode_CONTAINER || mode == runtime.NamespaceMode_TARGET {
+		return nil, fmt.Errorf("linux.security_context.namespace_options.userns_options.mode: %s is not supported: use POD (the pod's user namespace) or NODE", mode)
 	}
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
 	if !in.HostNetwork {
