@@ -236,6 +236,10 @@ type CreateParams struct {
 	Spec func(rootfs string, users generate.Users, terminationLog string, imageVolumes map[int]string) (*specs.Spec, error)
 	// ImageVolumes are the images the request mounts, by mount index.
 	ImageVolumes map[int]ImageVolume
+	// UserNS is the pod's user namespace, when it has one, and Root the
+	// host IDs its root maps to: the root filesystem is made theirs.
+	UserNS           string
+	RootUID, RootGID uint32
 }
 
 // Create makes a container: its name reserved, its record written first,
@@ -312,7 +316,16 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 	if err := m.save(c); err != nil {
 		return nil, err
 	}
-	if err := image.MountOverlay(c.Rootfs(), m.opts.Images.LayerDirs(p.Image), upper, work); err != nil {
+	if p.UserNS != "" {
+		// The root directory comes from upper: the container's root owns it.
+		if err := os.Chown(upper, int(p.RootUID), int(p.RootGID)); err != nil {
+			return nil, err
+		}
+		err = image.MountOverlayIDMapped(c.Rootfs(), m.opts.Images.LayerDirs(p.Image), upper, work, p.UserNS)
+	} else {
+		err = image.MountOverlay(c.Rootfs(), m.opts.Images.LayerDirs(p.Image), upper, work)
+	}
+	if err != nil {
 		return nil, err
 	}
 	users := generate.ParseUsers(readInRoot(c.Rootfs(), "/etc/passwd"), readInRoot(c.Rootfs(), "/etc/group"))

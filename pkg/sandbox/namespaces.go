@@ -23,6 +23,9 @@ type Namespaces struct {
 	IPC string `json:"ipc,omitempty"`
 	UTS string `json:"uts,omitempty"`
 	PID string `json:"pid,omitempty"` // only with a shared PID namespace
+	// User is the pod's user namespace (hostUsers: false), which owns
+	// the others.
+	User string `json:"user,omitempty"`
 }
 
 // nsKinds says which namespaces a pod gets of its own.
@@ -79,17 +82,28 @@ func unsharePinned(dir string, kinds nsKinds, hostname string) (Namespaces, erro
 	return pin(dir, kinds, "/proc/thread-self/ns")
 }
 
-// pinProcess pins the namespaces of a running process (the infra process
-// of a pod with a shared PID namespace).
-func pinProcess(dir string, kinds nsKinds, pid int) (Namespaces, error) {
+// pinProcess pins the namespaces of a running process: the infra process
+// of a pod with a shared PID namespace (pid), or the one that made a
+// pod's user namespace and the namespaces it owns (user).
+func pinProcess(dir string, kinds nsKinds, pid int, sharedPID, user bool) (Namespaces, error) {
 	ns, err := pin(dir, kinds, fmt.Sprintf("/proc/%d/ns", pid))
 	if err != nil {
 		return ns, err
 	}
-	ns.PID = filepath.Join(dir, "pid")
-	if err := bindNS(fmt.Sprintf("/proc/%d/ns/pid", pid), ns.PID); err != nil {
-		unpin(ns)
-		return Namespaces{}, err
+	for _, k := range []struct {
+		on   bool
+		name string
+		dst  *string
+	}{{sharedPID, "pid", &ns.PID}, {user, "user", &ns.User}} {
+		if !k.on {
+			continue
+		}
+		p := filepath.Join(dir, k.name)
+		if err := bindNS(fmt.Sprintf("/proc/%d/ns/%s", pid, k.name), p); err != nil {
+			unpin(ns)
+			return Namespaces{}, err
+		}
+		*k.dst = p
 	}
 	return ns, nil
 }
@@ -134,7 +148,7 @@ func bindNS(src, dst string) error {
 // can run again after a crash halfway.
 func unpin(ns Namespaces) error {
 	var errs []error
-	for _, p := range []string{ns.Net, ns.IPC, ns.UTS, ns.PID} {
+	for _, p := range []string{ns.Net, ns.IPC, ns.UTS, ns.PID, ns.User} {
 		if p == "" {
 			continue
 		}

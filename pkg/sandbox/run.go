@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
@@ -161,12 +162,21 @@ func (s *Sandbox) infraCgroup() string {
 func (m *Manager) makeNamespaces(s *Sandbox) error {
 	kinds := nsKinds{net: !s.Spec.HostNetwork, ipc: !s.Spec.HostIPC, uts: !s.Spec.HostNetwork}
 	dir := filepath.Join(s.Dir, "ns")
-	if !s.Spec.SharedPID {
+	userns := s.Spec.UserNS
+	if !s.Spec.SharedPID && userns == nil {
 		ns, err := pinThread(dir, kinds, s.Spec.Hostname)
 		s.NS = ns
 		return err
 	}
-	flags := uintptr(syscall.CLONE_NEWPID)
+	// A process makes the namespaces: the infra process of a shared PID
+	// namespace, which stays; or, for a pod in a user namespace (which no
+	// thread of crid's can make), the same program for as long as it
+	// takes to pin them. Made by one clone, the pod's namespaces belong to
+	// its user namespace, so its containers' root is theirs.
+	flags := uintptr(0)
+	if s.Spec.SharedPID {
+		flags |= syscall.CLONE_NEWPID
+	}
 	if kinds.net {
 		flags |= syscall.CLONE_NEWNET
 	}
@@ -198,6 +208,17 @@ func (m *Manager) makeNamespaces(s *Sandbox) error {
 	}
 	cmd := m.opts.Binary.Command(args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
+	if userns != nil {
+		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = sysMappings(userns.UIDs)
+		cmd.SysProcAttr.GidMappings = sysMappings(userns.GIDs)
+		// The pod's processes set their supplemental groups.
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// The host's root is not mapped in the namespace: unless the
+		// child becomes the namespace's root before exec, exec takes its
+		// capabilities away.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -207,15 +228,25 @@ func (m *Manager) makeNamespaces(s *Sandbox) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start infra process: %w", err)
 	}
-	s.InfraPID = cmd.Process.Pid
-	s.InfraStart, _ = processStart(s.InfraPID)
 	// The infra process outlives crid: its exit is collected by whoever
 	// reaps it then, and by this goroutine while crid runs.
-	go cmd.Wait()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	pid := cmd.Process.Pid
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || line != "ready\n" {
+		cmd.Process.Kill()
 		return fmt.Errorf("infra process did not start: %q %v", line, err)
 	}
+	if !s.Spec.SharedPID {
+		ns, err := pinProcess(dir, kinds, pid, false, true)
+		s.NS = ns
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+		return err
+	}
+	s.InfraPID = pid
+	s.InfraStart, _ = processStart(s.InfraPID)
 	cg, err := m.opts.Cgroups.Manager(s.infraCgroup())
 	if err != nil {
 		return err
@@ -226,9 +257,17 @@ func (m *Manager) makeNamespaces(s *Sandbox) error {
 	if err := cg.Add(s.InfraPID); err != nil {
 		return err
 	}
-	ns, err := pinProcess(dir, kinds, s.InfraPID)
+	ns, err := pinProcess(dir, kinds, s.InfraPID, true, userns != nil)
 	s.NS = ns
 	return err
+}
+
+func sysMappings(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(ms))
+	for i, m := range ms {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
+	}
+	return out
 }
 
 // Stop stops the sandbox's containers, detaches its network and ends its

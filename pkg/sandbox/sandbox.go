@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
@@ -63,6 +64,10 @@ type Spec struct {
 
 	Sysctls map[string]string `json:"sysctls,omitempty"`
 
+	// UserNS, when set, gives the pod a user namespace of its own with
+	// these mappings (hostUsers: false); its other namespaces belong to it.
+	UserNS *IDMappings `json:"userNS,omitempty"`
+
 	// Who the infra process runs as, once its namespaces are set up, and
 	// whether it runs under the default seccomp profile.
 	RunAsUser          *int64  `json:"runAsUser,omitempty"`
@@ -73,6 +78,12 @@ type Spec struct {
 
 	// Raw is the request as the kubelet sent it, kept for verbose status.
 	Raw json.RawMessage `json:"raw,omitempty"`
+}
+
+// IDMappings are a user namespace's: container IDs to host IDs.
+type IDMappings struct {
+	UIDs []specs.LinuxIDMapping `json:"uids"`
+	GIDs []specs.LinuxIDMapping `json:"gids"`
 }
 
 // Key is the name a sandbox reserves: one sandbox per pod attempt.
@@ -326,7 +337,7 @@ func (m *Manager) load(ctx context.Context) error {
 			for _, k := range []struct {
 				dst  *string
 				name string
-			}{{&ns.Net, "net"}, {&ns.IPC, "ipc"}, {&ns.UTS, "uts"}, {&ns.PID, "pid"}} {
+			}{{&ns.Net, "net"}, {&ns.IPC, "ipc"}, {&ns.UTS, "uts"}, {&ns.PID, "pid"}, {&ns.User, "user"}} {
 				*k.dst = filepath.Join(dir, "ns", k.name)
 			}
 			unpin(ns)

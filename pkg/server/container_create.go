@@ -88,6 +88,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		}
 		volumes[i] = container.ImageVolume{Image: vimg, SubPath: m.ImageSubPath}
 	}
+	var userns sandbox.IDMappings
+	if sb.Spec.UserNS != nil {
+		userns = *sb.Spec.UserNS
+		if sb.NS.User == "" {
+			return nil, fmt.Errorf("sandbox %s has lost its user namespace: %w", sb.ID, errdefs.ErrFailedPrecondition)
+		}
+	}
 	spec := func(rootfs string, users generate.Users, terminationLog string, imageVolumes map[int]string) (*specs.Spec, error) {
 		sp, err := generate.Spec(generate.Input{
 			Container: c, Sandbox: &podCfg, Image: &imgCfg, Users: users,
@@ -100,6 +107,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			DaemonCaps:                 daemonCaps,
 			StatDevice:                 statDevice,
 			CgroupV2:                   s.cgroups.Mode == cgroups.Unified,
+			UserNS:                     sb.NS.User,
+			UIDMappings:                userns.UIDs,
+			GIDMappings:                userns.GIDs,
 		})
 		if err != nil {
 			return nil, err
@@ -113,7 +123,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		}
 		return sp, nil
 	}
-	ctr, err := s.containers.Create(ctx, container.CreateParams{
+	params := container.CreateParams{
 		SandboxID: sb.ID, SandboxCgroup: sb.Cgroup, MonitorDir: filepath.Join(sb.Dir, "monitor"),
 		Name: c.Metadata.Name, Attempt: c.Metadata.Attempt,
 		Image: img, ImageName: c.Image.Image, Labels: c.Labels, Annotations: c.Annotations,
@@ -121,7 +131,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		StopSignal: stopSignal(imgCfg.Config.StopSignal),
 		Stdin:      c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
 		ImageVolumes: volumes,
-	})
+		UserNS:       sb.NS.User,
+	}
+	if sb.Spec.UserNS != nil {
+		// The mapping starts at container ID 0 (checked at RunPodSandbox).
+		params.RootUID, params.RootGID = userns.UIDs[0].HostID, userns.GIDs[0].HostID
+	}
+	ctr, err := s.containers.Create(ctx, params)
 	if err != nil {
 		return nil, err
 	}

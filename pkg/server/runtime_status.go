@@ -59,9 +59,11 @@ func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runti
 // handlerFeatures are what crid's one handler offers, claimed only once
 // the executor honours them: recursive read-only binds are
 // mount_setattr(AT_RECURSIVE), which every kernel crid runs on has (it
-// needs open_tree).
+// needs open_tree); user namespaces need idmapped mounts of the layers'
+// and volumes' file systems (a pod whose file systems cannot be idmapped
+// fails at CreateContainer, naming the file system).
 func handlerFeatures() *runtime.RuntimeHandlerFeatures {
-	return &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}
+	return &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: true}
 }
 
 // statusInfo is what `crictl info` shows beyond the conditions: the

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/cni"
@@ -89,8 +90,8 @@ func (s *Server) sandboxSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, e
 	if ns.GetNetwork() == runtime.NamespaceMode_CONTAINER || ns.GetNetwork() == runtime.NamespaceMode_TARGET {
 		return sandbox.Spec{}, invalid("config.linux.security_context.namespace_options.network", "a pod's network is POD or NODE")
 	}
-	if u := ns.GetUsernsOptions(); u != nil && u.Mode == runtime.NamespaceMode_POD {
-		return sandbox.Spec{}, invalid("config.linux.security_context.namespace_options.userns_options", "user namespaces are not supported by this runtime yet (Status reports user_namespaces false)")
+	if spec.UserNS, err = userNamespace(ns.GetUsernsOptions(), spec); err != nil {
+		return sandbox.Spec{}, err
 	}
 	sc := lc.GetSecurityContext()
 	if u := sc.GetRunAsUser(); u != nil {
@@ -180,4 +181,55 @@ func parseQuantity(s string) (uint64, error) {
 		return 0, fmt.Errorf("too large")
 	}
 	return n * mult, nil
+}
+
+// userNamespace checks a pod's user namespace options: NODE (or none) is
+// the host's; POD is a namespace of the pod's own with exactly one UID
+// and one GID mapping (the kubelet's shape) that maps container ID 0, in a
+// pod with its own network and IPC (the kubelet refuses hostUsers: false
+// with either of the host's).
+func userNamespace(u *runtime.UserNamespace, spec sandbox.Spec) (*sandbox.IDMappings, error) {
+	const field = "config.linux.security_context.namespace_options.userns_options"
+	if u == nil {
+		return nil, nil // the host's (NamespaceMode's zero value is POD)
+	}
+	switch u.GetMode() {
+	case runtime.NamespaceMode_NODE:
+		if len(u.GetUids()) > 0 || len(u.GetGids()) > 0 {
+			return nil, invalid(field, "mode NODE takes no uids or gids")
+		}
+		return nil, nil
+	case runtime.NamespaceMode_POD:
+	default:
+		return nil, invalid(field+".mode", "%s: a pod's user namespace is POD (its own) or NODE (the host's)", u.GetMode())
+	}
+	if spec.HostNetwork || spec.HostIPC || spec.HostPID {
+		return nil, invalid(field, "a pod in a user namespace cannot use the host's network, IPC or PID namespace")
+	}
+	convert := func(name string, ms []*runtime.IDMapping) ([]specs.LinuxIDMapping, error) {
+		if len(ms) != 1 {
+			return nil, invalid(field+"."+name, "has %d mappings: exactly one is supported", len(ms))
+		}
+		m := ms[0]
+		switch {
+		case m.ContainerId != 0:
+			return nil, invalid(field+"."+name+"[0].container_id", "is %d: the mapping must start at container ID 0 (the container's root)", m.ContainerId)
+		case m.Length == 0:
+			return nil, invalid(field+"."+name+"[0].length", "is 0")
+		case m.HostId == 0:
+			return nil, invalid(field+"."+name+"[0].host_id", "is 0: the host's root is never mapped into a pod")
+		case uint64(m.HostId)+uint64(m.Length) > 1<<32-1:
+			return nil, invalid(field+"."+name+"[0]", "host IDs %d+%d run past the last ID", m.HostId, m.Length)
+		}
+		return []specs.LinuxIDMapping{{ContainerID: m.ContainerId, HostID: m.HostId, Size: m.Length}}, nil
+	}
+	uids, err := convert("uids", u.GetUids())
+	if err != nil {
+		return nil, err
+	}
+	gids, err := convert("gids", u.GetGids())
+	if err != nil {
+		return nil, err
+	}
+	return &sandbox.IDMappings{UIDs: uids, GIDs: gids}, nil
 }

@@ -70,8 +70,32 @@ func TestSandboxSpecRefusals(t *testing.T) {
 		{"namespace_options.pid", func(r *runtime.RunPodSandboxRequest) {
 			r.Config.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_TARGET
 		}},
+		{"userns_options", func(r *runtime.RunPodSandboxRequest) { // with the host's IPC
+			r.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = podUserns()
+		}},
+		{"userns_options.uids", func(r *runtime.RunPodSandboxRequest) {
+			userns(r).Uids = nil
+		}},
+		{"userns_options.gids", func(r *runtime.RunPodSandboxRequest) {
+			userns(r).Gids = append(userns(r).Gids, &runtime.IDMapping{HostId: 500000, Length: 10})
+		}},
+		{"userns_options.uids[0].container_id", func(r *runtime.RunPodSandboxRequest) {
+			userns(r).Uids[0].ContainerId = 1
+		}},
+		{"userns_options.uids[0].host_id", func(r *runtime.RunPodSandboxRequest) {
+			userns(r).Uids[0].HostId = 0
+		}},
+		{"userns_options.gids[0].length", func(r *runtime.RunPodSandboxRequest) {
+			userns(r).Gids[0].Length = 0
+		}},
+		{"userns_options.mode", func(r *runtime.RunPodSandboxRequest) {
+			userns(r).Mode = runtime.NamespaceMode_CONTAINER
+		}},
+		{"userns_options.mode", func(r *runtime.RunPodSandboxRequest) {
+			userns(r).Mode = runtime.NamespaceMode_TARGET
+		}},
 		{"userns_options", func(r *runtime.RunPodSandboxRequest) {
-			r.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD}
+			userns(r).Mode = runtime.NamespaceMode_NODE
 		}},
 		{"linux.resources", func(r *runtime.RunPodSandboxRequest) {
 			r.Config.Linux.Resources = &runtime.LinuxContainerResources{CpuQuota: 5}
@@ -83,6 +107,48 @@ func TestSandboxSpecRefusals(t *testing.T) {
 		_, err := s.sandboxSpec(req)
 		if errdefs.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tt.field) {
 			t.Errorf("%s: %v", tt.field, err)
+		}
+	}
+}
+
+// podUserns is what the kubelet sends for hostUsers: false.
+func podUserns() *runtime.UserNamespace {
+	m := []*runtime.IDMapping{{ContainerId: 0, HostId: 65536 * 3, Length: 65536}}
+	return &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: m, Gids: []*runtime.IDMapping{{ContainerId: 0, HostId: 65536 * 3, Length: 65536}}}
+}
+
+// userns gives a request a pod user namespace with everything else
+// right (the pod's own IPC), and returns it for a test to break.
+func userns(r *runtime.RunPodSandboxRequest) *runtime.UserNamespace {
+	ns := r.Config.Linux.SecurityContext.NamespaceOptions
+	ns.Ipc = runtime.NamespaceMode_POD
+	if ns.UsernsOptions == nil {
+		ns.UsernsOptions = podUserns()
+	}
+	return ns.UsernsOptions
+}
+
+func TestSandboxSpecUserNamespace(t *testing.T) {
+	s := &Server{cfg: config.Default()}
+	for _, mode := range []runtime.NamespaceMode{runtime.NamespaceMode_NODE, runtime.NamespaceMode_POD} {
+		req := &runtime.RunPodSandboxRequest{Config: validPod()}
+		if mode == runtime.NamespaceMode_POD {
+			userns(req)
+		} else {
+			req.Config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: mode}
+		}
+		spec, err := s.sandboxSpec(req)
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		if mode == runtime.NamespaceMode_NODE {
+			if spec.UserNS != nil {
+				t.Errorf("NODE gave a user namespace: %+v", spec.UserNS)
+			}
+			continue
+		}
+		if u := spec.UserNS; u == nil || len(u.UIDs) != 1 || u.UIDs[0].HostID != 65536*3 || u.UIDs[0].Size != 65536 || u.GIDs[0].ContainerID != 0 {
+			t.Errorf("POD: %+v", spec.UserNS)
 		}
 	}
 }

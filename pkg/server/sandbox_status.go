@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/sandbox"
@@ -35,6 +36,11 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtime.PodSandboxSt
 			Pid:     nsMode(sb.Spec.HostPID, !sb.Spec.SharedPID),
 			Ipc:     nsMode(sb.Spec.HostIPC, false),
 		}}},
+	}
+	if u := sb.Spec.UserNS; u != nil {
+		st.Linux.Namespaces.Options.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: criMappings(u.UIDs), Gids: criMappings(u.GIDs)}
+	} else {
+		st.Linux.Namespaces.Options.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_NODE}
 	}
 	if len(sb.IPs) > 0 {
 		st.Network.Ip = sb.IPs[0]
@@ -80,4 +86,12 @@ func nsMode(host, perContainer bool) runtime.NamespaceMode {
 		return runtime.NamespaceMode_CONTAINER
 	}
 	return runtime.NamespaceMode_POD
+}
+
+func criMappings(ms []specs.LinuxIDMapping) []*runtime.IDMapping {
+	out := make([]*runtime.IDMapping, len(ms))
+	for i, m := range ms {
+		out[i] = &runtime.IDMapping{ContainerId: m.ContainerID, HostId: m.HostID, Length: m.Size}
+	}
+	return out
 }

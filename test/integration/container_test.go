@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -33,7 +35,7 @@ type ctrEnv struct {
 	logDir string
 }
 
-func newCtrEnv(t *testing.T, n int) *ctrEnv {
+func newCtrEnv(t *testing.T, n int, podEdits ...func(*runtime.PodSandboxConfig)) *ctrEnv {
 	t.Helper()
 	requireRoot(t)
 	reg := startRegistry(t, "", "")
@@ -53,7 +55,12 @@ func newCtrEnv(t *testing.T, n int) *ctrEnv {
 	if _, err := e.img.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: e.image}}); err != nil {
 		t.Fatal(err)
 	}
-	e.podCfg = podConfig("ctr-pod", func(c *runtime.PodSandboxConfig) { c.LogDirectory = e.logDir })
+	e.podCfg = podConfig("ctr-pod", func(c *runtime.PodSandboxConfig) {
+		c.LogDirectory = e.logDir
+		for _, edit := range podEdits {
+			edit(c)
+		}
+	})
 	e.pod = runPod(t, e.rt, e.podCfg)
 	return e
 }
@@ -399,4 +406,100 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 		t.Fatal(err)
 	}
 	return m, s
+}
+
+// TestUserNamespacePod: a pod with hostUsers: false. Its containers'
+// root is the pod's mapped root (host UID 200000), owning the root
+// filesystem and an idmapped volume; what it writes in the root
+// filesystem is owned on the host by the mapped IDs; an exec joins the
+// same user namespace; a second pod sharing its PID namespace works too;
+// and removing the pods unpins every namespace.
+func TestUserNamespacePod(t *testing.T) {
+	const hostID = 200000
+	mapping := func() []*runtime.IDMapping {
+		return []*runtime.IDMapping{{ContainerId: 0, HostId: hostID, Length: 65536}}
+	}
+	usernsPod := func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: mapping(), Gids: mapping()}
+	}
+	e := newCtrEnv(t, 19, usernsPod)
+	ctx := context.Background()
+	vol := t.TempDir() // 0700, the host's root's
+	run := func(pod string, podCfg *runtime.PodSandboxConfig, name string) string {
+		t.Helper()
+		resp, err := e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: podCfg, Config: &runtime.ContainerConfig{
+			Metadata: &runtime.ContainerMetadata{Name: name}, Image: &runtime.ImageSpec{Image: e.image},
+			Command: []string{"sleep", "300"},
+			Mounts:  []*runtime.Mount{{ContainerPath: "/vol", HostPath: vol}},
+			Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+				NamespaceOptions: podCfg.Linux.SecurityContext.NamespaceOptions}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+			t.Fatal(err)
+		}
+		return resp.ContainerId
+	}
+	check := func(id, name string) {
+		t.Helper()
+		out, err := e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Timeout: 10, Cmd: []string{"sh", "-c",
+			"cat /proc/self/uid_map; id -u; stat -c %u:%g / /etc/passwd /vol; touch /made-by-" + name + " /vol/" + name + " && echo wrote; echo x > /dev/null && echo null-ok"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Fields(string(out.Stdout))
+		want := []string{"0", strconv.Itoa(hostID), "65536", "0", "0:0", "0:0", "0:0", "wrote", "null-ok"}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s in the pod's user namespace said %q (stderr %q), want %q", name, got, out.Stderr, want)
+		}
+		var st unix.Stat_t
+		// The container's process runs as the mapped root on the host.
+		resp, err := e.rt.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: id, Verbose: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info struct{ Pid int }
+		json.Unmarshal([]byte(resp.Info["info"]), &info)
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.Pid))
+		if !regexp.MustCompile(fmt.Sprintf(`(?m)^Uid:\s+%d\s`, hostID)).Match(status) {
+			t.Errorf("%s's process (pid %d) on the host:\n%s", name, info.Pid, status)
+		}
+		// Through the root filesystem, the mapped IDs own what it wrote;
+		// through the idmapped volume, the host's root does.
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/root/made-by-%s", info.Pid, name), &st); err != nil || st.Uid != hostID {
+			t.Errorf("%s's new file in its root is owned by %d on the host (%v), want %d", name, st.Uid, err, hostID)
+		}
+		if err := unix.Stat(filepath.Join(vol, name), &st); err != nil || st.Uid != 0 {
+			t.Errorf("%s's new file in the volume is owned by %d on the host (%v), want 0", name, st.Uid, err)
+		}
+	}
+	check(run(e.pod, e.podCfg, "alone"), "alone")
+
+	shared := podConfig("userns-shared-pid", func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+		usernsPod(c)
+	})
+	sharedPod := runPod(t, e.rt, shared)
+	check(run(sharedPod, shared, "shared"), "shared")
+	st, err := e.rt.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: sharedPod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := st.Status.GetLinux().GetNamespaces().GetOptions().GetUsernsOptions(); u.GetMode() != runtime.NamespaceMode_POD || u.GetUids()[0].GetHostId() != hostID {
+		t.Errorf("status userns options %v", u)
+	}
+	pinsOf := func() []string {
+		pins, _ := filepath.Glob(filepath.Join(e.d.dir, "run", "sandboxes", "*", "ns", "user"))
+		return pins
+	}
+	if n := len(pinsOf()); n != 2 {
+		t.Errorf("%d user namespaces pinned for 2 pods", n)
+	}
+	removePod(t, e.rt, sharedPod)
+	removePod(t, e.rt, e.pod)
+	if pins := pinsOf(); len(pins) > 0 {
+		t.Errorf("pins left after the pods went: %v", pins)
+	}
 }
