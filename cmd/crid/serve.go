@@ -25,6 +25,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/container"
+	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
@@ -110,8 +111,9 @@ func serve(cfg config.Config) error {
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)
 	}
+	broker := events.New()
 	containers, err = container.New(context.Background(), container.Options{
-		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Images: images, Binary: monitorBin,
+		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Images: images, Binary: monitorBin, Events: broker,
 	})
 	if err != nil {
 		return fmt.Errorf("containers: %w", err)
@@ -128,7 +130,7 @@ func serve(cfg config.Config) error {
 	defer stop()
 
 	g := grpc.NewServer(server.ServerOptions()...)
-	srv := server.New(cfg, st, cg, images, sandboxes, containers, binary)
+	srv := server.New(cfg, st, cg, images, sandboxes, containers, binary, broker)
 	srv.Register(g)
 	stream, err := srv.StartStreaming(cfg.Streaming.Address)
 	if err != nil {
@@ -157,6 +159,7 @@ func serve(cfg config.Config) error {
 	case err = <-errc:
 		err = fmt.Errorf("serve: %w", err)
 	}
+	broker.Close() // event streams end, not waited for
 	gracefulStop(g, shutdownGrace)
 	if metrics != nil {
 		metrics.Close()

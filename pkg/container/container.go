@@ -24,6 +24,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/ids"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/oci/generate"
@@ -109,6 +110,9 @@ type Options struct {
 	Cgroups       *cgroups.Hierarchy
 	Images        *image.Service
 	Binary        *reexec.Binary
+	// Events hears of each container created, started, stopped (an exit,
+	// or a start that failed) and removed.
+	Events *events.Broker
 }
 
 // Manager holds the node's containers.
@@ -364,6 +368,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 	if err := m.save(c); err != nil {
 		return nil, err
 	}
+	m.publish(c, events.Created)
 	return c.copy(), nil
 }
 
@@ -450,12 +455,14 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		m.watch.remove(c.ID)
 		m.save(c)
 		close(done)
+		m.publish(c, events.Stopped)
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	c.State, c.Pid, c.StartedAt = Running, pid, time.Now()
 	if err := m.save(c); err != nil {
 		return err
 	}
+	m.publish(c, events.Started)
 	// An exit before the watch saw the file is caught here.
 	m.checkExit(c.ID)
 	return nil
@@ -502,6 +509,12 @@ func (m *Manager) recordExit(c *Container, e monitor.Exit) {
 		delete(m.exited, c.ID)
 	}
 	m.mu.Unlock()
+	m.publish(c, events.Stopped)
+}
+
+// publish tells the listeners what became of c.
+func (m *Manager) publish(c *Container, t events.Type) {
+	m.opts.Events.Publish(events.Event{ContainerID: c.ID, SandboxID: c.SandboxID, Type: t})
 }
 
 // Stop signals a running container (its stop signal, else SIGTERM), waits
@@ -579,7 +592,11 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := m.teardown(ctx, c); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
-	return m.forget(c)
+	if err := m.forget(c); err != nil {
+		return err
+	}
+	m.publish(c, events.Deleted)
+	return nil
 }
 
 // teardown undoes what a container's record says was made.

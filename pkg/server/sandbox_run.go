@@ -4,6 +4,8 @@ import (
 	"context"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/events"
 )
 
 // RunPodSandbox creates a pod sandbox and answers with its ID once it is
@@ -17,5 +19,8 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	if err != nil {
 		return nil, err
 	}
+	// A pod's own events name it as the container, as containerd's do.
+	s.events.Publish(events.Event{ContainerID: sb.ID, SandboxID: sb.ID, Type: events.Created})
+	s.events.Publish(events.Event{ContainerID: sb.ID, SandboxID: sb.ID, Type: events.Started})
 	return &runtime.RunPodSandboxResponse{PodSandboxId: sb.ID}, nil
 }

@@ -7,6 +7,8 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/events"
+	"github.com/crid-dev/crid/pkg/sandbox"
 )
 
 // StopPodSandbox stops a sandbox's containers and detaches its network.
@@ -16,8 +18,12 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbox
 	if req.PodSandboxId == "" {
 		return nil, invalid("pod_sandbox_id", "is empty")
 	}
+	before, _ := s.sandboxes.Get(req.PodSandboxId)
 	if err := s.sandboxes.Stop(ctx, req.PodSandboxId); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return nil, err
+	}
+	if before != nil && before.State == sandbox.Ready {
+		s.events.Publish(events.Event{ContainerID: before.ID, SandboxID: before.ID, Type: events.Stopped})
 	}
 	return &runtime.StopPodSandboxResponse{}, nil
 }

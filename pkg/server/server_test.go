@@ -20,6 +20,7 @@ import (
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
@@ -69,7 +70,7 @@ func serve(t *testing.T, edit func(*config.Config)) clients {
 		t.Fatal(err)
 	}
 	t.Cleanup(containers.Close)
-	New(cfg, st, cg, images, sandboxes, containers, nil).Register(g)
+	New(cfg, st, cg, images, sandboxes, containers, nil, events.New()).Register(g)
 	go g.Serve(l)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -193,14 +194,6 @@ func TestCallsNotYetOfferedAreUnimplemented(t *testing.T) {
 		},
 		"ListMetricDescriptors": func() error {
 			_, err := c.rt.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
-			return err
-		},
-		"GetContainerEvents": func() error {
-			stream, err := c.rt.GetContainerEvents(ctx, &runtime.GetEventsRequest{})
-			if err != nil {
-				return err
-			}
-			_, err = stream.Recv()
 			return err
 		},
 	}

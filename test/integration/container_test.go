@@ -503,3 +503,111 @@ func TestUserNamespacePod(t *testing.T) {
 		t.Errorf("pins left after the pods went: %v", pins)
 	}
 }
+
+// TestContainerEvents: GetContainerEvents streams a container's created,
+// started, stopped (it exits by itself) and deleted events in order, each
+// with its pod's status and the container's, then the pod's own stop and
+// delete; and crid's shutdown ends the stream instead of waiting for it.
+func TestContainerEvents(t *testing.T) {
+	e := newCtrEnv(t, 20)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := e.rt.GetContainerEvents(ctx, &runtime.GetEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type seen struct {
+		id  string
+		typ runtime.ContainerEventType
+	}
+	got := make(chan *runtime.ContainerEventResponse, 64)
+	go func() {
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- ev
+		}
+	}()
+	// The stream is up once an event comes through it: a probe pod's.
+	for attempt := 0; ; attempt++ {
+		probe := runPod(t, e.rt, podConfig(fmt.Sprintf("probe-%d", attempt), nil))
+		heard := false
+		for !heard {
+			select {
+			case ev := <-got:
+				heard = ev.GetContainerId() == probe
+				continue
+			case <-time.After(time.Second):
+			}
+			break
+		}
+		removePod(t, e.rt, probe)
+		if heard {
+			break
+		}
+		if attempt == 10 {
+			t.Fatal("no event came through the stream")
+		}
+	}
+	id := e.run(t, "brief", "exit 3")
+	e.waitExited(t, id)
+	if _, err := e.rt.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	removePod(t, e.rt, e.pod)
+	want := []seen{
+		{id, runtime.ContainerEventType_CONTAINER_CREATED_EVENT},
+		{id, runtime.ContainerEventType_CONTAINER_STARTED_EVENT},
+		{id, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT},
+		{id, runtime.ContainerEventType_CONTAINER_DELETED_EVENT},
+		{e.pod, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT},
+		{e.pod, runtime.ContainerEventType_CONTAINER_DELETED_EVENT},
+	}
+	// next is the next event of the container or its pod (not a probe's).
+	next := func() (*runtime.ContainerEventResponse, bool) {
+		for {
+			select {
+			case ev, ok := <-got:
+				if ok && ev.ContainerId != id && ev.ContainerId != e.pod {
+					continue
+				}
+				return ev, ok
+			case <-time.After(10 * time.Second):
+				return nil, true
+			}
+		}
+	}
+	for i, w := range want {
+		ev, ok := next()
+		switch {
+		case !ok:
+			t.Fatalf("stream ended after %d events", i)
+		case ev == nil:
+			t.Fatalf("no event %d (%s %v)", i, w.id, w.typ)
+		default:
+			if ev.ContainerId != w.id || ev.ContainerEventType != w.typ || ev.CreatedAt == 0 {
+				t.Fatalf("event %d: %s %v, want %s %v", i, ev.ContainerId, ev.ContainerEventType, w.id, w.typ)
+			}
+			if w.id == id && w.typ != runtime.ContainerEventType_CONTAINER_DELETED_EVENT {
+				if ev.PodSandboxStatus.GetId() != e.pod || len(ev.ContainersStatuses) != 1 || ev.ContainersStatuses[0].Id != id {
+					t.Errorf("event %d carries pod %q and %d container statuses", i, ev.PodSandboxStatus.GetId(), len(ev.ContainersStatuses))
+				}
+			}
+			if w.typ == runtime.ContainerEventType_CONTAINER_STOPPED_EVENT && w.id == id && ev.ContainersStatuses[0].ExitCode != 3 {
+				t.Errorf("stopped event reports exit %d", ev.ContainersStatuses[0].ExitCode)
+			}
+		}
+	}
+	// SIGTERM: crid stops without waiting for the stream's client.
+	start := time.Now()
+	e.d.cmd.Process.Signal(syscall.SIGTERM)
+	if _, ok := <-got; ok {
+		t.Error("an event after the last one")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("crid took %v to end an event stream at shutdown", d)
+	}
+}
