@@ -52,6 +52,19 @@ func newCtrEnv(t *testing.T, n int, podEdits ...func(*runtime.PodSandboxConfig))
 	podNet(t, dir, n)
 	e := &ctrEnv{d: start(t, dir), image: reg.Addr + "/busybox:it", logDir: filepath.Join(dir, "logs")}
 	e.connect(t)
+	// A test that fails half-way still removes its pods, before crid
+	// stops (cleanups run last first): their monitors and containers
+	// would outlive the test otherwise, as they outlive crid by design.
+	t.Cleanup(func() {
+		pods, err := e.rt.ListPodSandbox(context.Background(), &runtime.ListPodSandboxRequest{})
+		if err != nil {
+			return
+		}
+		for _, p := range pods.Items {
+			e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: p.Id})
+			e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: p.Id})
+		}
+	})
 	if _, err := e.img.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: e.image}}); err != nil {
 		t.Fatal(err)
 	}
