@@ -155,3 +155,32 @@ func TestParseMountinfo(t *testing.T) {
 		t.Errorf("String() = %q", h.String())
 	}
 }
+
+// TestMemoryStatsBeyondTheCRIs: the figures CRI metrics report beside the
+// CRI's own (peak, limit hits, mapped file pages, swap), from each
+// version's files.
+func TestMemoryStatsBeyondTheCRIs(t *testing.T) {
+	v2dir := fakeDir(t, map[string]string{
+		"memory.current": "1000", "memory.max": "max", "memory.peak": "5000", "memory.swap.current": "300",
+		"memory.stat":   "anon 600\nfile 400\nfile_mapped 120\ninactive_file 100\nkernel 50\n",
+		"memory.events": "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n",
+	})
+	m2, err := (&v2{root: filepath.Dir(v2dir), path: "/" + filepath.Base(v2dir)}).memory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1dir := fakeDir(t, map[string]string{
+		"memory.usage_in_bytes": "1000", "memory.limit_in_bytes": "9223372036854771712", "memory.max_usage_in_bytes": "5000",
+		"memory.failcnt": "7", "memory.memsw.usage_in_bytes": "1300",
+		"memory.stat": "total_rss 600\ntotal_cache 400\ntotal_mapped_file 120\ntotal_inactive_file 100\n",
+	})
+	m1, err := (&v1{}).memory(v1dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]MemoryStats{"v1": m1, "v2": m2} {
+		if m.MaxUsage != 5000 || m.Failcnt != 7 || m.MappedFile != 120 || m.Swap != 300 || m.WorkingSet != 900 || m.Limit != ^uint64(0) {
+			t.Errorf("%s: %+v", name, m)
+		}
+	}
+}

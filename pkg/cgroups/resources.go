@@ -109,6 +109,15 @@ func ShareToWeight(shares uint64) uint64 {
 	return 1 + ((shares-2)*9999)/262142
 }
 
+// WeightToShare is ShareToWeight's inverse (to the nearest share the
+// integer mapping lost), for reporting a v2 weight as the shares asked.
+func WeightToShare(weight uint64) uint64 {
+	if weight == 0 {
+		return 0
+	}
+	return 2 + ((weight-1)*262142+9998)/9999
+}
+
 // BlkioWeightToIOWeight maps v1 blkio.weight (10..1000) onto v2 io.weight
 // (1..10000), as runc does.
 func BlkioWeightToIOWeight(w uint64) uint64 {

@@ -69,3 +69,12 @@ func TestResourcesValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestWeightToShareUndoesShareToWeight(t *testing.T) {
+	for _, shares := range []uint64{2, 102, 1024, 4096, 262144} {
+		back := WeightToShare(ShareToWeight(shares))
+		if ShareToWeight(back) != ShareToWeight(shares) || back > shares+27 || back+27 < shares {
+			t.Errorf("shares %d -> weight %d -> shares %d", shares, ShareToWeight(shares), back)
+		}
+	}
+}

@@ -12,6 +12,15 @@ type Stats struct {
 	CPU    CPUStats
 	Memory MemoryStats
 	Pids   PidsStats
+	Limits Limits
+}
+
+// Limits are the cgroup's settings as the kernel holds them, for what the
+// CRI's metrics call the container's spec.
+type Limits struct {
+	CPUShares uint64 // v2: cpu.weight mapped back onto shares
+	CPUPeriod uint64 // microseconds
+	SwapLimit uint64 // memory and swap (v1 memsw), swap alone (v2); MaxUint64 when unlimited
 }
 
 // CPUStats are cumulative since the cgroup was made.
@@ -36,6 +45,10 @@ type MemoryStats struct {
 	PageFaults  uint64
 	MajorFaults uint64
 	Limit       uint64 // MaxUint64 when unlimited
+	MaxUsage    uint64 // the highest usage seen (v1 max_usage_in_bytes, v2 memory.peak)
+	Failcnt     uint64 // times usage hit the limit (v2: memory.events max)
+	MappedFile  uint64 // page cache mapped into processes
+	Swap        uint64 // swap in use (0 without swap accounting)
 }
 
 // PidsStats count tasks.

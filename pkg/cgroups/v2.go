@@ -169,6 +169,15 @@ func (c *v2) Stats() (*Stats, error) {
 	}
 	s.Pids.Current, _ = readUint(d, "pids.current")
 	s.Pids.Limit, _ = readUint(d, "pids.max")
+	if w, err := readUint(d, "cpu.weight"); err == nil && w >= 1 {
+		s.Limits.CPUShares = WeightToShare(w)
+	}
+	if v, err := readFile(d, "cpu.max"); err == nil {
+		if _, period, ok := strings.Cut(v, " "); ok {
+			s.Limits.CPUPeriod, _ = strconv.ParseUint(period, 10, 64)
+		}
+	}
+	s.Limits.SwapLimit, _ = readUint(d, "memory.swap.max")
 	return s, nil
 }
 
@@ -192,6 +201,12 @@ func (c *v2) memory() (MemoryStats, error) {
 		m.Kernel = kv["kernel_stack"] + kv["slab"] + kv["sock"] + kv["pagetables"] + kv["percpu"]
 	}
 	m.Limit, _ = readUint(d, "memory.max")
+	m.MappedFile = kv["file_mapped"]
+	m.MaxUsage, _ = readUint(d, "memory.peak")
+	m.Swap, _ = readUint(d, "memory.swap.current")
+	if ev, err := readKV(d, "memory.events"); err == nil {
+		m.Failcnt = ev["max"]
+	}
 	return m, nil
 }
 

@@ -192,10 +192,6 @@ func TestCallsNotYetOfferedAreUnimplemented(t *testing.T) {
 			_, err := c.rt.CheckpointContainer(ctx, &runtime.CheckpointContainerRequest{})
 			return err
 		},
-		"ListMetricDescriptors": func() error {
-			_, err := c.rt.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
-			return err
-		},
 	}
 	for name, call := range calls {
 		err := call()
@@ -248,5 +244,27 @@ func TestImageFsInfoReportsLayersAndContainers(t *testing.T) {
 	}
 	if ctr := resp.ContainerFilesystems[0]; ctr.FsId.Mountpoint != filepath.Join(c.cfg.Root, "containers") {
 		t.Errorf("container filesystem %v", ctr)
+	}
+}
+
+// TestMetricDescriptors: every metric is described once, with help and
+// the base labels first.
+func TestMetricDescriptors(t *testing.T) {
+	c := serve(t, nil)
+	resp, err := c.rt.ListMetricDescriptors(context.Background(), &runtime.ListMetricDescriptorsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, d := range resp.Descriptors {
+		if seen[d.Name] || d.Help == "" || len(d.LabelKeys) < 3 || strings.Join(d.LabelKeys[:3], ",") != "id,name,image" {
+			t.Errorf("descriptor %+v", d)
+		}
+		seen[d.Name] = true
+	}
+	for _, want := range []string{"container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_network_receive_bytes_total", "container_fs_usage_bytes"} {
+		if !seen[want] {
+			t.Errorf("%s is not described", want)
+		}
 	}
 }

@@ -624,3 +624,65 @@ func TestContainerEvents(t *testing.T) {
 		t.Errorf("crid took %v to end an event stream at shutdown", d)
 	}
 }
+
+// TestPodSandboxMetrics: a running container's metrics come from its
+// cgroup, processes and layer, and its pod's from the pod's eth0, each
+// series with as many label values as its descriptor has keys.
+func TestPodSandboxMetrics(t *testing.T) {
+	e := newCtrEnv(t, 21)
+	ctx := context.Background()
+	id := e.run(t, "busy", "dd if=/dev/zero of=/filler bs=1k count=512 2>/dev/null; exec sleep 300")
+	time.Sleep(500 * time.Millisecond)
+	descs, err := e.rt.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]int{}
+	for _, d := range descs.Descriptors {
+		keys[d.Name] = len(d.LabelKeys)
+	}
+	resp, err := e.rt.ListPodSandboxMetrics(ctx, &runtime.ListPodSandboxMetricsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.PodMetrics) != 1 || resp.PodMetrics[0].PodSandboxId != e.pod || len(resp.PodMetrics[0].ContainerMetrics) != 1 {
+		t.Fatalf("pod metrics %v", resp.PodMetrics)
+	}
+	values := map[string]uint64{}
+	check := func(m *runtime.Metric) {
+		if n, ok := keys[m.Name]; !ok || n != len(m.LabelValues) {
+			t.Errorf("%s: %d label values, descriptor has %d keys", m.Name, len(m.LabelValues), n)
+		}
+		// Keyed by name and the labels after id, name and image.
+		values[strings.Join(append([]string{m.Name}, m.LabelValues[min(3, len(m.LabelValues)):]...), "/")] = m.Value.GetValue()
+	}
+	for _, m := range resp.PodMetrics[0].Metrics {
+		check(m)
+	}
+	cm := resp.PodMetrics[0].ContainerMetrics[0]
+	if cm.ContainerId != id {
+		t.Errorf("container metrics of %s", cm.ContainerId)
+	}
+	for _, m := range cm.Metrics {
+		check(m)
+	}
+	fsDev := filepath.Join(e.d.dir, "root", "containers")
+	for _, name := range []string{
+		"container_memory_usage_bytes", "container_memory_working_set_bytes", "container_memory_cache",
+		"container_processes", "container_threads", "container_file_descriptors", "container_start_time_seconds",
+		"container_spec_cpu_period", "container_spec_cpu_shares",
+		"container_fs_usage_bytes/" + fsDev, "container_fs_inodes_total/" + fsDev,
+		"container_network_transmit_packets_total/eth0",
+	} {
+		if values[name] == 0 {
+			t.Errorf("%s is 0", name)
+		}
+	}
+	if t.Failed() {
+		t.Logf("all: %v", values)
+	}
+	if u := values["container_fs_usage_bytes/"+fsDev]; u < 512<<10 {
+		t.Errorf("writable layer usage %d after writing 512 KiB", u)
+	}
+	removePod(t, e.rt, e.pod)
+}
