@@ -120,6 +120,17 @@ func serve(cfg config.Config) error {
 	}
 	defer containers.Close()
 
+	// Everything is up before the CRI socket appears, which is what a
+	// kubelet (and a test) takes as crid being ready.
+	errc := make(chan error, 2)
+	var metrics *http.Server
+	if cfg.Metrics.Address != "" {
+		metrics, err = serveMetrics(cfg.Metrics.Address, errc)
+		if err != nil {
+			return err
+		}
+		defer metrics.Close()
+	}
 	lis, err := listenCRI(cfg.Listen)
 	if err != nil {
 		return err
@@ -138,17 +149,8 @@ func serve(cfg config.Config) error {
 	}
 	defer stream.Stop()
 
-	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(lis) }()
 
-	var metrics *http.Server
-	if cfg.Metrics.Address != "" {
-		metrics, err = serveMetrics(cfg.Metrics.Address, errc)
-		if err != nil {
-			g.Stop()
-			return err
-		}
-	}
 	klog.InfoS("crid serving", "version", version.Version, "commit", version.Commit(), "socket", cfg.Listen,
 		"root", cfg.Root, "runroot", cfg.RunRoot, "cgroups", cg.String(), "cgroupDriver", cfg.Runtime.CgroupDriver)
 
@@ -161,9 +163,6 @@ func serve(cfg config.Config) error {
 	}
 	broker.Close() // event streams end, not waited for
 	gracefulStop(g, shutdownGrace)
-	if metrics != nil {
-		metrics.Close()
-	}
 	klog.InfoS("crid stopped")
 	return err
 }
