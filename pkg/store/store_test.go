@@ -182,3 +182,20 @@ func TestUpdateIsAllOrNothing(t *testing.T) {
 		t.Fatalf("the first write of a failed transaction landed: %v", err)
 	}
 }
+
+// BenchmarkPut is what each record write costs a request (a bbolt commit,
+// fsync included): container create and start write a few each.
+func BenchmarkPut(b *testing.B) {
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rec := map[string]string{"id": "0123456789abcdef", "state": "running"}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.Put(BucketContainers, "c", rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

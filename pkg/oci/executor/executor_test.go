@@ -395,3 +395,35 @@ func TestUserNamespace(t *testing.T) {
 		t.Errorf("exit %d", r.status.ExitStatus())
 	}
 }
+
+// BenchmarkStart measures Start through the exec of a container's
+// process (its own mount, PID and UTS namespaces, the default mounts,
+// masked paths and devices), the executor's share of StartContainer.
+func BenchmarkStart(b *testing.B) {
+	root := catalog.BusyboxRoot(b)
+	bin, err := reexec.Seal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bin.Close()
+	in := generate.Input{
+		Container: &runtime.ContainerConfig{Command: []string{"/bin/true"}},
+		Sandbox:   &runtime.PodSandboxConfig{},
+		Image:     &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=/bin"}}},
+		Rootfs:    root, Hostname: "bench", DaemonCaps: generate.DefaultCapabilities,
+	}
+	spec, err := generate.Spec(in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p, err := Start(bin, spec, Stdio{}, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		p.Wait()
+		b.StartTimer()
+	}
+}
