@@ -41,6 +41,15 @@ if ! cmp -s "$tools/crictl" /usr/local/bin/crictl 2>/dev/null; then
 	install -m 0755 "$tools/crictl" /usr/local/bin/crictl
 fi
 
+# critest -parallel runs its suite through the ginkgo CLI, at the version
+# cri-tools pins.
+GINKGO_VERSION=v2.32.1
+if [ "$what" = test ] && [ "$(cat "$tools/ginkgo.version" 2>/dev/null)" != "$GINKGO_VERSION" ]; then
+	echo "install-deps: building ginkgo $GINKGO_VERSION"
+	GOBIN=$tools go install "github.com/onsi/ginkgo/v2/ginkgo@$GINKGO_VERSION"
+	echo "$GINKGO_VERSION" >"$tools/ginkgo.version"
+fi
+
 if [ "$what" = test ] && ! stamp critest; then
 	# critest is a Go test binary (no main package), so `go install` cannot
 	# build it: compile the test of cmd/critest in a module of its own.

@@ -20,3 +20,5 @@ echo "== cgroup v2 tests (Debian cloud kernel under qemu)"
 
 echo "== critest conformance"
 ./test/critest/run.sh
+echo "== critest: three runs on 4 parallel nodes against one crid, counting leaks between runs"
+CRITEST_RUNS=3 CRITEST_PARALLEL=4 ./test/critest/run.sh

@@ -11,6 +11,14 @@
 #
 #   run.sh -update     rewrite expected-failures.txt from this run
 #   CRITEST_ARGS="--ginkgo.focus=Runtime.info" run.sh   pass flags to critest
+#   CRITEST_PARALLEL=4 run.sh   run the specs on 4 ginkgo nodes at once
+#                      (the ginkgo CLI cri-tools pins; install-deps.sh
+#                      builds it)
+#   CRITEST_RUNS=3 run.sh   run the suite 3 times against one crid, never
+#                      restarted; after each run, with every pod removed,
+#                      count what could leak (mounts, pinned namespaces,
+#                      veths, pod cgroups, crid's descriptors, goroutines
+#                      and threads): any growth after the first run fails
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export PATH=$PATH:/usr/local/go/bin
@@ -63,9 +71,11 @@ done
 go run ./test/images/build -registry "$registry" -busybox /bin/busybox \
 	-helpers _output/helpers -registries-conf "$work/registries.conf"
 
-# crid on a scratch root, with the default pod network and no metrics port
-# (a node's own crid may hold it).
+# crid on a scratch root, with the default pod network and its metrics on
+# a free loopback port (a node's own crid may hold the default one): the
+# goroutine count comes from there.
 scratch=$work/run
+metrics_addr=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 endpoint=unix://$scratch/crid.sock
 
 start_crid() {
@@ -113,20 +123,61 @@ registries_conf = "$work/registries.conf"
 [network]
 cni_config_dir = "$scratch/net.d"
 [metrics]
-address = ""
+address = "$metrics_addr"
 TOML
 : >"$work/crid.log"
 start_crid
 
-echo "critest: running critest $(cat "$tools/critest.version") against crid (log: $work/crid.log)"
-rm -f "$work/report.json"
-set +e
-(cd "$scratch" && "$tools/critest" \
-	-runtime-endpoint "$endpoint" -image-endpoint "$endpoint" \
-	-ginkgo.no-color -ginkgo.timeout=40m \
-	-ginkgo.json-report "$work/report.json" ${CRITEST_ARGS:-}) >"$work/critest.log" 2>&1
-set -e
-grep -E '^(Ran |FAIL!|SUCCESS!)' "$work/critest.log" || tail -20 "$work/critest.log"
+# leak_counts prints what a run could leave behind once every pod is gone.
+leak_counts() {
+	local goroutines
+	goroutines=$(curl -fsS "http://$metrics_addr/metrics" | awk '/^go_goroutines / {print $2}')
+	echo "mounts=$(grep -c " $scratch/" /proc/self/mountinfo || true)" \
+		"pinned-namespaces=$(find "$scratch/runroot/sandboxes" -mindepth 3 -path '*/ns/*' 2>/dev/null | wc -l)" \
+		"veths=$(ip -o link show master crid0 2>/dev/null | wc -l)" \
+		"pod-cgroups=$(find /sys/fs/cgroup/ -mindepth 2 -maxdepth 4 -type d -name 'crid-*' 2>/dev/null | wc -l)" \
+		"crid-fds=$(ls "/proc/$crid_pid/fd" | wc -l)" \
+		"goroutines=$goroutines" \
+		"threads=$(awk '/^Threads:/ {print $2}' "/proc/$crid_pid/status")"
+}
+
+runs=${CRITEST_RUNS:-1}
+status=0
+first_counts=
+for run in $(seq "$runs"); do
+	echo "critest: run $run of $runs: critest $(cat "$tools/critest.version") against crid (log: $work/crid.log)"
+	report=$work/report.json
+	[ "$runs" -gt 1 ] && report=$work/report-$run.json
+	rm -f "$report"
+	set +e
+	(cd "$scratch" && PATH=$tools:$PATH "$tools/critest" -parallel "${CRITEST_PARALLEL:-1}" \
+		-runtime-endpoint "$endpoint" -image-endpoint "$endpoint" \
+		-ginkgo.no-color -ginkgo.timeout=40m \
+		-ginkgo.json-report "$report" ${CRITEST_ARGS:-}) >"$work/critest.log" 2>&1
+	set -e
+	grep -E '^(Ran |FAIL!|SUCCESS!)' "$work/critest.log" || tail -20 "$work/critest.log"
+	go run ./test/critest/report -json "$report" -expected "$expected" $update || status=1
+	[ "$runs" -gt 1 ] || break
+	remove_all_pods
+	sleep 1 # exits and monitors' shutdowns land
+	counts=$(leak_counts)
+	echo "critest: after run $run, with every pod removed: $counts"
+	if [ -z "$first_counts" ]; then
+		first_counts=$counts
+	else
+		# Nothing may grow since the first run; goroutines and threads may
+		# wander by a few (gRPC's and the runtime's idle pools).
+		paste <(tr ' ' '\n' <<<"$first_counts") <(tr ' ' '\n' <<<"$counts") | while IFS=$'\t' read -r a b; do
+			name=${a%%=*} was=${a#*=} now=${b#*=}
+			slack=0
+			case $name in goroutines | threads) slack=4 ;; esac
+			if [ "$now" -gt $((was + slack)) ]; then
+				echo "critest: LEAK: $name grew from $was after run 1 to $now after run $run" >&2
+				exit 1
+			fi
+		done || status=1
+	fi
+done
 
 remove_all_pods
 kill -TERM "$crid_pid"
@@ -138,4 +189,4 @@ if grep -q " $scratch/" /proc/self/mountinfo; then
 	exit 1
 fi
 
-go run ./test/critest/report -json "$work/report.json" -expected "$expected" $update
+exit $status
