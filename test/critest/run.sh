@@ -142,6 +142,9 @@ leak_counts() {
 }
 
 runs=${CRITEST_RUNS:-1}
+# -parallel 1 is not the default to ginkgo: it refuses go test's -parallel.
+parallel=
+[ "${CRITEST_PARALLEL:-1}" -gt 1 ] && parallel="-parallel $CRITEST_PARALLEL"
 status=0
 first_counts=
 for run in $(seq "$runs"); do
@@ -150,7 +153,7 @@ for run in $(seq "$runs"); do
 	[ "$runs" -gt 1 ] && report=$work/report-$run.json
 	rm -f "$report"
 	set +e
-	(cd "$scratch" && PATH=$tools:$PATH "$tools/critest" -parallel "${CRITEST_PARALLEL:-1}" \
+	(cd "$scratch" && PATH=$tools:$PATH "$tools/critest" $parallel \
 		-runtime-endpoint "$endpoint" -image-endpoint "$endpoint" \
 		-ginkgo.no-color -ginkgo.timeout=40m \
 		-ginkgo.json-report "$report" ${CRITEST_ARGS:-}) >"$work/critest.log" 2>&1
