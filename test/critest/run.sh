@@ -14,6 +14,10 @@
 #   CRITEST_PARALLEL=4 run.sh   run the specs on 4 ginkgo nodes at once
 #                      (the ginkgo CLI cri-tools pins; install-deps.sh
 #                      builds it)
+#   CRITEST_BENCHMARK=1 run.sh   run critest's benchmarks instead (100
+#                      pods, 100 containers, 50 image rounds; params in
+#                      test/critest/benchmark-params.yaml), keeping their
+#                      results in $work/benchmark; nothing is compared
 #   CRITEST_RUNS=3 run.sh   run the suite 3 times against one crid, never
 #                      restarted; after each run, with every pod removed,
 #                      count what could leak (mounts, pinned namespaces,
@@ -145,6 +149,11 @@ runs=${CRITEST_RUNS:-1}
 # -parallel 1 is not the default to ginkgo: it refuses go test's -parallel.
 parallel=
 [ "${CRITEST_PARALLEL:-1}" -gt 1 ] && parallel="-parallel $CRITEST_PARALLEL"
+bench=
+if [ -n "${CRITEST_BENCHMARK:-}" ]; then
+	rm -rf "$work/benchmark" && mkdir -p "$work/benchmark"
+	bench="-benchmark -benchmarking-params-file $repo/test/critest/benchmark-params.yaml -benchmarking-output-dir $work/benchmark"
+fi
 status=0
 first_counts=
 for run in $(seq "$runs"); do
@@ -153,12 +162,19 @@ for run in $(seq "$runs"); do
 	[ "$runs" -gt 1 ] && report=$work/report-$run.json
 	rm -f "$report"
 	set +e
-	(cd "$scratch" && PATH=$tools:$PATH "$tools/critest" $parallel \
+	(cd "$scratch" && PATH=$tools:$PATH "$tools/critest" $parallel $bench \
 		-runtime-endpoint "$endpoint" -image-endpoint "$endpoint" \
 		-ginkgo.no-color -ginkgo.timeout=40m \
 		-ginkgo.json-report "$report" ${CRITEST_ARGS:-}) >"$work/critest.log" 2>&1
 	set -e
-	grep -E '^(Ran |FAIL!|SUCCESS!)' "$work/critest.log" || tail -20 "$work/critest.log"
+	[ -n "$bench" ] || grep -E '^(Ran |FAIL!|SUCCESS!)' "$work/critest.log" || tail -20 "$work/critest.log"
+	if [ -n "$bench" ]; then
+		# Succinct: one line of dots and the verdict.
+		grep -oE '(SUCCESS|FAIL)! [0-9.]+s' "$work/critest.log" || tail -5 "$work/critest.log" | cut -c1-300
+		grep -q 'SUCCESS!' "$work/critest.log" || status=1
+		echo "critest: benchmark results in $work/benchmark: $(ls "$work/benchmark" | tr '\n' ' ')"
+		break
+	fi
 	go run ./test/critest/report -json "$report" -expected "$expected" $update || status=1
 	[ "$runs" -gt 1 ] || break
 	remove_all_pods
