@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/ids"
 	"github.com/crid-dev/crid/pkg/infra"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
 )
 
 // Run creates a sandbox: reserve the name, record the intent, then make
@@ -66,6 +68,15 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 	if err := os.MkdirAll(s.Dir, 0o711); err != nil {
 		return nil, err
 	}
+	// The pod's monitor starts beside the rest, the network above all,
+	// which RunPodSandbox waits on most: the pod's first StartContainer
+	// then finds it up instead of starting it.
+	monitorUp := m.startMonitor(s)
+	defer func() {
+		if merr := monitorUp(); err == nil && merr != nil {
+			err = merr
+		}
+	}()
 	if err := m.makeCgroup(s); err != nil {
 		return nil, err
 	}
@@ -105,6 +116,9 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 		}
 	}
 	if err := applySysctls(s); err != nil {
+		return nil, err
+	}
+	if err := monitorUp(); err != nil {
 		return nil, err
 	}
 	s.State, s.Creating = Ready, false
@@ -151,6 +165,23 @@ func (m *Manager) makeCgroup(s *Sandbox) error {
 		return fmt.Errorf("pod cgroup %s: %w", s.Cgroup, err)
 	}
 	return nil
+}
+
+// MonitorDir is where the pod's monitor listens.
+func (s *Sandbox) MonitorDir() string { return filepath.Join(s.Dir, "monitor") }
+
+// startMonitor starts the pod's monitor in the background; the function
+// it returns waits for it (once; later calls give the same answer).
+func (m *Manager) startMonitor(s *Sandbox) func() error {
+	if m.opts.Binary == nil {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := monitor.Ensure(m.opts.Binary, s.MonitorDir())
+		done <- err
+	}()
+	return sync.OnceValue(func() error { return <-done })
 }
 
 // infraCgroup is where a pod's infra process runs: a child of the pod's
@@ -315,7 +346,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	if m.opts.RemoveContainers != nil {
-		if err := m.opts.RemoveContainers(ctx, s.ID, filepath.Join(s.Dir, "monitor")); err != nil {
+		if err := m.opts.RemoveContainers(ctx, s.ID, s.MonitorDir()); err != nil {
 			return fmt.Errorf("remove containers of sandbox %s: %w", s.ID, err)
 		}
 	}
@@ -335,6 +366,14 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 // each step is safe to repeat.
 func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
 	var errs []error
+	// A monitor started for a pod that failed, or was interrupted, before
+	// any container ran; with containers it is gone already (Remove).
+	// One that Remove just asked to end may still answer while it goes.
+	if mon := monitor.Connect(s.MonitorDir()); mon.Alive() {
+		if err := mon.Shutdown(); err != nil && mon.Alive() {
+			errs = append(errs, err)
+		}
+	}
 	if s.Attached {
 		errs = append(errs, m.opts.CNI.Detach(ctx, m.cniPod(s)))
 	}

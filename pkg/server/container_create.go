@@ -124,7 +124,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		return sp, nil
 	}
 	params := container.CreateParams{
-		SandboxID: sb.ID, SandboxCgroup: sb.Cgroup, MonitorDir: filepath.Join(sb.Dir, "monitor"),
+		SandboxID: sb.ID, SandboxCgroup: sb.Cgroup, MonitorDir: sb.MonitorDir(),
 		Name: c.Metadata.Name, Attempt: c.Metadata.Attempt,
 		Image: img, ImageName: c.Image.Image, Labels: c.Labels, Annotations: c.Annotations,
 		LogPath: logPath, Raw: raw, Resources: res, Spec: spec,
