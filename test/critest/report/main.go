@@ -7,6 +7,19 @@
 // It exits 1 when a spec outside the list failed, or when a listed spec did
 // not fail: the list only ever shrinks, and it always says what is broken.
 // With -update it rewrites the list from the run instead.
+//
+// Each line of the list, and of the skip list (specs critest skips, by a
+// part of their name), may say why beside the name, and how to check that
+// the reason still holds:
+//
+//	name || reason || check
+//
+// A check is absent:PATH (the machine lacks what the spec needs: the path
+// must not exist), missing:REPO@DIGEST (bytes this machine cannot have:
+// the loopback test registry must not hold that manifest) or gap (crid
+// lacks it: to be done, counted apart) or mode:NAME (the spec runs in
+// another mode of the harness, as critest's benchmarks do). A skipped spec no skip rule names, or a rule whose
+// check fails, fails the run.
 package main
 
 import (
@@ -16,17 +29,30 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
+	"time"
 )
 
 func main() {
 	reportPath := flag.String("json", "", "critest's --ginkgo.json-report file")
 	listPath := flag.String("expected", "", "file of spec names expected to fail, one a line; # starts a comment")
+	skipsPath := flag.String("skips", "", "file of the reasons critest may skip specs for (by a part of the name)")
+	registry := flag.String("registry", "127.0.0.1:5000", "the loopback registry that serves the test images, for missing: checks")
 	update := flag.Bool("update", false, "rewrite the expected-failure list from this run")
 	flag.Parse()
+	skipsOK := true
+	if *skipsPath != "" && !*update {
+		var err error
+		if skipsOK, err = checkSkips(*reportPath, *skipsPath, *listPath, registryProbe(*registry), os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "report:", err)
+			os.Exit(2)
+		}
+	}
 	ok, err := run(*reportPath, *listPath, *update, os.Stdout)
+	ok = ok && skipsOK
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(2)
@@ -95,24 +121,157 @@ func firstUsefulLine(msg string) string {
 	return ""
 }
 
-func readList(path string) (map[string]bool, error) {
+// rule is a line of a list: a spec's name (or part of it), why, and how
+// to check the why.
+type rule struct{ name, reason, check string }
+
+func readRules(path string) ([]rule, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return map[string]bool{}, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	list := map[string]bool{}
+	var rules []rule
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		if line != "" && !strings.HasPrefix(line, "#") {
-			list[line] = true
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Split(line, "||")
+		for len(parts) < 3 {
+			parts = append(parts, "")
+		}
+		rules = append(rules, rule{strings.TrimSpace(parts[0]), strings.TrimSpace(parts[1]), strings.TrimSpace(parts[2])})
+	}
+	return rules, sc.Err()
+}
+
+func readList(path string) (map[string]bool, error) {
+	rules, err := readRules(path)
+	if err != nil {
+		return nil, err
+	}
+	list := map[string]bool{}
+	for _, r := range rules {
+		list[r.name] = true
+	}
+	return list, nil
+}
+
+// holds checks a rule's reason on this machine; "" when it holds. probe
+// says whether the test registry holds a repo@digest.
+func holds(r rule, probe func(ref string) (found bool, err error)) string {
+	kind, arg, _ := strings.Cut(r.check, ":")
+	switch {
+	case r.reason == "":
+		return "no reason given"
+	case kind == "absent":
+		if _, err := os.Stat(arg); err == nil {
+			return arg + " exists: the machine has what the spec needs now"
+		}
+	case kind == "missing":
+		found, err := probe(arg)
+		if err != nil {
+			return "cannot check " + arg + ": " + err.Error()
+		}
+		if found {
+			return arg + " is there: the spec can run now"
+		}
+	case kind == "gap", kind == "mode":
+	default:
+		return fmt.Sprintf("check %q is not absent:PATH, missing:REPO@DIGEST, gap or mode:NAME", r.check)
+	}
+	return ""
+}
+
+// registryProbe says whether the loopback registry holds repo@digest.
+func registryProbe(registry string) func(ref string) (bool, error) {
+	return func(ref string) (bool, error) {
+		repo, digest, ok := strings.Cut(ref, "@")
+		if !ok {
+			return false, fmt.Errorf("%q is not REPO@DIGEST", ref)
+		}
+		return headFinds("http://" + registry + "/v2/" + repo + "/manifests/" + digest)
+	}
+}
+
+// headFinds says whether a loopback URL answers 200 to HEAD.
+func headFinds(url string) (bool, error) {
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		return false, errors.New("only loopback URLs are checked")
+	}
+	req, err := http.NewRequest(http.MethodHead, url, nil)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, nil
+}
+
+// checkSkips holds every skipped spec to a skip rule and every rule (and
+// expected failure) to its check. It prints the skips by reason.
+func checkSkips(reportPath, skipsPath, listPath string, probe func(string) (bool, error), out io.Writer) (bool, error) {
+	specs, err := readReport(reportPath)
+	if err != nil {
+		return false, err
+	}
+	skips, err := readRules(skipsPath)
+	if err != nil {
+		return false, err
+	}
+	failures, err := readRules(listPath)
+	if err != nil {
+		return false, err
+	}
+	ok := true
+	byReason := map[string]int{}
+	var gaps int
+	for _, s := range specs {
+		if s.State != "skipped" {
+			continue
+		}
+		var match *rule
+		for i := range skips {
+			if strings.Contains(s.Name, skips[i].name) {
+				match = &skips[i]
+				break
+			}
+		}
+		if match == nil {
+			fmt.Fprintf(out, "SKIPPED (no known reason; add one to %s or make it run): %s\n", skipsPath, s.Name)
+			ok = false
+			continue
+		}
+		byReason[match.reason]++
+		if match.check == "gap" {
+			gaps++
 		}
 	}
-	return list, sc.Err()
+	for _, r := range append(append([]rule{}, skips...), failures...) {
+		if why := holds(r, probe); why != "" {
+			fmt.Fprintf(out, "REASON NO LONGER HOLDS for %q: %s\n", r.name, why)
+			ok = false
+		}
+	}
+	reasons := make([]string, 0, len(byReason))
+	for r, n := range byReason {
+		reasons = append(reasons, fmt.Sprintf("%d: %s", n, r))
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(out, "critest: skipped %s\n", r)
+	}
+	fmt.Fprintf(out, "critest: %d skipped for work crid has not done yet (gap)\n", gaps)
+	return ok, nil
 }
 
 // failed says whether a state counts as a failure.
@@ -185,17 +344,34 @@ func run(reportPath, listPath string, update bool, out io.Writer) (bool, error) 
 	return len(v.unexpected) == 0 && len(v.fixed) == 0, nil
 }
 
-const listHeader = `# critest specs expected to fail with crid, one full spec name a line.
-# test/critest/run.sh fails when a spec outside this list fails, or when a
-# spec in it no longer fails: remove a line as soon as its spec passes.
-# Regenerate from a run with: test/critest/run.sh -update
+const listHeader = `# critest specs expected to fail with crid, one full spec name a line,
+# with why beside it and how the harness checks the why:
+#   name || reason || check   (check: absent:PATH, missing:REPO@DIGEST, gap)
+# test/critest/run.sh fails when a spec outside this list fails, when a
+# spec in it no longer fails, or when its check fails: remove a line as
+# soon as its spec passes. Regenerate from a run with: run.sh -update
 `
 
 func writeList(path string, specs []spec) error {
+	old, err := readRules(path)
+	if err != nil {
+		return err
+	}
+	why := map[string]rule{}
+	for _, r := range old {
+		why[r.name] = r
+	}
 	var names []string
 	for _, s := range specs {
 		if failed(s.State) {
-			names = append(names, s.Name)
+			name := s.Name
+			if r, ok := why[name]; ok && r.reason != "" {
+				name += " || " + r.reason
+				if r.check != "" {
+					name += " || " + r.check
+				}
+			}
+			names = append(names, name)
 		}
 	}
 	sort.Strings(names)

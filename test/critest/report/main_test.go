@@ -93,3 +93,47 @@ func TestEmptyReportIsAnError(t *testing.T) {
 		t.Fatal("a report without specs was accepted")
 	}
 }
+
+func TestSkipsNeedAReasonThatHolds(t *testing.T) {
+	dir := t.TempDir()
+	report := filepath.Join(dir, "r.json")
+	os.WriteFile(report, []byte(`[{"SpecReports":[
+ {"ContainerHierarchyTexts":["[k8s.io] AppArmor"],"LeafNodeType":"It","LeafNodeText":"works","State":"skipped"},
+ {"ContainerHierarchyTexts":["[k8s.io] NRI"],"LeafNodeType":"It","LeafNodeText":"syncs","State":"skipped"},
+ {"ContainerHierarchyTexts":["[k8s.io] Image"],"LeafNodeType":"It","LeafNodeText":"digest","State":"failed"}
+]}]`), 0o644)
+	present := filepath.Join(dir, "present")
+	os.WriteFile(present, nil, 0o644)
+	failures := filepath.Join(dir, "expected")
+	os.WriteFile(failures, []byte("[k8s.io] Image digest || bytes built upstream || missing:repo@sha256:abc\n"), 0o644)
+	inRegistry := func(found bool) func(string) (bool, error) {
+		return func(ref string) (bool, error) {
+			if ref != "repo@sha256:abc" {
+				t.Errorf("probed %q", ref)
+			}
+			return found, nil
+		}
+	}
+	tests := []struct {
+		name, skips string
+		found, ok   bool
+		want        string
+	}{
+		{"every skip explained", "[k8s.io] AppArmor || no AppArmor || absent:" + filepath.Join(dir, "nothing") + "\n[k8s.io] NRI || not yet || gap\n", false, true, "1 skipped for work crid has not done yet"},
+		{"a skip unexplained", "[k8s.io] AppArmor || no AppArmor || absent:/nonexistent\n", false, false, "SKIPPED (no known reason"},
+		{"the machine gained the feature", "[k8s.io] AppArmor || no AppArmor || absent:" + present + "\n[k8s.io] NRI || not yet || gap\n", false, false, "REASON NO LONGER HOLDS"},
+		{"the digest is served now", "[k8s.io] AppArmor || x || gap\n[k8s.io] NRI || y || gap\n", true, false, "is there: the spec can run now"},
+		{"a rule without a reason", "[k8s.io] AppArmor\n[k8s.io] NRI || y || gap\n", false, false, "no reason given"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			skips := filepath.Join(t.TempDir(), "skips")
+			os.WriteFile(skips, []byte(tt.skips), 0o644)
+			var out bytes.Buffer
+			ok, err := checkSkips(report, skips, failures, inRegistry(tt.found), &out)
+			if err != nil || ok != tt.ok || !strings.Contains(out.String(), tt.want) {
+				t.Errorf("ok=%v err=%v, want ok=%v and %q in:\n%s", ok, err, tt.ok, tt.want, out.String())
+			}
+		})
+	}
+}
