@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -82,6 +83,13 @@ type Service struct {
 
 	layerMu  sync.Mutex
 	inFlight map[string]int // chain IDs a pull is using but no image records yet
+
+	// One HTTP transport for verified TLS and one for registries marked
+	// insecure, shared by every pull: their connections are reused, and
+	// idle ones close after a while. A transport per pull kept each pull's
+	// connections (and two goroutines each) open, never reused, until
+	// they idled out.
+	secure, insecure *http.Transport
 }
 
 // New loads the images recorded in the store and reconciles the layers on
@@ -104,6 +112,8 @@ func New(opts Options) (*Service, error) {
 		byName:   map[string]string{},
 		pinned:   map[string]bool{},
 		inFlight: map[string]int{},
+		secure:   newTransport(false),
+		insecure: newTransport(true),
 	}
 	for _, p := range opts.Pinned {
 		if n, err := reference.Parse(p); err == nil {

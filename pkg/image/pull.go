@@ -106,13 +106,21 @@ func hostPlatform() v1.Platform {
 	return p
 }
 
-func transportFor(insecure bool) http.RoundTripper {
+func newTransport(insecure bool) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.IdleConnTimeout = 30 * time.Second
 	if insecure {
 		// Only for registries the operator marked insecure.
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec
 	}
 	return t
+}
+
+func (s *Service) transportFor(insecure bool) http.RoundTripper {
+	if insecure {
+		return s.insecure
+	}
+	return s.secure
 }
 
 func (s *Service) pullFrom(ctx context.Context, want reference.Named, ep registries.Endpoint, auth Auth) (*Image, int64, error) {
@@ -125,7 +133,7 @@ func (s *Service) pullFrom(ctx context.Context, want reference.Named, ep registr
 		return nil, 0, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuth(auth.authenticator()),
-		remote.WithPlatform(hostPlatform()), remote.WithTransport(transportFor(ep.Insecure)))
+		remote.WithPlatform(hostPlatform()), remote.WithTransport(s.transportFor(ep.Insecure)))
 	if err != nil {
 		return nil, 0, registryErr(err)
 	}

@@ -155,7 +155,21 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 			go io.Copy(master, in)
 		}
 		if out != nil {
-			go io.Copy(out, master)
+			copied := make(chan struct{})
+			go func() {
+				io.Copy(out, master) // ends with EIO once no process holds the terminal
+				close(copied)
+			}()
+			// What the process wrote before it exited is still in the
+			// terminal: it reaches the client before the exit code does.
+			// A process it left behind holding the terminal is not
+			// waited for long.
+			defer func() {
+				select {
+				case <-copied:
+				case <-time.After(2 * time.Second):
+				}
+			}()
 		}
 	} else {
 		if in != nil {

@@ -194,7 +194,13 @@ for run in $(seq "$runs"); do
 				echo "critest: LEAK: $name grew from $was after run 1 to $now after run $run" >&2
 				exit 1
 			fi
-		done || status=1
+		done || {
+			status=1
+			echo "critest: crid's descriptors by kind:"
+			for fd in /proc/"$crid_pid"/fd/*; do readlink "$fd"; done | sed 's/[0-9]\+/N/g' | sort | uniq -c | sort -rn | head
+			echo "critest: crid's TCP connections:"
+			ss -tnp 2>/dev/null | grep "pid=$crid_pid," | awk '{print $1, $4, $5}' | sort | uniq -c | head
+		}
 	fi
 done
 

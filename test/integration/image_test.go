@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -670,5 +671,57 @@ func TestManyLayersMount(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(upper, "written")); err != nil {
 		t.Errorf("a write did not land in the upper dir: %v", err)
+	}
+}
+
+// TestPullsShareConnections: pulls reuse the connections of those before
+// them (one transport for all), where a transport per pull opened new
+// ones each time and left them idle, with two goroutines each.
+func TestPullsShareConnections(t *testing.T) {
+	requireRoot(t)
+	reg := startRegistry(t, "", "")
+	var accepted atomic.Int32
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				// The client tries TLS first on a registry it may reach
+				// insecurely (a first byte of 0x16): only the plain HTTP
+				// connections that carry the pulls count.
+				first := make([]byte, 1)
+				if _, err := io.ReadFull(c, first); err != nil || first[0] == 0x16 {
+					return
+				}
+				accepted.Add(1)
+				up, err := net.Dial("tcp", reg.Addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				up.Write(first)
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	im := newImages(t, "", nil)
+	for i := 0; i < 5; i++ {
+		img := assemble(t, []catalog.Entry{catalog.File("f", 0o644, []byte(fmt.Sprint(i)))})
+		push(t, fmt.Sprintf("%s/conn%d:1", reg.Addr, i), img)
+		if _, err := im.Pull(context.Background(), fmt.Sprintf("%s/conn%d:1", l.Addr(), i), image.Auth{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := accepted.Load(); n > 3 {
+		t.Errorf("5 pulls, one after another, opened %d connections", n)
 	}
 }
