@@ -32,6 +32,9 @@ func Ensure(bin *reexec.Binary, dir string) (*Client, error) {
 		return nil, err
 	}
 	cmd := bin.Command(Command, dir)
+	// One P: the monitor waits on pipes and sockets and never computes,
+	// and every P costs a process per pod memory (its caches, its thread).
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	logf, err := os.OpenFile(filepath.Join(dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
