@@ -74,11 +74,11 @@ __attribute__((constructor)) static void crid_init_userns(void) {
 	if (path == NULL || *path == '\0')
 		return;
 	int newpid = getenv("_CRID_INIT_NEWPID") != NULL;
-	unsetenv("_CRID_INIT_USERNS");
-	unsetenv("_CRID_INIT_NEWPID");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		initFail("open the pod's user namespace");
+	unsetenv("_CRID_INIT_USERNS");
+	unsetenv("_CRID_INIT_NEWPID");
 	if (setns(fd, CLONE_NEWUSER) < 0)
 		initFail("join the pod's user namespace");
 	close(fd);
