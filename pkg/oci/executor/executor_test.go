@@ -339,12 +339,13 @@ func podUserns(t *testing.T) (pid int, mapping []specs.LinuxIDMapping) {
 // its root, owns its mount and PID namespaces there (so /proc mounts), has
 // device nodes bound from the host, and owns an idmapped bind's files.
 func TestUserNamespace(t *testing.T) {
+	image := catalog.BusyboxRoot(t) // skips, saying why, when not root
 	holder, mapping := podUserns(t)
 	ns := func(kind string) string { return filepath.Join("/proc", strconv.Itoa(holder), "ns", kind) }
 	// As crid does for the rootfs: the image's files, owned by the host's
 	// root, seen through an idmapped mount.
 	root := t.TempDir()
-	tree, err := unix.OpenTree(unix.AT_FDCWD, catalog.BusyboxRoot(t), unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	tree, err := unix.OpenTree(unix.AT_FDCWD, image, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
 	}
