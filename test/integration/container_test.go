@@ -328,6 +328,7 @@ func countFiles(dir string) int {
 // container's terminal, typed input is read there, the output comes back,
 // and the log holds the container's lines.
 func TestAttachToATerminal(t *testing.T) {
+	requireRoot(t)
 	crictl, err := exec.LookPath("crictl")
 	if err != nil {
 		t.Fatal("crictl is not on PATH: hack/install-deps.sh installs it")
