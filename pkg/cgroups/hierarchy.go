@@ -34,10 +34,17 @@ type Manager interface {
 	WatchOOM(ctx context.Context) (<-chan OOMEvent, error)
 	// Pids lists the processes in the cgroup.
 	Pids() ([]int, error)
+	// CloneInto opens the cgroup for clone3's CLONE_INTO_CGROUP, so a
+	// child is born in it rather than moved there (on cgroup v2 only:
+	// ErrNoCloneInto on v1 hierarchies, where the caller moves it).
+	CloneInto() (*os.File, error)
 	// Destroy kills every process left in the cgroup and removes it from
 	// every hierarchy. Destroying a cgroup that is gone succeeds.
 	Destroy(ctx context.Context) error
 }
+
+// ErrNoCloneInto says a cgroup cannot take a child at clone: v1.
+var ErrNoCloneInto = errors.New("clone into a cgroup needs cgroup v2")
 
 // Hierarchy is how this host mounts cgroups.
 type Hierarchy struct {

@@ -317,6 +317,8 @@ func (c *v1) WatchOOM(ctx context.Context) (<-chan OOMEvent, error) {
 	return watchOOM(ctx, ev, 8, func() (MemoryStats, error) { return c.memory(d) }, c.OOMKills, ctl), nil
 }
 
+func (c *v1) CloneInto() (*os.File, error) { return nil, ErrNoCloneInto }
+
 func (c *v1) Pids() ([]int, error) {
 	return readPids(c.dir("memory"))
 }

@@ -235,6 +235,10 @@ func (c *v2) WatchOOM(ctx context.Context) (<-chan OOMEvent, error) {
 
 func (c *v2) Pids() ([]int, error) { return readPids(c.dir()) }
 
+func (c *v2) CloneInto() (*os.File, error) {
+	return os.OpenFile(c.dir(), os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+}
+
 // Destroy kills the cgroup's processes with cgroup.kill (Linux 5.14+),
 // which also gets those forked meanwhile, or by signalling each one on
 // older kernels, then removes the directory.

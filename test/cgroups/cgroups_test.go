@@ -3,6 +3,7 @@ package cgroupstest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -312,4 +313,47 @@ func TestOOMScoreAdjIsClampedWithoutCapSysResource(t *testing.T) {
 	if _, err := cgroups.SetOOMScoreAdj(cmd.Process.Pid, 1001); err == nil {
 		t.Error("1001 accepted")
 	}
+}
+
+// TestCloneIntoBirthsAChildInTheCgroup: on cgroup v2 a child cloned with
+// CLONE_INTO_CGROUP through CloneInto is in the cgroup from its first
+// instruction (no move, which costs the kernel a synchronize_rcu); on v1
+// CloneInto says it cannot, and the caller moves the child instead.
+func TestCloneIntoBirthsAChildInTheCgroup(t *testing.T) {
+	m, h := newCgroup(t, &cgroups.Resources{})
+	dir, err := m.CloneInto()
+	if h.Mode != cgroups.Unified {
+		if !errors.Is(err, cgroups.ErrNoCloneInto) {
+			t.Fatalf("CloneInto on %s: %v, want ErrNoCloneInto", h, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), helperEnv+"=sleep")
+	stdin, _ := cmd.StdinPipe() // the helper waits for a line before it works
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(data)); got != "0::"+m.Path() {
+		t.Errorf("the child is in %q, want 0::%s", got, m.Path())
+	}
+	pids, err := m.Pids()
+	if err != nil || len(pids) != 1 || pids[0] != cmd.Process.Pid {
+		t.Errorf("cgroup holds %v (%v), want the child %d", pids, err, cmd.Process.Pid)
+	}
+	stdin.Close()
 }

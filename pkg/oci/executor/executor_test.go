@@ -2,6 +2,7 @@ package executor
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -426,5 +427,57 @@ func BenchmarkStart(b *testing.B) {
 		b.StopTimer()
 		p.Wait()
 		b.StartTimer()
+	}
+}
+
+// TestBornInItsCgroup: with CgroupDir the init is cloned into the cgroup
+// (CLONE_INTO_CGROUP) with its namespaces, and Place is not called. Run on
+// any cgroup2 hierarchy: this hybrid host's unified one, a v2 host's root.
+func TestBornInItsCgroup(t *testing.T) {
+	root := catalog.BusyboxRoot(t)
+	base := "/sys/fs/cgroup/unified"
+	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
+		base = "/sys/fs/cgroup"
+	}
+	if _, err := os.Stat(filepath.Join(base, "cgroup.subtree_control")); err != nil {
+		t.Skipf("no cgroup2 hierarchy here: %v", err)
+	}
+	name := fmt.Sprintf("crid-test-born-%d", os.Getpid())
+	dir := filepath.Join(base, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(dir)
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	placed := false
+	bin, err := reexec.Seal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	spec, err := generate.Spec(generate.Input{
+		Container: &runtime.ContainerConfig{Command: []string{"/bin/sh", "-c", "cat /proc/self/cgroup"}},
+		Sandbox:   &runtime.PodSandboxConfig{},
+		Image:     &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=/bin"}}},
+		Rootfs:    root, Hostname: "born", DaemonCaps: generate.DefaultCapabilities,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	p, err := Start(bin, spec, Stdio{Stdout: &out}, Options{CgroupDir: f, Place: func(int) error { placed = true; return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Wait()
+	if placed {
+		t.Error("Place was called though the init was born in its cgroup")
+	}
+	if !strings.Contains(out.String(), "0::/"+name+"\n") {
+		t.Errorf("the container's cgroups:\n%s\nwant 0::/%s", out.String(), name)
 	}
 }

@@ -346,7 +346,12 @@ func (m *monitor) start(req Request) (int, error) {
 	// The lock is held across the start so the reaper cannot see the exit
 	// of a process not yet in byPid.
 	m.mu.Lock()
-	p, err := executor.Start(m.bin, &spec, stdio, executor.Options{Place: cg.Add})
+	opts := executor.Options{Place: cg.Add}
+	if dir, err := cg.CloneInto(); err == nil {
+		defer dir.Close()
+		opts.CgroupDir = dir // born in its cgroup (v2)
+	}
+	p, err := executor.Start(m.bin, &spec, stdio, opts)
 	if stdinR != nil {
 		stdinR.Close()
 		stdinR = nil
