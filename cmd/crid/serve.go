@@ -104,8 +104,8 @@ func serve(cfg config.Config) error {
 		StopContainers: func(ctx context.Context, id string) error {
 			return containers.StopAll(ctx, id)
 		},
-		RemoveContainers: func(ctx context.Context, id, monitorDir string) error {
-			return containers.RemoveAll(ctx, id, monitorDir)
+		RemoveContainers: func(ctx context.Context, id string) error {
+			return containers.RemoveAll(ctx, id)
 		},
 	})
 	if err != nil {

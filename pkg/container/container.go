@@ -706,17 +706,12 @@ func (m *Manager) StopAll(ctx context.Context, sandboxID string) error {
 	return errors.Join(errs...)
 }
 
-// RemoveAll removes every container of a sandbox and ends its monitor.
-func (m *Manager) RemoveAll(ctx context.Context, sandboxID, monitorDir string) error {
+// RemoveAll removes every container of a sandbox (its monitor is the
+// sandbox's to end).
+func (m *Manager) RemoveAll(ctx context.Context, sandboxID string) error {
 	var errs []error
 	for _, c := range m.ForSandbox(sandboxID) {
 		errs = append(errs, m.Remove(ctx, c.ID))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	if mon := monitor.Connect(monitorDir); mon.Alive() {
-		return mon.Shutdown()
-	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -346,7 +346,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	if m.opts.RemoveContainers != nil {
-		if err := m.opts.RemoveContainers(ctx, s.ID, s.MonitorDir()); err != nil {
+		if err := m.opts.RemoveContainers(ctx, s.ID); err != nil {
 			return fmt.Errorf("remove containers of sandbox %s: %w", s.ID, err)
 		}
 	}
@@ -366,13 +366,10 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 // each step is safe to repeat.
 func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
 	var errs []error
-	// A monitor started for a pod that failed, or was interrupted, before
-	// any container ran; with containers it is gone already (Remove).
-	// One that Remove just asked to end may still answer while it goes.
+	// The pod's monitor ends here, whether the pod ran containers (Remove
+	// removed them first) or failed before any.
 	if mon := monitor.Connect(s.MonitorDir()); mon.Alive() {
-		if err := mon.Shutdown(); err != nil && mon.Alive() {
-			errs = append(errs, err)
-		}
+		errs = append(errs, mon.Shutdown())
 	}
 	if s.Attached {
 		errs = append(errs, m.opts.CNI.Detach(ctx, m.cniPod(s)))

@@ -138,9 +138,9 @@ type Options struct {
 	// StopContainers stops every container of a sandbox: the executor's,
 	// called first by Stop.
 	StopContainers func(ctx context.Context, sandboxID string) error
-	// RemoveContainers removes every container of a sandbox and its
-	// monitor (whose dir is given): called first by Remove.
-	RemoveContainers func(ctx context.Context, sandboxID, monitorDir string) error
+	// RemoveContainers removes every container of a sandbox: called first
+	// by Remove (the pod's monitor ends after, with the rest of the pod).
+	RemoveContainers func(ctx context.Context, sandboxID string) error
 }
 
 // Manager holds the node's sandboxes. Lookups are answered from memory;
