@@ -156,31 +156,52 @@ func TestParseMountinfo(t *testing.T) {
 	}
 }
 
-// TestMemoryStatsBeyondTheCRIs: the figures CRI metrics report beside the
-// CRI's own (peak, limit hits, mapped file pages, swap), from each
-// version's files.
-func TestMemoryStatsBeyondTheCRIs(t *testing.T) {
-	v2dir := fakeDir(t, map[string]string{
-		"memory.current": "1000", "memory.max": "max", "memory.peak": "5000", "memory.swap.current": "300",
+// TestDetailedStats: the figures CRI metrics report beside the CRI's own
+// (peak, limit hits, mapped file pages, swap, the limits set), from each
+// version's files; plain Stats leaves the extra reads out.
+func TestDetailedStats(t *testing.T) {
+	v2root := fakeDir(t, nil)
+	v2dir := filepath.Join(v2root, "c")
+	os.Mkdir(v2dir, 0o755)
+	for name, v := range map[string]string{
+		"cpu.stat": "usage_usec 10\n", "cpu.weight": "39", "cpu.max": "max 100000",
+		"memory.current": "1000", "memory.max": "max", "memory.peak": "5000", "memory.swap.current": "300", "memory.swap.max": "max",
 		"memory.stat":   "anon 600\nfile 400\nfile_mapped 120\ninactive_file 100\nkernel 50\n",
 		"memory.events": "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n",
-	})
-	m2, err := (&v2{root: filepath.Dir(v2dir), path: "/" + filepath.Base(v2dir)}).memory()
-	if err != nil {
-		t.Fatal(err)
+	} {
+		os.WriteFile(filepath.Join(v2dir, name), []byte(v), 0o644)
 	}
-	v1dir := fakeDir(t, map[string]string{
-		"memory.usage_in_bytes": "1000", "memory.limit_in_bytes": "9223372036854771712", "memory.max_usage_in_bytes": "5000",
-		"memory.failcnt": "7", "memory.memsw.usage_in_bytes": "1300",
-		"memory.stat": "total_rss 600\ntotal_cache 400\ntotal_mapped_file 120\ntotal_inactive_file 100\n",
-	})
-	m1, err := (&v1{}).memory(v1dir)
-	if err != nil {
-		t.Fatal(err)
+	v1mounts := map[string]string{}
+	for ctl, files := range map[string]map[string]string{
+		"memory": {"memory.usage_in_bytes": "1000", "memory.limit_in_bytes": "9223372036854771712", "memory.max_usage_in_bytes": "5000",
+			"memory.failcnt": "7", "memory.memsw.usage_in_bytes": "1300", "memory.memsw.limit_in_bytes": "9223372036854771712",
+			"memory.stat": "total_rss 600\ntotal_cache 400\ntotal_mapped_file 120\ntotal_inactive_file 100\n"},
+		"cpu": {"cpu.stat": "nr_periods 0\n", "cpu.shares": "1024", "cpu.cfs_period_us": "100000"},
+	} {
+		root := fakeDir(t, nil)
+		os.Mkdir(filepath.Join(root, "c"), 0o755)
+		for name, v := range files {
+			os.WriteFile(filepath.Join(root, "c", name), []byte(v), 0o644)
+		}
+		v1mounts[ctl] = root
 	}
-	for name, m := range map[string]MemoryStats{"v1": m1, "v2": m2} {
-		if m.MaxUsage != 5000 || m.Failcnt != 7 || m.MappedFile != 120 || m.Swap != 300 || m.WorkingSet != 900 || m.Limit != ^uint64(0) {
-			t.Errorf("%s: %+v", name, m)
+	for name, m := range map[string]Manager{"v1": &v1{mounts: v1mounts, path: "/c"}, "v2": &v2{root: v2root, path: "/c"}} {
+		plain, err := m.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := plain.Memory; p.MaxUsage != 0 || p.Failcnt != 0 || p.Swap != 0 || plain.Limits != (Limits{}) || p.MappedFile != 120 || p.WorkingSet != 900 {
+			t.Errorf("%s Stats: %+v %+v", name, p, plain.Limits)
+		}
+		s, err := m.DetailedStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := s.Memory; d.MaxUsage != 5000 || d.Failcnt != 7 || d.Swap != 300 || d.Limit != ^uint64(0) {
+			t.Errorf("%s DetailedStats memory: %+v", name, d)
+		}
+		if l := s.Limits; l.CPUShares+27 < 1024 || l.CPUShares > 1024+27 || l.CPUPeriod != 100000 || l.SwapLimit != ^uint64(0) {
+			t.Errorf("%s DetailedStats limits: %+v", name, l)
 		}
 	}
 }

@@ -26,7 +26,12 @@ type Manager interface {
 	Add(pid int) error
 	// Update applies new limits to the cgroup as it runs (in-place resize).
 	Update(r *Resources) error
+	// Stats is what the CRI's stats report (the kubelet asks every few
+	// seconds for every container); DetailedStats adds what only the CRI
+	// metrics report (peak, limit hits, swap, the limits set), at twice
+	// the file reads.
 	Stats() (*Stats, error)
+	DetailedStats() (*Stats, error)
 	// OOMKills counts the processes the kernel has OOM-killed in the cgroup.
 	OOMKills() (uint64, error)
 	// WatchOOM reports each OOM kill as it happens, with what filled the

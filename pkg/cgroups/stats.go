@@ -16,7 +16,7 @@ type Stats struct {
 }
 
 // Limits are the cgroup's settings as the kernel holds them, for what the
-// CRI's metrics call the container's spec.
+// CRI's metrics call the container's spec (filled by DetailedStats).
 type Limits struct {
 	CPUShares uint64 // v2: cpu.weight mapped back onto shares
 	CPUPeriod uint64 // microseconds
@@ -45,10 +45,11 @@ type MemoryStats struct {
 	PageFaults  uint64
 	MajorFaults uint64
 	Limit       uint64 // MaxUint64 when unlimited
-	MaxUsage    uint64 // the highest usage seen (v1 max_usage_in_bytes, v2 memory.peak)
-	Failcnt     uint64 // times usage hit the limit (v2: memory.events max)
 	MappedFile  uint64 // page cache mapped into processes
-	Swap        uint64 // swap in use (0 without swap accounting)
+	// Filled by DetailedStats only:
+	MaxUsage uint64 // the highest usage seen (v1 max_usage_in_bytes, v2 memory.peak)
+	Failcnt  uint64 // times usage hit the limit (v2: memory.events max)
+	Swap     uint64 // swap in use (0 without swap accounting)
 }
 
 // PidsStats count tasks.

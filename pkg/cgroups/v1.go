@@ -231,8 +231,6 @@ func (c *v1) Stats() (*Stats, error) {
 		if kv, err := readKV(d, "cpu.stat"); err == nil {
 			s.CPU.Periods, s.CPU.Throttled, s.CPU.ThrottledNanos = kv["nr_periods"], kv["nr_throttled"], kv["throttled_time"]
 		}
-		s.Limits.CPUShares, _ = readUint(d, "cpu.shares")
-		s.Limits.CPUPeriod, _ = readUint(d, "cpu.cfs_period_us")
 	}
 	if d := c.dir("memory"); d != "" {
 		m, err := c.memory(d)
@@ -240,16 +238,37 @@ func (c *v1) Stats() (*Stats, error) {
 			return nil, err
 		}
 		s.Memory = m
+	}
+	if d := c.dir("pids"); d != "" {
+		s.Pids.Current, _ = readUint(d, "pids.current")
+		s.Pids.Limit, _ = readUint(d, "pids.max")
+	}
+	return s, nil
+}
+
+func (c *v1) DetailedStats() (*Stats, error) {
+	s, err := c.Stats()
+	if err != nil {
+		return nil, err
+	}
+	if d := c.dir("cpu"); d != "" {
+		s.Limits.CPUShares, _ = readUint(d, "cpu.shares")
+		s.Limits.CPUPeriod, _ = readUint(d, "cpu.cfs_period_us")
+	}
+	if d := c.dir("memory"); d != "" {
+		m := &s.Memory
+		m.MaxUsage, _ = readUint(d, "memory.max_usage_in_bytes")
+		m.Failcnt, _ = readUint(d, "memory.failcnt")
+		// memsw counts memory and swap together, where swap is accounted.
+		if memsw, err := readUint(d, "memory.memsw.usage_in_bytes"); err == nil && memsw > m.Usage {
+			m.Swap = memsw - m.Usage
+		}
 		if lim, err := readUint(d, "memory.memsw.limit_in_bytes"); err == nil {
 			if lim >= 1<<62 {
 				lim = ^uint64(0)
 			}
 			s.Limits.SwapLimit = lim
 		}
-	}
-	if d := c.dir("pids"); d != "" {
-		s.Pids.Current, _ = readUint(d, "pids.current")
-		s.Pids.Limit, _ = readUint(d, "pids.max")
 	}
 	return s, nil
 }
@@ -269,12 +288,6 @@ func (c *v1) memory(d string) (MemoryStats, error) {
 	m.PageFaults, m.MajorFaults = kv["total_pgfault"], kv["total_pgmajfault"]
 	m.Kernel, _ = readUint(d, "memory.kmem.usage_in_bytes")
 	m.MappedFile = kv["total_mapped_file"]
-	m.MaxUsage, _ = readUint(d, "memory.max_usage_in_bytes")
-	m.Failcnt, _ = readUint(d, "memory.failcnt")
-	// memsw counts memory and swap together, where swap is accounted.
-	if memsw, err := readUint(d, "memory.memsw.usage_in_bytes"); err == nil && memsw > m.Usage {
-		m.Swap = memsw - m.Usage
-	}
 	if lim, err := readUint(d, "memory.limit_in_bytes"); err == nil {
 		// v1 says "no limit" with the largest page-aligned int64.
 		if lim >= 1<<62 {

@@ -169,6 +169,21 @@ func (c *v2) Stats() (*Stats, error) {
 	}
 	s.Pids.Current, _ = readUint(d, "pids.current")
 	s.Pids.Limit, _ = readUint(d, "pids.max")
+	return s, nil
+}
+
+func (c *v2) DetailedStats() (*Stats, error) {
+	s, err := c.Stats()
+	if err != nil {
+		return nil, err
+	}
+	d := c.dir()
+	m := &s.Memory
+	m.MaxUsage, _ = readUint(d, "memory.peak")
+	m.Swap, _ = readUint(d, "memory.swap.current")
+	if ev, err := readKV(d, "memory.events"); err == nil {
+		m.Failcnt = ev["max"]
+	}
 	if w, err := readUint(d, "cpu.weight"); err == nil && w >= 1 {
 		s.Limits.CPUShares = WeightToShare(w)
 	}
@@ -202,11 +217,6 @@ func (c *v2) memory() (MemoryStats, error) {
 	}
 	m.Limit, _ = readUint(d, "memory.max")
 	m.MappedFile = kv["file_mapped"]
-	m.MaxUsage, _ = readUint(d, "memory.peak")
-	m.Swap, _ = readUint(d, "memory.swap.current")
-	if ev, err := readKV(d, "memory.events"); err == nil {
-		m.Failcnt = ev["max"]
-	}
 	return m, nil
 }
 

@@ -136,7 +136,7 @@ func (s *Server) containerMetrics(ctx context.Context, c *container.Container) [
 	if err != nil {
 		return nil
 	}
-	st, err := m.Stats()
+	st, err := m.DetailedStats()
 	if err != nil {
 		return nil
 	}
