@@ -24,6 +24,7 @@ import (
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
+	"github.com/crid-dev/crid/pkg/pty"
 	"github.com/crid-dev/crid/pkg/sandbox"
 )
 
@@ -133,7 +134,7 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 	}
 	var master *os.File
 	if tty {
-		m, slave, err := openPTY()
+		m, slave, err := pty.Open()
 		if err != nil {
 			return err
 		}
@@ -285,27 +286,4 @@ func (r streamRuntime) PortForward(ctx context.Context, podID string, port int32
 	case <-ctx.Done():
 	}
 	return nil
-}
-
-// openPTY makes a pseudo-terminal pair on the host's devpts.
-func openPTY() (master, slave *os.File, err error) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		return nil, nil, fmt.Errorf("unlock pty: %w", err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		return nil, nil, fmt.Errorf("pty number: %w", err)
-	}
-	sl, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	return m, sl, nil
 }

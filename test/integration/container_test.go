@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crid-dev/crid/pkg/pty"
 	"github.com/crid-dev/crid/test/images/catalog"
 )
 
@@ -347,7 +348,10 @@ func TestAttachToATerminal(t *testing.T) {
 	if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
 	}
-	master, slave := openPTY(t)
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer master.Close()
 	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 77}); err != nil {
 		t.Fatal(err)
@@ -399,27 +403,6 @@ func TestAttachToATerminal(t *testing.T) {
 		t.Errorf("log:\n%s", log)
 	}
 	removePod(t, e.rt, e.pod)
-}
-
-// openPTY opens a pseudo-terminal pair on the host's devpts.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, s
 }
 
 // TestUserNamespacePod: a pod with hostUsers: false. Its containers'
