@@ -685,34 +685,27 @@ func TestPullsShareConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
+	acceptEach(t, l, func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			// The client tries TLS first on a registry it may reach
+			// insecurely (a first byte of 0x16): only the plain HTTP
+			// connections that carry the pulls count.
+			first := make([]byte, 1)
+			if _, err := io.ReadFull(c, first); err != nil || first[0] == 0x16 {
+				return
+			}
+			accepted.Add(1)
+			up, err := net.Dial("tcp", reg.Addr)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				// The client tries TLS first on a registry it may reach
-				// insecurely (a first byte of 0x16): only the plain HTTP
-				// connections that carry the pulls count.
-				first := make([]byte, 1)
-				if _, err := io.ReadFull(c, first); err != nil || first[0] == 0x16 {
-					return
-				}
-				accepted.Add(1)
-				up, err := net.Dial("tcp", reg.Addr)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				up.Write(first)
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
+			defer up.Close()
+			up.Write(first)
+			go io.Copy(up, c)
+			io.Copy(c, up)
+		}()
+	})
 	im := newImages(t, "", nil)
 	for i := 0; i < 5; i++ {
 		img := assemble(t, []catalog.Entry{catalog.File("f", 0o644, []byte(fmt.Sprint(i)))})

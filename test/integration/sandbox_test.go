@@ -105,6 +105,15 @@ func listenIn(t *testing.T, netns, addr, msg string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	acceptEach(t, l, func(c net.Conn) {
+		c.Write([]byte(msg))
+		c.Close()
+	})
+}
+
+// acceptEach hands each connection l accepts to handle, in the accepting
+// goroutine, until the test ends and closes l.
+func acceptEach(t *testing.T, l net.Listener, handle func(net.Conn)) {
 	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
@@ -112,8 +121,7 @@ func listenIn(t *testing.T, netns, addr, msg string) {
 			if err != nil {
 				return
 			}
-			c.Write([]byte(msg))
-			c.Close()
+			handle(c)
 		}
 	}()
 }
