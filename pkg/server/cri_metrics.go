@@ -102,6 +102,11 @@ func (s *Server) ListMetricDescriptors(ctx context.Context, req *runtime.ListMet
 // containers'.
 func (s *Server) ListPodSandboxMetrics(ctx context.Context, req *runtime.ListPodSandboxMetricsRequest) (*runtime.ListPodSandboxMetricsResponse, error) {
 	out := []*runtime.PodSandboxMetrics{}
+	// Every writable layer is on the one file system: asked once a call.
+	var fs *unix.Statfs_t
+	if st := new(unix.Statfs_t); unix.Statfs(s.layout.ContainersDir(), st) == nil {
+		fs = st
+	}
 	for _, sb := range s.sandboxes.List() {
 		if sb.State != sandbox.Ready {
 			continue
@@ -111,7 +116,7 @@ func (s *Server) ListPodSandboxMetrics(ctx context.Context, req *runtime.ListPod
 			if c.State != container.Running {
 				continue
 			}
-			pm.ContainerMetrics = append(pm.ContainerMetrics, &runtime.ContainerMetrics{ContainerId: c.ID, Metrics: s.containerMetrics(ctx, c)})
+			pm.ContainerMetrics = append(pm.ContainerMetrics, &runtime.ContainerMetrics{ContainerId: c.ID, Metrics: s.containerMetrics(ctx, c, fs)})
 		}
 		out = append(out, pm)
 	}
@@ -130,7 +135,9 @@ func (ms *metricSet) add(name string, typ runtime.MetricType, v float64, labels 
 		LabelValues: append(append([]string{}, ms.base...), labels...), Value: &runtime.UInt64Value{Value: uint64(v)}})
 }
 
-func (s *Server) containerMetrics(ctx context.Context, c *container.Container) []*runtime.Metric {
+// containerMetrics reads one container's series; fs is the layers' file
+// system (nil when it could not be read).
+func (s *Server) containerMetrics(ctx context.Context, c *container.Container, fs *unix.Statfs_t) []*runtime.Metric {
 	ms := &metricSet{base: []string{c.ID, c.Name, c.Image}, at: time.Now().UnixNano()}
 	m, err := s.cgroups.Manager(c.Cgroup)
 	if err != nil {
@@ -175,8 +182,7 @@ func (s *Server) containerMetrics(ctx context.Context, c *container.Container) [
 	if u, err := s.usage.Get(ctx, filepath.Join(c.Layer, "upper")); err == nil {
 		ms.add("container_fs_usage_bytes", gauge, float64(u.Bytes), dev)
 	}
-	var fs unix.Statfs_t
-	if unix.Statfs(dev, &fs) == nil {
+	if fs != nil {
 		ms.add("container_fs_limit_bytes", gauge, float64(fs.Blocks*uint64(fs.Bsize)), dev)
 		ms.add("container_fs_inodes_total", gauge, float64(fs.Files), dev)
 		ms.add("container_fs_inodes_free", gauge, float64(fs.Ffree), dev)
