@@ -363,15 +363,22 @@ func (m *monitor) start(req Request) (int, error) {
 	}
 	c.pid = p.Pid
 	p.Release() // the reaper collects it
-	m.byPid[c.pid] = c
-	m.byID[c.id] = c
-	m.mu.Unlock()
-	if p.Console != nil {
-		c.console = p.Console
+	// Everything the exit handling waits for or closes is in place before
+	// the reaper can find the container: a process that exits at once
+	// must still have its output logged and its terminal closed.
+	c.console = p.Console
+	if c.console != nil {
 		if req.Stdin {
 			c.stdin = c.console
 		}
 		c.copying.Add(1)
+	} else {
+		c.copying.Add(2)
+	}
+	m.byPid[c.pid] = c
+	m.byID[c.id] = c
+	m.mu.Unlock()
+	if c.console != nil {
 		// Reading the master ends (EIO) when the last process holding
 		// the terminal is gone; the master is closed at the exit.
 		go func() {
@@ -385,7 +392,6 @@ func (m *monitor) start(req Request) (int, error) {
 		log.Copy(stream, io.TeeReader(r, fanout{c, frame}))
 		r.Close()
 	}
-	c.copying.Add(2)
 	go copyOut("stdout", FrameStdout, outR)
 	go copyOut("stderr", FrameStderr, errR)
 	return c.pid, nil
