@@ -124,6 +124,7 @@ type Manager struct {
 	names      map[string]string
 	exited     map[string]chan struct{} // closed when the container's exit is known
 	ops        ids.Locks                // one change of a container at a time
+	exitMu     sync.Mutex               // one exit recorded at a time, each once
 
 	watch *exitWatcher
 }
@@ -486,6 +487,13 @@ func (m *Manager) checkExit(id string) {
 }
 
 func (m *Manager) recordExit(c *Container, e monitor.Exit) {
+	// The watcher, Start, Stop and load may each find the same exit: the
+	// first records it (and tells the listeners), the others see it done.
+	m.exitMu.Lock()
+	defer m.exitMu.Unlock()
+	if cur, err := m.Get(c.ID); err != nil || cur.State != Running {
+		return
+	}
 	c.State, c.FinishedAt, c.ExitCode = Exited, e.FinishedAt, int32(e.ExitCode)
 	switch {
 	case e.OOMKilled:
