@@ -481,3 +481,38 @@ func TestBornInItsCgroup(t *testing.T) {
 		t.Errorf("the container's cgroups:\n%s\nwant 0::/%s", out.String(), name)
 	}
 }
+
+// TestStartLeavesHostMountsAlone: a container whose mounts propagate both
+// ways (rshared) makes its namespace's copies of the host's mounts
+// shared; detaching its old root must not unmount, through them, a mount
+// the host has under a shared mount of its own.
+func TestStartLeavesHostMountsAlone(t *testing.T) {
+	root := catalog.BusyboxRoot(t)
+	shared := t.TempDir()
+	sub := filepath.Join(shared, "sub")
+	os.Mkdir(sub, 0o755)
+	if err := unix.Mount(shared, shared, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(shared, unix.MNT_DETACH) })
+	if err := unix.Mount("", shared, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	vol := t.TempDir()
+	r, err := runIn(t, root, "true", func(in *generate.Input) {
+		in.Sandbox.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{Privileged: true}}
+		secctx(in).Privileged = true
+		in.Container.Mounts = []*runtime.Mount{{ContainerPath: "/vol", HostPath: vol, Propagation: runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL}}
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, r.stderr)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(sub, &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Errorf("the host's tmpfs at %s is gone after a container started (fs type %#x, %v)", sub, st.Type, err)
+	}
+}

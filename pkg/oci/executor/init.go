@@ -97,6 +97,13 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 	// is resolved, and what pivot_root enters.
 	root := cfg.RootFD
 	unix.CloseOnExec(root)
+	// The old root, held before the rootfs covers it: pivot_root puts it
+	// under the new one, where it is detached.
+	oldRoot, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", fmt.Errorf("open the old root: %w", err)
+	}
+	defer unix.Close(oldRoot)
 	if err := unix.MoveMount(root, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return "", fmt.Errorf("attach rootfs %s: %w", rootfs, err)
 	}
@@ -119,7 +126,7 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 			}
 		}
 	}
-	err := pivotRoot(root)
+	err = pivotRoot(root, oldRoot)
 	unix.Close(root)
 	if err != nil {
 		return "", err
@@ -225,12 +232,26 @@ func newNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 
 // pivotRoot makes rootfs (the root of a mount) the root, with the old root stacked on the same
 // directory and detached, so not a path of the host stays reachable.
-func pivotRoot(rootfs int) error {
+func pivotRoot(rootfs, oldRoot int) error {
 	if err := unix.Fchdir(rootfs); err != nil {
 		return fmt.Errorf("chdir rootfs: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("pivot_root: %w (shared mounts: %s)", err, sharedMounts())
+	}
+	// The old root still holds this namespace's copies of the host's
+	// mounts, shared ones among them when a bind asked for rshared: an
+	// unmount of those would propagate to their peers on the host and
+	// take the host's mounts away (a pod with a Bidirectional mount
+	// starting unmounted another pod's mounts). As slaves they hear from
+	// the host but tell it nothing. "." after pivot_root is the new root
+	// (a path's last "." does not cross the old root stacked on it):
+	// work from the old root's own descriptor.
+	if err := unix.Fchdir(oldRoot); err != nil {
+		return fmt.Errorf("chdir the old root: %w", err)
+	}
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make the old root a slave: %w", err)
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach the old root: %w", err)
