@@ -121,7 +121,10 @@ func serve(cfg config.Config) error {
 	defer containers.Close()
 
 	// Everything is up before the CRI socket appears, which is what a
-	// kubelet (and a test) takes as crid being ready.
+	// kubelet (and a test) takes as crid being ready: the stop signals'
+	// handling too, or a SIGTERM right after would kill crid uncleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	errc := make(chan error, 2)
 	var metrics *http.Server
 	if cfg.Metrics.Address != "" {
@@ -137,8 +140,6 @@ func serve(cfg config.Config) error {
 	}
 	defer os.Remove(cfg.Listen)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 
 	g := grpc.NewServer(server.ServerOptions()...)
 	srv := server.New(cfg, st, cg, images, sandboxes, containers, binary, broker)
