@@ -22,6 +22,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
+// NRIConfig is the Node Resource Interface host: plugins connect to its
+// socket (or are started from plugin_path) and hear of every pod and
+// container change, in order.
+type NRIConfig struct {
+	Enable                    bool   `toml:"enable" json:"enable" doc:"Host NRI plugins. Off, no socket is opened and no plugin is started."`
+	SocketPath                string `toml:"socket_path" json:"socket_path" doc:"Unix socket external NRI plugins connect to."`
+	PluginPath                string `toml:"plugin_path" json:"plugin_path" doc:"Directory of plugins crid starts itself (files named NN-name, NN the plugin's order)."`
+	PluginConfigPath          string `toml:"plugin_config_path" json:"plugin_config_path" doc:"Directory of configuration for the plugins crid starts (name.conf or NN-name.conf)."`
+	PluginRegistrationTimeout string `toml:"plugin_registration_timeout" json:"plugin_registration_timeout" doc:"How long a plugin may take to register and synchronize before it is dropped (Go duration)."`
+	PluginRequestTimeout      string `toml:"plugin_request_timeout" json:"plugin_request_timeout" doc:"How long a plugin may take to answer one event before it is dropped (Go duration)."`
+	DisableConnections        bool   `toml:"disable_connections" json:"disable_connections" doc:"Refuse plugins connecting to the socket: only those crid starts itself run."`
+}
+
 // DefaultFile is where crid looks for its configuration when --config is not given.
 const DefaultFile = "/etc/crid/crid.toml"
 
@@ -45,6 +58,7 @@ type Config struct {
 	Network   NetworkConfig   `toml:"network" json:"network" doc:"Pod networking through CNI plugins."`
 	Streaming StreamingConfig `toml:"streaming" json:"streaming" doc:"The exec/attach/port-forward server the kubelet redirects clients to."`
 	Metrics   MetricsConfig   `toml:"metrics" json:"metrics" doc:"Prometheus metrics."`
+	NRI       NRIConfig       `toml:"nri" json:"nri" doc:"Node Resource Interface: plugins that see, and may adjust, pods and containers as they change."`
 }
 
 // RuntimeConfig is the [runtime] table.
@@ -99,6 +113,16 @@ func Default() Config {
 		},
 		Streaming: StreamingConfig{Address: "127.0.0.1:0"},
 		Metrics:   MetricsConfig{Address: "127.0.0.1:9539"},
+		// The paths NRI plugins look for by default, as containerd's and
+		// CRI-O's: a plugin built for either finds crid.
+		NRI: NRIConfig{
+			Enable:                    true,
+			SocketPath:                "/var/run/nri/nri.sock",
+			PluginPath:                "/opt/nri/plugins",
+			PluginConfigPath:          "/etc/nri/conf.d",
+			PluginRegistrationTimeout: "5s",
+			PluginRequestTimeout:      "2s",
+		},
 	}
 }
 
@@ -224,6 +248,23 @@ func (c *Config) Validate() error {
 
 	checkHostPort("streaming.address", c.Streaming.Address, false, bad)
 	checkHostPort("metrics.address", c.Metrics.Address, true, bad)
+
+	if c.NRI.Enable {
+		absPath("nri.socket_path", c.NRI.SocketPath)
+		if len(c.NRI.SocketPath) > maxSocketPath {
+			bad("nri.socket_path", "%q is %d bytes; a unix socket path is at most %d", c.NRI.SocketPath, len(c.NRI.SocketPath), maxSocketPath)
+		}
+		absPath("nri.plugin_path", c.NRI.PluginPath)
+		absPath("nri.plugin_config_path", c.NRI.PluginConfigPath)
+		for _, f := range []struct{ key, value string }{
+			{"nri.plugin_registration_timeout", c.NRI.PluginRegistrationTimeout},
+			{"nri.plugin_request_timeout", c.NRI.PluginRequestTimeout},
+		} {
+			if d, err := time.ParseDuration(f.value); err != nil || d <= 0 {
+				bad(f.key, "%q is not a positive duration such as 2s or 500ms", f.value)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -268,4 +309,12 @@ func ParseLogLevel(level string) (int, error) {
 func (c *Config) PullProgressTimeout() time.Duration {
 	d, _ := time.ParseDuration(c.Image.PullProgressTimeout)
 	return d
+}
+
+// NRITimeouts are nri.plugin_registration_timeout and
+// nri.plugin_request_timeout as durations; the values have been validated.
+func (c *Config) NRITimeouts() (registration, request time.Duration) {
+	registration, _ = time.ParseDuration(c.NRI.PluginRegistrationTimeout)
+	request, _ = time.ParseDuration(c.NRI.PluginRequestTimeout)
+	return registration, request
 }

@@ -103,6 +103,10 @@ cni_plugin_dirs = "/opt/cni/bin"`, []string{"network.cni_plugin_dirs"}},
 		{"streaming without port", "[streaming]\naddress = \"127.0.0.1\"", []string{"streaming.address:", "host:port"}},
 		{"streaming port too big", "[streaming]\naddress = \"127.0.0.1:70000\"", []string{"streaming.address:", "port"}},
 		{"metrics host name", "[metrics]\naddress = \"example.com:9539\"", []string{"metrics.address:", "IP address"}},
+		{"relative nri socket", "[nri]\nsocket_path = \"nri.sock\"", []string{"nri.socket_path:", "absolute"}},
+		{"nri socket too long", "[nri]\nsocket_path = \"/" + strings.Repeat("s", 120) + "\"", []string{"nri.socket_path:", "at most"}},
+		{"bad nri request timeout", "[nri]\nplugin_request_timeout = \"2\"", []string{"nri.plugin_request_timeout:", "duration"}},
+		{"zero nri registration timeout", "[nri]\nplugin_registration_timeout = \"0s\"", []string{"nri.plugin_registration_timeout:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +122,18 @@ cni_plugin_dirs = "/opt/cni/bin"`, []string{"network.cni_plugin_dirs"}},
 				}
 			}
 		})
+	}
+}
+
+func TestDisabledNRIIsNotChecked(t *testing.T) {
+	// An operator turning NRI off need not fix paths they no longer use.
+	p := writeFile(t, "[nri]\nenable = false\nsocket_path = \"\"\nplugin_request_timeout = \"\"")
+	cfg, err := Load(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NRI.Enable {
+		t.Error("nri.enable = false was not honoured")
 	}
 }
 
