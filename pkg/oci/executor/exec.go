@@ -95,6 +95,10 @@ func ExecInit() int {
 		fmt.Fprintln(os.Stderr, "crid exec:", err)
 		return 127
 	}
+	if err := setRlimits(p.Rlimits); err != nil {
+		fmt.Fprintln(os.Stderr, "crid exec:", err)
+		return 126
+	}
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		fmt.Fprintln(os.Stderr, "crid exec:", err)
 		return 126

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,13 @@ type run struct {
 // runIn runs a shell script in a container made from generate.Spec.
 func runIn(t *testing.T, root, script string, edit func(*generate.Input)) (run, error) {
 	t.Helper()
+	return runSpec(t, root, script, edit, nil)
+}
+
+// runSpec is runIn with a last say over the generated spec, for what no
+// CRI request sets (an NRI plugin's adjustments).
+func runSpec(t *testing.T, root, script string, edit func(*generate.Input), editSpec func(*specs.Spec)) (run, error) {
+	t.Helper()
 	bin, err := reexec.Seal()
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +75,9 @@ func runIn(t *testing.T, root, script string, edit func(*generate.Input)) (run, 
 	spec, err := generate.Spec(in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if editSpec != nil {
+		editSpec(spec)
 	}
 	var out, errOut bytes.Buffer
 	var r run
@@ -185,6 +196,22 @@ func at(l []string, i int) string {
 		return l[i]
 	}
 	return "<missing>"
+}
+
+func TestRlimits(t *testing.T) {
+	root := catalog.BusyboxRoot(t)
+	limits := []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 321, Hard: 654}, {Type: "RLIMIT_CORE", Soft: 0, Hard: 0}}
+	r, err := runSpec(t, root, `ulimit -Sn; ulimit -Hn; ulimit -c`, nil, func(s *specs.Spec) { s.Process.Rlimits = limits })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, r.stderr)
+	}
+	if got := strings.Fields(r.stdout); !slices.Equal(got, []string{"321", "654", "0"}) {
+		t.Errorf("limits in the container: %q, want 321 654 0", got)
+	}
+	_, err = runSpec(t, root, `true`, nil, func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_BOGUS"}} })
+	if err == nil || !strings.Contains(err.Error(), "RLIMIT_BOGUS") {
+		t.Errorf("an unknown limit: %v, want an error naming it", err)
+	}
 }
 
 func TestExitStatusAndSetupErrors(t *testing.T) {

@@ -187,6 +187,9 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 			return "", fmt.Errorf("send the console: %w", err)
 		}
 	}
+	if err := setRlimits(p.Rlimits); err != nil {
+		return "", err
+	}
 	// No descriptor of crid's may reach the container (CVE-2024-21626):
 	// everything above stdio closes at exec.
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
