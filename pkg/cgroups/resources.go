@@ -3,6 +3,8 @@ package cgroups
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -156,4 +158,54 @@ func swapMax(memory, memSwap int64) string {
 		return fmt.Sprint(memSwap - memory)
 	}
 	return ""
+}
+
+// With returns r changed by u as Update applies u: each field u sets
+// (non-zero) replaces r's, the rest stay. Hugepage limits are matched by
+// page size; unified keys one by one.
+func (r Resources) With(u *Resources) Resources {
+	if u == nil {
+		return r
+	}
+	out := r
+	setU := func(dst *uint64, v uint64) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	setI := func(dst *int64, v int64) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	setS := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	setU(&out.CPUShares, u.CPUShares)
+	setI(&out.CPUQuota, u.CPUQuota)
+	setU(&out.CPUPeriod, u.CPUPeriod)
+	setS(&out.CPUSetCPUs, u.CPUSetCPUs)
+	setS(&out.CPUSetMems, u.CPUSetMems)
+	setI(&out.MemoryLimit, u.MemoryLimit)
+	setI(&out.MemorySwapLimit, u.MemorySwapLimit)
+	setI(&out.PidsLimit, u.PidsLimit)
+	out.HugepageLimits = append([]HugepageLimit(nil), r.HugepageLimits...)
+	for _, h := range u.HugepageLimits {
+		i := slices.IndexFunc(out.HugepageLimits, func(o HugepageLimit) bool { return o.PageSize == h.PageSize })
+		if i < 0 {
+			out.HugepageLimits = append(out.HugepageLimits, h)
+		} else {
+			out.HugepageLimits[i] = h
+		}
+	}
+	if len(r.Unified)+len(u.Unified) > 0 {
+		out.Unified = maps.Clone(r.Unified)
+		if out.Unified == nil {
+			out.Unified = map[string]string{}
+		}
+		maps.Copy(out.Unified, u.Unified)
+	}
+	return out
 }

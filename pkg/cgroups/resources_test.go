@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -76,5 +77,47 @@ func TestWeightToShareUndoesShareToWeight(t *testing.T) {
 		if ShareToWeight(back) != ShareToWeight(shares) || back > shares+27 || back+27 < shares {
 			t.Errorf("shares %d -> weight %d -> shares %d", shares, ShareToWeight(shares), back)
 		}
+	}
+}
+
+func TestWithOverlaysSetFields(t *testing.T) {
+	base := Resources{
+		CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000, MemoryLimit: 1 << 30, PidsLimit: 100,
+		HugepageLimits: []HugepageLimit{{PageSize: "2MB", Limit: 1 << 21}},
+		Unified:        map[string]string{"memory.high": "max"},
+	}
+	tests := []struct {
+		name   string
+		update *Resources
+		want   Resources
+	}{
+		{"nil changes nothing", nil, base},
+		{"zero changes nothing", &Resources{}, base},
+		{"set fields replace", &Resources{CPUShares: 1024, MemoryLimit: 2 << 30, CPUSetCPUs: "0"}, Resources{
+			CPUShares: 1024, CPUQuota: 50000, CPUPeriod: 100000, CPUSetCPUs: "0", MemoryLimit: 2 << 30, PidsLimit: 100,
+			HugepageLimits: base.HugepageLimits, Unified: base.Unified,
+		}},
+		{"unlimited is a value", &Resources{CPUQuota: -1, PidsLimit: -1}, Resources{
+			CPUShares: 512, CPUQuota: -1, CPUPeriod: 100000, MemoryLimit: 1 << 30, PidsLimit: -1,
+			HugepageLimits: base.HugepageLimits, Unified: base.Unified,
+		}},
+		{"hugepages by size, unified by key", &Resources{
+			HugepageLimits: []HugepageLimit{{PageSize: "2MB", Limit: 0}, {PageSize: "1GB", Limit: 1 << 30}},
+			Unified:        map[string]string{"io.weight": "50"},
+		}, Resources{
+			CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000, MemoryLimit: 1 << 30, PidsLimit: 100,
+			HugepageLimits: []HugepageLimit{{PageSize: "2MB", Limit: 0}, {PageSize: "1GB", Limit: 1 << 30}},
+			Unified:        map[string]string{"memory.high": "max", "io.weight": "50"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := base.With(tt.update); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("With(%+v) =\n%+v\nwant\n%+v", tt.update, got, tt.want)
+			}
+		})
+	}
+	if base.Unified["io.weight"] != "" || len(base.HugepageLimits) != 1 {
+		t.Error("With changed its receiver's maps or slices")
 	}
 }
