@@ -27,6 +27,7 @@ import (
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/nri"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/server"
@@ -92,7 +93,11 @@ func serve(cfg config.Config) error {
 	defer monitorBin.Close()
 	// The managers refer to each other through these hooks: a sandbox
 	// stops and removes its containers, an image keeps the layers
-	// containers use.
+	// containers use, NRI plugins hear of both.
+	plugins, err := nri.New(cfg)
+	if err != nil {
+		return err
+	}
 	var containers *container.Manager
 	images.SetLayersInUse(func() map[string]bool { return containers.LayersInUse() })
 	sandboxes, err := sandbox.New(context.Background(), sandbox.Options{
@@ -107,6 +112,7 @@ func serve(cfg config.Config) error {
 		RemoveContainers: func(ctx context.Context, id string) error {
 			return containers.RemoveAll(ctx, id)
 		},
+		Hooks: plugins.SandboxHooks(),
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)
@@ -114,11 +120,23 @@ func serve(cfg config.Config) error {
 	broker := events.New()
 	containers, err = container.New(context.Background(), container.Options{
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Images: images, Binary: monitorBin, Events: broker,
+		Hooks: plugins.ContainerHooks(),
 	})
 	if err != nil {
 		return fmt.Errorf("containers: %w", err)
 	}
 	defer containers.Close()
+	if cfg.NRI.Enable {
+		// A socket another crid (or containerd) still answers on is not
+		// taken over: the library would remove it unasked.
+		if err := checkSocket(cfg.NRI.SocketPath, "nri.socket_path"); err != nil {
+			return err
+		}
+	}
+	if err := plugins.Start(sandboxes, containers); err != nil {
+		return err
+	}
+	defer plugins.Stop()
 
 	// Everything is up before the CRI socket appears, which is what a
 	// kubelet (and a test) takes as crid being ready: the stop signals'
@@ -140,9 +158,8 @@ func serve(cfg config.Config) error {
 	}
 	defer os.Remove(cfg.Listen)
 
-
 	g := grpc.NewServer(server.ServerOptions()...)
-	srv := server.New(cfg, st, cg, images, sandboxes, containers, binary, broker)
+	srv := server.New(cfg, st, cg, images, sandboxes, containers, binary, broker, plugins)
 	srv.Register(g)
 	stream, err := srv.StartStreaming(cfg.Streaming.Address)
 	if err != nil {
@@ -197,7 +214,7 @@ func usableDir(dir string) error {
 // that died is removed; one that a live process still answers on is not
 // taken over, and the error says who holds it.
 func listenCRI(path string) (net.Listener, error) {
-	if err := checkSocket(path); err != nil {
+	if err := checkSocket(path, "--listen"); err != nil {
 		return nil, err
 	}
 	// The umask closes the window in which the socket would exist with the
@@ -215,7 +232,7 @@ func listenCRI(path string) (net.Listener, error) {
 	return lis, nil
 }
 
-func checkSocket(path string) error {
+func checkSocket(path, option string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -224,13 +241,13 @@ func checkSocket(path string) error {
 		return fmt.Errorf("socket %s: %w", path, err)
 	}
 	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("%s exists and is not a socket; remove it or choose another --listen", path)
+		return fmt.Errorf("%s exists and is not a socket; remove it or choose another %s", path, option)
 	}
 	conn, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
 		who := peer(conn.(*net.UnixConn))
 		conn.Close()
-		return fmt.Errorf("%s is served by %s; stop it or choose another --listen", path, who)
+		return fmt.Errorf("%s is served by %s; stop it or choose another %s", path, who, option)
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		klog.InfoS("Removing stale socket", "path", path)

@@ -86,6 +86,10 @@ type Container struct {
 	UID    uint32   `json:"uid"`
 	GID    uint32   `json:"gid"`
 	Groups []uint32 `json:"groups,omitempty"`
+
+	// Resources are the cgroup limits last applied (at create, or by an
+	// update), for those asking what the container is given.
+	Resources *cgroups.Resources `json:"resources,omitempty"`
 }
 
 // Key is the name a container reserves in its pod.
@@ -100,6 +104,10 @@ func (c *Container) TerminationLog() string { return filepath.Join(c.Bundle, "te
 func (c *Container) copy() *Container {
 	d := *c
 	d.ChainIDs = append([]string(nil), c.ChainIDs...)
+	if c.Resources != nil {
+		r := *c.Resources
+		d.Resources = &r
+	}
 	return &d
 }
 
@@ -113,6 +121,31 @@ type Options struct {
 	// Events hears of each container created, started, stopped (an exit,
 	// or a start that failed) and removed.
 	Events *events.Broker
+	// Hooks are told of each step where a plugin may still act.
+	Hooks Hooks
+}
+
+// Hooks hear of a container's life at the points where someone outside
+// crid (an NRI plugin) may act on it; crid's NRI host is the one. Any may
+// be nil. They are called in the order of the container's life, each once.
+type Hooks struct {
+	// Create sees a container about to be made: its spec and limits,
+	// which it may change. The container is not listed yet; an error
+	// fails the create, which undoes everything.
+	Create func(ctx context.Context, c *Container, spec *specs.Spec, res *cgroups.Resources) error
+	// Created follows a successful create.
+	Created func(ctx context.Context, c *Container)
+	// Start runs before the container's process; an error fails the start.
+	Start func(ctx context.Context, c *Container) error
+	// Started follows a successful start.
+	Started func(ctx context.Context, c *Container)
+	// Stopped hears of a container's end, whether it exited, was stopped
+	// or never started, before its state says exited: the same exit is
+	// never told twice.
+	Stopped func(ctx context.Context, c *Container)
+	// Removed follows a container's removal, and a create that failed
+	// after Create ran (so whoever saw it may forget it).
+	Removed func(ctx context.Context, c *Container)
 }
 
 // Manager holds the node's containers.
@@ -124,7 +157,8 @@ type Manager struct {
 	names      map[string]string
 	exited     map[string]chan struct{} // closed when the container's exit is known
 	ops        ids.Locks                // one change of a container at a time
-	exitMu     sync.Mutex               // one exit recorded at a time, each once
+	exitMu     sync.Mutex               // guards exiting
+	exiting    map[string]bool          // exits being recorded: each is recorded once
 
 	watch *exitWatcher
 }
@@ -132,7 +166,7 @@ type Manager struct {
 // New loads the recorded containers, settles what happened to them while
 // crid was away, and starts watching for exits. Close stops the watcher.
 func New(ctx context.Context, opts Options) (*Manager, error) {
-	m := &Manager{opts: opts, containers: map[string]*Container{}, names: map[string]string{}, exited: map[string]chan struct{}{}}
+	m := &Manager{opts: opts, containers: map[string]*Container{}, names: map[string]string{}, exited: map[string]chan struct{}{}, exiting: map[string]bool{}}
 	for _, d := range []string{m.bundlesDir(), m.layersDir()} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, err
@@ -292,10 +326,14 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 		m.mu.Unlock()
 		return nil, err
 	}
+	hooked := false // whether Hooks.Create saw the container
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
+			if hooked && m.opts.Hooks.Removed != nil {
+				m.opts.Hooks.Removed(cctx, c.copy())
+			}
 			if terr := m.teardown(cctx, c); terr != nil {
 				klog.ErrorS(terr, "Undoing a failed container left something; start-up will retry", "container", c.ID)
 				return
@@ -304,13 +342,6 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 		}
 	}()
 
-	cg, err := m.opts.Cgroups.Manager(c.Cgroup)
-	if err != nil {
-		return nil, err
-	}
-	if err := cg.Create(p.Resources); err != nil {
-		return nil, fmt.Errorf("container cgroup: %w", err)
-	}
 	upper, work := filepath.Join(c.Layer, "upper"), filepath.Join(c.Layer, "work")
 	for _, d := range []string{upper, work, c.Rootfs()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -358,6 +389,26 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 	}
 	spec.Linux.CgroupsPath = c.Cgroup
 	c.UID, c.GID, c.Groups = spec.Process.User.UID, spec.Process.User.GID, spec.Process.User.AdditionalGids
+	res := &cgroups.Resources{}
+	if p.Resources != nil {
+		*res = *p.Resources
+	}
+	if m.opts.Hooks.Create != nil {
+		hooked = true
+		if err := m.opts.Hooks.Create(ctx, c.copy(), spec, res); err != nil {
+			return nil, err
+		}
+	}
+	// The cgroup is made once its limits are final (a hook may change
+	// them); nothing runs in it before Start.
+	cg, err := m.opts.Cgroups.Manager(c.Cgroup)
+	if err != nil {
+		return nil, err
+	}
+	if err := cg.Create(res); err != nil {
+		return nil, fmt.Errorf("container cgroup: %w", err)
+	}
+	c.Resources = res
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
@@ -370,6 +421,9 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 		return nil, err
 	}
 	m.publish(c, events.Created)
+	if m.opts.Hooks.Created != nil {
+		m.opts.Hooks.Created(ctx, c.copy())
+	}
 	return c.copy(), nil
 }
 
@@ -436,6 +490,15 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if c.State != Created {
 		return fmt.Errorf("container %s is %s, not created: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
+	if m.opts.Hooks.Start != nil {
+		if err := m.opts.Hooks.Start(ctx, c.copy()); err != nil {
+			c.State, c.FinishedAt, c.ExitCode, c.Reason, c.Message = Exited, time.Now(), 128, "StartError", err.Error()
+			m.stopped(ctx, c)
+			m.save(c)
+			m.publish(c, events.Stopped)
+			return fmt.Errorf("start container %s: %w", c.ID, err)
+		}
+	}
 	mon, err := monitor.Ensure(m.opts.Binary, c.MonitorDir)
 	if err != nil {
 		return err
@@ -454,6 +517,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if err != nil {
 		c.State, c.FinishedAt, c.ExitCode, c.Reason, c.Message = Exited, time.Now(), 128, "StartError", err.Error()
 		m.watch.remove(c.ID)
+		m.stopped(ctx, c)
 		m.save(c)
 		close(done)
 		m.publish(c, events.Stopped)
@@ -464,6 +528,9 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		return err
 	}
 	m.publish(c, events.Started)
+	if m.opts.Hooks.Started != nil {
+		m.opts.Hooks.Started(ctx, c.copy())
+	}
 	// An exit before the watch saw the file is caught here.
 	m.checkExit(c.ID)
 	return nil
@@ -488,12 +555,20 @@ func (m *Manager) checkExit(id string) {
 
 func (m *Manager) recordExit(c *Container, e monitor.Exit) {
 	// The watcher, Start, Stop and load may each find the same exit: the
-	// first records it (and tells the listeners), the others see it done.
+	// first claims it and records it (and tells the listeners), the others
+	// see it claimed or done. Waiters on the exit wait for the whole of it.
 	m.exitMu.Lock()
-	defer m.exitMu.Unlock()
-	if cur, err := m.Get(c.ID); err != nil || cur.State != Running {
+	if cur, err := m.Get(c.ID); err != nil || cur.State != Running || m.exiting[c.ID] {
+		m.exitMu.Unlock()
 		return
 	}
+	m.exiting[c.ID] = true
+	m.exitMu.Unlock()
+	defer func() {
+		m.exitMu.Lock()
+		delete(m.exiting, c.ID)
+		m.exitMu.Unlock()
+	}()
 	c.State, c.FinishedAt, c.ExitCode = Exited, e.FinishedAt, int32(e.ExitCode)
 	switch {
 	case e.OOMKilled:
@@ -509,6 +584,7 @@ func (m *Manager) recordExit(c *Container, e monitor.Exit) {
 		}
 		c.Message = string(msg)
 	}
+	m.stopped(context.Background(), c)
 	m.save(c)
 	m.watch.remove(c.ID)
 	m.mu.Lock()
@@ -518,6 +594,14 @@ func (m *Manager) recordExit(c *Container, e monitor.Exit) {
 	}
 	m.mu.Unlock()
 	m.publish(c, events.Stopped)
+}
+
+// stopped tells the hooks of c's end, before its state says so: a plugin
+// hears of the stop before anyone can remove the container.
+func (m *Manager) stopped(ctx context.Context, c *Container) {
+	if m.opts.Hooks.Stopped != nil {
+		m.opts.Hooks.Stopped(ctx, c.copy())
+	}
 }
 
 // publish tells the listeners what became of c.
@@ -537,6 +621,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		if c.State == Created {
 			// Never started: it cannot start any more.
 			c.State, c.FinishedAt, c.Reason = Exited, time.Now(), "Completed"
+			m.stopped(ctx, c)
 			return m.save(c)
 		}
 		return nil
@@ -604,6 +689,9 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	m.publish(c, events.Deleted)
+	if m.opts.Hooks.Removed != nil {
+		m.opts.Hooks.Removed(ctx, c)
+	}
 	return nil
 }
 
@@ -690,6 +778,44 @@ func (m *Manager) load(ctx context.Context) error {
 		m.checkExit(c.ID)
 	}
 	return nil
+}
+
+// UpdateResources changes a container's cgroup limits in place, running
+// or not yet started, and records them. It takes no per-container lock: an
+// NRI plugin's answer to one container's create may resize another that
+// is itself being created.
+func (m *Manager) UpdateResources(id string, res *cgroups.Resources) error {
+	c, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	if c.State == Exited {
+		return fmt.Errorf("container %s has exited: %w", c.ID, errdefs.ErrFailedPrecondition)
+	}
+	cg, err := m.opts.Cgroups.Manager(c.Cgroup)
+	if err != nil {
+		return err
+	}
+	if err := cg.Update(res); err != nil {
+		return fmt.Errorf("update resources of container %s: %w", c.ID, err)
+	}
+	// Only the limits change in the record: the rest of it may be
+	// changing under its own lock at the same time.
+	m.mu.Lock()
+	cur, ok := m.containers[c.ID]
+	if !ok {
+		m.mu.Unlock()
+		return nil
+	}
+	var applied cgroups.Resources
+	if cur.Resources != nil {
+		applied = *cur.Resources
+	}
+	applied = applied.With(res)
+	cur.Resources = &applied
+	rec := cur.copy()
+	m.mu.Unlock()
+	return m.opts.Store.Put(store.BucketContainers, rec.ID, rec)
 }
 
 // ReopenLog reopens a running container's log file.

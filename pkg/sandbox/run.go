@@ -121,6 +121,11 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 	if err := monitorUp(); err != nil {
 		return nil, err
 	}
+	if m.opts.Hooks.Ready != nil {
+		if err := m.opts.Hooks.Ready(ctx, s.copy()); err != nil {
+			return nil, fmt.Errorf("sandbox %s: %w", s.ID, err)
+		}
+	}
 	s.State, s.Creating = Ready, false
 	if err := m.save(s); err != nil {
 		return nil, err
@@ -319,6 +324,11 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 			return fmt.Errorf("stop containers of sandbox %s: %w", s.ID, err)
 		}
 	}
+	if s.State == Ready && m.opts.Hooks.Stopping != nil {
+		if err := m.opts.Hooks.Stopping(ctx, s.copy()); err != nil {
+			klog.ErrorS(err, "A hook failed at the sandbox's stop; stopping it anyway", "sandbox", s.ID)
+		}
+	}
 	if s.Attached {
 		if err := m.opts.CNI.Detach(ctx, m.cniPod(s)); err != nil {
 			return fmt.Errorf("sandbox %s: %w", s.ID, err)
@@ -359,7 +369,13 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("remove sandbox %s: %w", s.ID, err)
 	}
 	klog.InfoS("Sandbox removed", "sandbox", s.ID, "pod", s.Spec.Namespace+"/"+s.Spec.Name)
-	return m.forget(s)
+	if err := m.forget(s); err != nil {
+		return err
+	}
+	if m.opts.Hooks.Removed != nil {
+		m.opts.Hooks.Removed(ctx, s)
+	}
+	return nil
 }
 
 // teardown undoes every step a sandbox's record says was made, in reverse;

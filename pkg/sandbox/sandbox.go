@@ -141,6 +141,23 @@ type Options struct {
 	// RemoveContainers removes every container of a sandbox: called first
 	// by Remove (the pod's monitor ends after, with the rest of the pod).
 	RemoveContainers func(ctx context.Context, sandboxID string) error
+	// Hooks are told of each step where a plugin may still act.
+	Hooks Hooks
+}
+
+// Hooks hear of a sandbox's life at the points where someone outside crid
+// (an NRI plugin) may act on it; crid's NRI host is the one. Any may be nil.
+type Hooks struct {
+	// Ready sees a sandbox whose namespaces, network and files are made,
+	// before it is ready or listed: an error fails RunPodSandbox, which
+	// undoes it all.
+	Ready func(ctx context.Context, s *Sandbox) error
+	// Stopping runs once the sandbox's containers have stopped and before
+	// its network goes: once for each stop of a ready sandbox. An error
+	// is logged; a stop cannot be refused.
+	Stopping func(ctx context.Context, s *Sandbox) error
+	// Removed follows a sandbox's removal.
+	Removed func(ctx context.Context, s *Sandbox)
 }
 
 // Manager holds the node's sandboxes. Lookups are answered from memory;

@@ -38,7 +38,10 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	case c.GetImage().GetImage() == "":
 		return nil, invalid("config.image.image", "is empty")
 	}
-	sb, err := s.sandboxes.Get(req.PodSandboxId)
+	// A plugin connecting now finds the container in its Synchronize or
+	// hears of it by event.
+	defer s.nri.BlockSync()()
+	sb, err := s.sandbox(req.PodSandboxId)
 	if err != nil {
 		return nil, err
 	}

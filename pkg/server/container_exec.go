@@ -52,7 +52,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*r
 	if len(req.Cmd) == 0 {
 		return nil, invalid("cmd", "is empty")
 	}
-	c, err := s.containers.Get(req.ContainerId)
+	c, err := s.container(req.ContainerId)
 	if err != nil {
 		return nil, err
 	}

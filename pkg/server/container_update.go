@@ -14,7 +14,7 @@ import (
 // limits change while it runs. The unified map carries what the Linux
 // resources have no field for.
 func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.UpdateContainerResourcesRequest) (*runtime.UpdateContainerResourcesResponse, error) {
-	c, err := s.containers.Get(req.ContainerId)
+	c, err := s.container(req.ContainerId)
 	if err != nil {
 		return nil, err
 	}
@@ -29,12 +29,12 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 	if err != nil {
 		return nil, err
 	}
-	cg, err := s.cgroups.Manager(c.Cgroup)
-	if err != nil {
+	if res, err = s.nri.UpdateContainer(ctx, c, res); err != nil {
 		return nil, err
 	}
-	if err := cg.Update(res); err != nil {
-		return nil, fmt.Errorf("update resources of container %s: %w", c.ID, err)
+	if err := s.containers.UpdateResources(c.ID, res); err != nil {
+		return nil, err
 	}
+	s.nri.PostUpdateContainer(ctx, c.ID)
 	return &runtime.UpdateContainerResourcesResponse{}, nil
 }

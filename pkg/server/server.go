@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/nri"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
@@ -48,6 +50,7 @@ type Server struct {
 	binary     *reexec.Binary
 	streaming  streaming.Server
 	events     *events.Broker
+	nri        *nri.Host // may be nil: no NRI
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
@@ -57,9 +60,9 @@ type Server struct {
 const usageMaxAge = 5 * time.Second
 
 // New returns a server over an open store and image service.
-func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager, containers *container.Manager, bin *reexec.Binary, broker *events.Broker) *Server {
+func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager, containers *container.Manager, bin *reexec.Binary, broker *events.Broker, host *nri.Host) *Server {
 	return &Server{
-		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers, binary: bin, events: broker,
+		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers, binary: bin, events: broker, nri: host,
 		layout: image.Layout{Root: cfg.Root},
 		usage:  image.NewUsageCache(usageMaxAge),
 	}
@@ -143,4 +146,34 @@ func logCall(method string, req, resp any, err error, took time.Duration) {
 // name and what to do about it.
 func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+}
+
+// sandbox finds a sandbox as the CRI may see it: one still being made (its
+// NRI hook, say, has not answered) does not exist yet.
+func (s *Server) sandbox(id string) (*sandbox.Sandbox, error) {
+	sb, err := s.sandboxes.Get(id)
+	if err == nil && sb.Creating {
+		return nil, fmt.Errorf("sandbox %s is still being created: %w", sb.ID, errdefs.ErrNotFound)
+	}
+	return sb, err
+}
+
+// container finds a container as the CRI may see it: one still being made
+// does not exist yet.
+func (s *Server) container(id string) (*container.Container, error) {
+	c, err := s.containers.Get(id)
+	if err == nil && c.Creating {
+		return nil, fmt.Errorf("container %s is still being created: %w", c.ID, errdefs.ErrNotFound)
+	}
+	return c, err
+}
+
+// listSandboxes are the sandboxes the CRI may see, oldest first.
+func (s *Server) listSandboxes() []*sandbox.Sandbox {
+	return slices.DeleteFunc(s.sandboxes.List(), func(sb *sandbox.Sandbox) bool { return sb.Creating })
+}
+
+// listContainers are the containers the CRI may see, oldest first.
+func (s *Server) listContainers() []*container.Container {
+	return slices.DeleteFunc(s.containers.List(), func(c *container.Container) bool { return c.Creating })
 }

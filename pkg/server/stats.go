@@ -52,7 +52,7 @@ func (s *Server) containerStats(ctx context.Context, c *container.Container) *ru
 
 // ContainerStats reports a container's resource use from its cgroup.
 func (s *Server) ContainerStats(ctx context.Context, req *runtime.ContainerStatsRequest) (*runtime.ContainerStatsResponse, error) {
-	c, err := s.containers.Get(req.ContainerId)
+	c, err := s.container(req.ContainerId)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (s *Server) ContainerStats(ctx context.Context, req *runtime.ContainerStats
 func (s *Server) ListContainerStats(ctx context.Context, req *runtime.ListContainerStatsRequest) (*runtime.ListContainerStatsResponse, error) {
 	f := req.GetFilter()
 	out := []*runtime.ContainerStats{}
-	for _, c := range s.containers.List() {
+	for _, c := range s.listContainers() {
 		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) ||
 			f.GetPodSandboxId() != "" && !strings.HasPrefix(c.SandboxID, f.GetPodSandboxId()) ||
 			!labelsMatch(c.Labels, f.GetLabelSelector()) {
@@ -76,7 +76,7 @@ func (s *Server) ListContainerStats(ctx context.Context, req *runtime.ListContai
 }
 
 func (s *Server) podStats(ctx context.Context, id string) (*runtime.PodSandboxStats, error) {
-	sb, err := s.sandboxes.Get(id)
+	sb, err := s.sandbox(id)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *runtime.PodSandboxSta
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *runtime.ListPodSandboxStatsRequest) (*runtime.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
 	out := []*runtime.PodSandboxStats{}
-	for _, sb := range s.sandboxes.List() {
+	for _, sb := range s.listSandboxes() {
 		if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) || !labelsMatch(sb.Spec.Labels, f.GetLabelSelector()) {
 			continue
 		}

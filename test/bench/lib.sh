@@ -56,6 +56,10 @@ listen = "$work/crid.sock"
 $1
 [metrics]
 address = ""
+[nri]
+socket_path = "$work/nri.sock"
+plugin_path = "$work/nri-plugins"
+plugin_config_path = "$work/nri-conf.d"
 TOML
 	"$repo/_output/bin/crid" --config "$work/crid.toml" >"$work/crid.log" 2>&1 &
 	pids+=($!)

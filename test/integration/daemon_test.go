@@ -75,16 +75,26 @@ func args(dir string, extra ...string) []string {
 	}, extra...)
 }
 
-// writeConfig turns metrics off unless a test asks for them: tests run
-// side by side and must not fight over a port.
+// writeConfig turns metrics off unless a test asks for them, and keeps
+// NRI's socket and plugin directories under dir: tests run side by side
+// and must not fight over a port or a socket.
 func writeConfig(dir string) string {
 	p := filepath.Join(dir, "crid.toml")
 	if _, err := os.Stat(p); err != nil {
 		os.MkdirAll(dir, 0o755)
-		os.WriteFile(p, []byte("[metrics]\naddress = \"\"\n"), 0o644)
+		os.WriteFile(p, []byte("[metrics]\naddress = \"\"\n"+nriConfig(dir)), 0o644)
 	}
 	return p
 }
+
+// nriConfig is the [nri] table of a test daemon in dir: on, as by
+// default, with its socket and plugin directories of its own.
+func nriConfig(dir string) string {
+	return fmt.Sprintf("[nri]\nsocket_path = %q\nplugin_path = %q\nplugin_config_path = %q\n",
+		nriSocket(dir), filepath.Join(dir, "nri-plugins"), filepath.Join(dir, "nri-conf.d"))
+}
+
+func nriSocket(dir string) string { return filepath.Join(dir, "sock", "nri.sock") }
 
 func start(t *testing.T, dir string, extra ...string) *daemon {
 	t.Helper()
@@ -304,7 +314,7 @@ func TestRefusals(t *testing.T) {
 			name: "systemd cgroup driver",
 			cmd: func() *exec.Cmd {
 				d := t.TempDir()
-				os.WriteFile(filepath.Join(d, "crid.toml"), []byte("[runtime]\ncgroup_driver = \"systemd\"\n[metrics]\naddress = \"\"\n"), 0o644)
+				os.WriteFile(filepath.Join(d, "crid.toml"), []byte("[runtime]\ncgroup_driver = \"systemd\"\n[metrics]\naddress = \"\"\n"+nriConfig(d)), 0o644)
 				return exec.Command(cridBin, args(d)...)
 			}(),
 			want: []string{"systemd cgroup driver is not implemented", "cgroupfs"},
@@ -326,7 +336,7 @@ func TestMetricsOnLoopback(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	addr := freeLoopbackAddr(t)
-	os.WriteFile(filepath.Join(dir, "crid.toml"), []byte(fmt.Sprintf("[metrics]\naddress = %q\n", addr)), 0o644)
+	os.WriteFile(filepath.Join(dir, "crid.toml"), []byte(fmt.Sprintf("[metrics]\naddress = %q\n", addr)+nriConfig(dir)), 0o644)
 	start(t, dir)
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {

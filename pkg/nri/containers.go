@@ -1,0 +1,212 @@
+package nri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/containerd/nri/pkg/adaptation"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"k8s.io/klog/v2"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/container"
+)
+
+// createContainer asks the plugins about a container being made and
+// applies what they answer: the adjustment to its spec and limits, the
+// resizing of other containers, the eviction of others.
+func (h *Host) createContainer(ctx context.Context, c *container.Container, spec *specs.Spec, res *cgroups.Resources) error {
+	if !h.active() {
+		return nil
+	}
+	rpl, err := h.nri.CreateContainer(ctx, &adaptation.CreateContainerRequest{
+		Pod: h.pod(c), Container: containerInfo(c, spec, res),
+	})
+	if err != nil {
+		return refused("CreateContainer", err)
+	}
+	if err := adjust(spec, res, rpl.GetAdjust()); err != nil {
+		return fmt.Errorf("apply the NRI plugins' adjustment to container %s: %w", c.ID, err)
+	}
+	if _, err := h.apply(rpl.GetUpdate(), c.ID); err != nil {
+		return fmt.Errorf("NRI plugins' updates at the creation of container %s: %w", c.ID, err)
+	}
+	h.evict(ctx, rpl.GetEvict())
+	return nil
+}
+
+func (h *Host) postCreateContainer(ctx context.Context, c *container.Container) {
+	if !h.active() {
+		return
+	}
+	err := h.nri.PostCreateContainer(ctx, &adaptation.PostCreateContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
+	logFailure(err, "PostCreateContainer", c)
+}
+
+func (h *Host) startContainer(ctx context.Context, c *container.Container) error {
+	if !h.active() {
+		return nil
+	}
+	err := h.nri.StartContainer(ctx, &adaptation.StartContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
+	if err != nil {
+		return refused("StartContainer", err)
+	}
+	return nil
+}
+
+func (h *Host) postStartContainer(ctx context.Context, c *container.Container) {
+	if !h.active() {
+		return
+	}
+	err := h.nri.PostStartContainer(ctx, &adaptation.PostStartContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
+	logFailure(err, "PostStartContainer", c)
+}
+
+// stopContainer tells plugins a container has ended (by itself, or
+// stopped): they may resize the others into what it freed.
+func (h *Host) stopContainer(ctx context.Context, c *container.Container) {
+	if !h.active() {
+		return
+	}
+	rpl, err := h.nri.StopContainer(ctx, &adaptation.StopContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
+	if err != nil {
+		logFailure(err, "StopContainer", c)
+		return
+	}
+	if _, err := h.apply(rpl.GetUpdate(), c.ID); err != nil {
+		klog.ErrorS(err, "NRI plugins' updates after a container's stop failed", "container", c.ID)
+	}
+}
+
+func (h *Host) removeContainer(ctx context.Context, c *container.Container) {
+	if !h.active() {
+		return
+	}
+	err := h.nri.RemoveContainer(ctx, &adaptation.RemoveContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
+	logFailure(err, "RemoveContainer", c)
+}
+
+// UpdateContainer asks the plugins about a resize the kubelet asked for
+// and answers with the limits to apply to c: the plugins' where they
+// changed them. Resizes they ask of other containers are applied here.
+func (h *Host) UpdateContainer(ctx context.Context, c *container.Container, res *cgroups.Resources) (*cgroups.Resources, error) {
+	if !h.active() {
+		return res, nil
+	}
+	rpl, err := h.nri.UpdateContainer(ctx, &adaptation.UpdateContainerRequest{
+		Pod: h.pod(c), Container: h.describe(c), LinuxResources: nriResources(res),
+	})
+	if err != nil {
+		return nil, refused("UpdateContainer", err)
+	}
+	out := res
+	var others []*adaptation.ContainerUpdate
+	for _, u := range rpl.GetUpdate() {
+		if u == nil {
+			continue // the library's slot for c, when no plugin changed it
+		}
+		if u.GetContainerId() != c.ID {
+			others = append(others, u)
+			continue
+		}
+		r, err := fromNRIResources(u.GetLinux().GetResources())
+		if err != nil {
+			return nil, fmt.Errorf("NRI plugins' resources for container %s: %w", c.ID, err)
+		}
+		merged := res.With(r)
+		out = &merged
+	}
+	if _, err := h.apply(others, c.ID); err != nil {
+		return nil, fmt.Errorf("NRI plugins' updates with the resize of container %s: %w", c.ID, err)
+	}
+	h.evict(ctx, rpl.GetEvict())
+	return out, nil
+}
+
+// PostUpdateContainer tells plugins a resize is done.
+func (h *Host) PostUpdateContainer(ctx context.Context, id string) {
+	if !h.active() {
+		return
+	}
+	c, err := h.containers.Get(id)
+	if err != nil {
+		return
+	}
+	err = h.nri.PostUpdateContainer(ctx, &adaptation.PostUpdateContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
+	logFailure(err, "PostUpdateContainer", c)
+}
+
+// synchronize hands a newly connected plugin every pod and container the
+// node has (creations wait meanwhile: BlockSync), and applies the updates
+// it answers with.
+func (h *Host) synchronize(ctx context.Context, sync adaptation.SyncCB) error {
+	var pods []*adaptation.PodSandbox
+	for _, s := range h.sandboxes.List() {
+		if !s.Creating {
+			pods = append(pods, podSandbox(s))
+		}
+	}
+	var ctrs []*adaptation.Container
+	for _, c := range h.containers.List() {
+		if !c.Creating {
+			ctrs = append(ctrs, h.describe(c))
+		}
+	}
+	updates, err := sync(ctx, pods, ctrs)
+	if err != nil {
+		return err
+	}
+	_, err = h.apply(updates, "")
+	return err
+}
+
+// updateFromPlugins carries out resizes a plugin asks for on its own, and
+// answers with those that failed.
+func (h *Host) updateFromPlugins(ctx context.Context, updates []*adaptation.ContainerUpdate) ([]*adaptation.ContainerUpdate, error) {
+	return h.apply(updates, "")
+}
+
+// apply resizes containers as plugins asked, except self (a container
+// being created takes its limits from its adjustment). It answers with the
+// updates that failed; failures not marked ignorable are also an error.
+func (h *Host) apply(updates []*adaptation.ContainerUpdate, self string) ([]*adaptation.ContainerUpdate, error) {
+	var failed []*adaptation.ContainerUpdate
+	var errs []error
+	for _, u := range updates {
+		if u == nil || u.GetContainerId() == self {
+			continue
+		}
+		res, err := fromNRIResources(u.GetLinux().GetResources())
+		if err == nil {
+			err = h.containers.UpdateResources(u.GetContainerId(), res)
+		}
+		if err == nil {
+			continue
+		}
+		failed = append(failed, u)
+		if !u.GetIgnoreFailure() {
+			errs = append(errs, fmt.Errorf("container %s: %w", u.GetContainerId(), err))
+		}
+	}
+	return failed, errors.Join(errs...)
+}
+
+// evict stops the containers plugins want gone, killing them at once.
+func (h *Host) evict(ctx context.Context, evictions []*adaptation.ContainerEviction) {
+	for _, e := range evictions {
+		klog.InfoS("Stopping a container an NRI plugin evicted", "container", e.GetContainerId(), "reason", e.GetReason())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		if err := h.containers.Stop(sctx, e.GetContainerId(), 0); err != nil {
+			klog.ErrorS(err, "Stopping an evicted container failed", "container", e.GetContainerId())
+		}
+		cancel()
+	}
+}
+
+func logFailure(err error, event string, c *container.Container) {
+	if err != nil {
+		klog.ErrorS(err, "NRI plugins failed an event", "event", event, "container", c.ID)
+	}
+}

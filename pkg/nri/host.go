@@ -1,0 +1,159 @@
+// Package nri hosts Node Resource Interface plugins: programs beside crid
+// that hear of every pod and container change, in order, and may adjust a
+// container as it is created (its mounts, environment, limits...) or
+// resize others. It drives github.com/containerd/nri's runtime adaptation,
+// which speaks the protocol; this package says what crid's pods and
+// containers are in its terms and carries out what plugins ask.
+//
+// The managers call in through hooks (sandbox.Hooks, container.Hooks) at
+// the points of their lives where a plugin may still act: a sandbox is
+// told to plugins before it is ready, a container before it is listed, so
+// a plugin that fails one fails the request and leaves nothing behind.
+package nri
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/containerd/nri/pkg/adaptation"
+	nrilog "github.com/containerd/nri/pkg/log"
+	"k8s.io/klog/v2"
+
+	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/container"
+	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/sandbox"
+	"github.com/crid-dev/crid/pkg/version"
+)
+
+// Host is crid's NRI runtime side. A nil Host, or one whose configuration
+// turns NRI off, does nothing: every method may be called on it.
+type Host struct {
+	nri        *adaptation.Adaptation
+	sandboxes  *sandbox.Manager
+	containers *container.Manager
+	running    atomic.Bool // Start done: the managers are set and plugins may be connected
+}
+
+// New prepares the host for cfg; plugins connect only after Start. With
+// NRI off it returns a Host that does nothing.
+func New(cfg config.Config) (*Host, error) {
+	h := &Host{}
+	if !cfg.NRI.Enable {
+		return h, nil
+	}
+	nrilog.Set(klogLogger{})
+	registration, request := cfg.NRITimeouts()
+	// The library keeps its timeouts process-wide: one crid, one setting.
+	adaptation.SetPluginRegistrationTimeout(registration)
+	adaptation.SetPluginRequestTimeout(request)
+	opts := []adaptation.Option{
+		adaptation.WithSocketPath(cfg.NRI.SocketPath),
+		adaptation.WithPluginPath(cfg.NRI.PluginPath),
+		adaptation.WithPluginConfigPath(cfg.NRI.PluginConfigPath),
+	}
+	if cfg.NRI.DisableConnections {
+		opts = append(opts, adaptation.WithDisabledExternalConnections())
+	}
+	a, err := adaptation.New("crid", version.Version, h.synchronize, h.updateFromPlugins, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("nri: %w", err)
+	}
+	h.nri = a
+	return h, nil
+}
+
+// Start begins hosting plugins over the node's sandboxes and containers:
+// those in plugin_path are started, and the socket opens for others.
+func (h *Host) Start(sandboxes *sandbox.Manager, containers *container.Manager) error {
+	if h == nil || h.nri == nil {
+		return nil
+	}
+	h.sandboxes, h.containers = sandboxes, containers
+	h.running.Store(true)
+	if err := h.nri.Start(); err != nil {
+		h.running.Store(false)
+		return fmt.Errorf("nri: %w", err)
+	}
+	return nil
+}
+
+// Stop disconnects every plugin and closes the socket.
+func (h *Host) Stop() {
+	if !h.active() {
+		return
+	}
+	h.running.Store(false)
+	h.nri.Stop()
+}
+
+func (h *Host) active() bool { return h != nil && h.nri != nil && h.running.Load() }
+
+// BlockSync holds off a newly connected plugin's synchronization until the
+// returned function is called. A request that creates a pod or container
+// holds it throughout, so a plugin either finds the new object in its
+// Synchronize or hears of it by event: never neither.
+func (h *Host) BlockSync() (unblock func()) {
+	if !h.active() {
+		return func() {}
+	}
+	return h.nri.BlockPluginSync().Unblock
+}
+
+// SandboxHooks are what the sandbox manager tells plugins through.
+func (h *Host) SandboxHooks() sandbox.Hooks {
+	return sandbox.Hooks{Ready: h.runPodSandbox, Stopping: h.stopPodSandbox, Removed: h.removePodSandbox}
+}
+
+// ContainerHooks are what the container manager tells plugins through.
+func (h *Host) ContainerHooks() container.Hooks {
+	return container.Hooks{
+		Create: h.createContainer, Created: h.postCreateContainer,
+		Start: h.startContainer, Started: h.postStartContainer,
+		Stopped: h.stopContainer, Removed: h.removeContainer,
+	}
+}
+
+// refused wraps a plugin's refusal: the request fails because a plugin said
+// no, which is neither the caller's input nor a fault of crid's.
+func refused(what string, err error) error {
+	return fmt.Errorf("an NRI plugin failed %s: %v: %w", what, err, errdefs.ErrFailedPrecondition)
+}
+
+func (h *Host) runPodSandbox(ctx context.Context, s *sandbox.Sandbox) error {
+	if !h.active() {
+		return nil
+	}
+	if err := h.nri.RunPodSandbox(ctx, &adaptation.RunPodSandboxRequest{Pod: podSandbox(s)}); err != nil {
+		return refused("RunPodSandbox", err)
+	}
+	return nil
+}
+
+func (h *Host) stopPodSandbox(ctx context.Context, s *sandbox.Sandbox) error {
+	if !h.active() {
+		return nil
+	}
+	return h.nri.StopPodSandbox(ctx, &adaptation.StopPodSandboxRequest{Pod: podSandbox(s)})
+}
+
+func (h *Host) removePodSandbox(ctx context.Context, s *sandbox.Sandbox) {
+	if !h.active() {
+		return
+	}
+	if err := h.nri.RemovePodSandbox(ctx, &adaptation.RemovePodSandboxRequest{Pod: podSandbox(s)}); err != nil {
+		klog.ErrorS(err, "NRI plugins failed to hear of a sandbox's removal", "sandbox", s.ID)
+	}
+}
+
+// pod finds a container's sandbox for an event about it. A container
+// whose sandbox is gone (removed beneath it after a crash) is told with
+// the sandbox's ID alone.
+func (h *Host) pod(c *container.Container) *adaptation.PodSandbox {
+	s, err := h.sandboxes.Get(c.SandboxID)
+	if err != nil {
+		return &adaptation.PodSandbox{Id: c.SandboxID}
+	}
+	return podSandbox(s)
+}
