@@ -3,6 +3,7 @@ package cgroups
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -203,5 +204,21 @@ func TestDetailedStats(t *testing.T) {
 		if l := s.Limits; l.CPUShares+27 < 1024 || l.CPUShares > 1024+27 || l.CPUPeriod != 100000 || l.SwapLimit != ^uint64(0) {
 			t.Errorf("%s DetailedStats limits: %+v", name, l)
 		}
+	}
+}
+
+func TestJoinFiles(t *testing.T) {
+	// cpu and cpuacct co-mounted share a tasks file; each other
+	// controller has its own; v2 has one cgroup.procs.
+	c := &v1{path: "/pod/ctr", mounts: map[string]string{
+		"cpu": "/cg/cpu,cpuacct", "cpuacct": "/cg/cpu,cpuacct", "memory": "/cg/memory", "pids": "/cg/pids",
+	}}
+	want := []string{"/cg/cpu,cpuacct/pod/ctr/tasks", "/cg/memory/pod/ctr/tasks", "/cg/pids/pod/ctr/tasks"}
+	if got := c.JoinFiles(); !slices.Equal(got, want) {
+		t.Errorf("v1 JoinFiles = %q, want %q", got, want)
+	}
+	v := &v2{root: "/cg", path: "/pod/ctr"}
+	if got := v.JoinFiles(); !slices.Equal(got, []string{"/cg/pod/ctr/cgroup.procs"}) {
+		t.Errorf("v2 JoinFiles = %q", got)
 	}
 }

@@ -24,6 +24,12 @@ type Manager interface {
 	Create(r *Resources) error
 	// Add moves a process into the cgroup.
 	Add(pid int) error
+	// JoinFiles are the files a process writes 0 to, to put itself in the
+	// cgroup: each v1 hierarchy's "tasks" (the writing thread alone: done
+	// before a process has a second thread, it spares the kernel the
+	// synchronize_rcu that moving a whole process costs), v2's
+	// "cgroup.procs".
+	JoinFiles() []string
 	// Update applies new limits to the cgroup as it runs (in-place resize).
 	Update(r *Resources) error
 	// Stats is what the CRI's stats report (the kubelet asks every few

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -212,6 +213,17 @@ func (c *v1) Add(pid int) error {
 		}
 	}
 	return nil
+}
+
+func (c *v1) JoinFiles() []string {
+	var files []string
+	for _, ctl := range v1Controllers {
+		// Co-mounted controllers (cpu,cpuacct) share one file.
+		if d := c.dir(ctl); d != "" && !slices.Contains(files, filepath.Join(d, "tasks")) {
+			files = append(files, filepath.Join(d, "tasks"))
+		}
+	}
+	return files
 }
 
 func (c *v1) Stats() (*Stats, error) {

@@ -153,6 +153,8 @@ func (c *v2) Add(pid int) error {
 	return writeFile(c.dir(), "cgroup.procs", strconv.Itoa(pid))
 }
 
+func (c *v2) JoinFiles() []string { return []string{filepath.Join(c.dir(), "cgroup.procs")} }
+
 func (c *v2) Stats() (*Stats, error) {
 	d := c.dir()
 	s := &Stats{Time: time.Now()}

@@ -15,7 +15,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/oci/executor"
@@ -116,13 +115,9 @@ func (s *Server) execCmd(c *container.Container, args []string) (*exec.Cmd, erro
 	p := *spec.Process
 	p.Args, p.Terminal = args, false
 	p.OOMScoreAdj = nil
-	var procs []string
-	if s.cgroups.Mode == cgroups.Unified {
-		procs = append(procs, filepath.Join(s.cgroups.Unified, c.Cgroup, "cgroup.procs"))
-	} else {
-		for _, mp := range s.cgroups.V1 {
-			procs = append(procs, filepath.Join(mp, c.Cgroup, "cgroup.procs"))
-		}
+	cg, err := s.cgroups.Manager(c.Cgroup)
+	if err != nil {
+		return nil, err
 	}
-	return executor.ExecCmd(s.binary, c.Pid, procs, &p, spec.Linux.Seccomp)
+	return executor.ExecCmd(s.binary, c.Pid, cg.JoinFiles(), &p, spec.Linux.Seccomp)
 }

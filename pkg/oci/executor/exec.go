@@ -22,13 +22,14 @@ import (
 const ExecCommand = "exec"
 
 // ExecCmd prepares a process to run in the running container whose init
-// is pid: the nsenter constructor joins its cgroups (cgroupProcs, the
-// host's cgroup.procs files) and namespaces before Go starts, and ExecInit
+// is pid: the nsenter constructors join its cgroups (cgroupJoin, the
+// cgroup's membership files, cgroups.Manager.JoinFiles) and namespaces
+// before Go starts, and ExecInit
 // then takes on the process's user, capabilities and working dir.
 // Starting, waiting and stopping are the caller's: SIGTERM to it kills and
 // reaps the process in the container; SIGKILL kills it too, leaving its
 // zombie to the container's init.
-func ExecCmd(bin *reexec.Binary, pid int, cgroupProcs []string, p *specs.Process, sc *specs.LinuxSeccomp) (*exec.Cmd, error) {
+func ExecCmd(bin *reexec.Binary, pid int, cgroupJoin []string, p *specs.Process, sc *specs.LinuxSeccomp) (*exec.Cmd, error) {
 	data, err := json.Marshal(execSpec{Process: p, Seccomp: sc})
 	if err != nil {
 		return nil, err
@@ -49,7 +50,7 @@ func ExecCmd(bin *reexec.Binary, pid int, cgroupProcs []string, p *specs.Process
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.Env = []string{
 		fmt.Sprintf("%s=%d", nsenter.PidEnv, pid),
-		nsenter.CgroupProcsEnv + "=" + strings.Join(cgroupProcs, ":"),
+		nsenter.CgroupJoinEnv + "=" + strings.Join(cgroupJoin, ":"),
 	}
 	return cmd, nil
 }

@@ -543,3 +543,55 @@ func TestStartLeavesHostMountsAlone(t *testing.T) {
 		t.Errorf("the host's tmpfs at %s is gone after a container started (fs type %#x, %v)", sub, st.Type, err)
 	}
 }
+
+func TestPutsItselfInItsCgroup(t *testing.T) {
+	root := catalog.BusyboxRoot(t)
+	name := fmt.Sprintf("crid-test-join-%d", os.Getpid())
+	var join []string
+	for _, ctl := range []string{"memory", "pids"} {
+		base := filepath.Join("/sys/fs/cgroup", ctl)
+		if _, err := os.Stat(filepath.Join(base, "tasks")); err != nil {
+			t.Skipf("no cgroup v1 %s hierarchy here: %v", ctl, err)
+		}
+		dir := filepath.Join(base, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(dir)
+		join = append(join, filepath.Join(dir, "tasks"))
+	}
+	bin, err := reexec.Seal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	spec, err := generate.Spec(generate.Input{
+		Container: &runtime.ContainerConfig{Command: []string{"/bin/sh", "-c", "cat /proc/self/cgroup"}},
+		Sandbox:   &runtime.PodSandboxConfig{},
+		Image:     &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=/bin"}}},
+		Rootfs:    root, Hostname: "joined", DaemonCaps: generate.DefaultCapabilities,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	placed := false
+	var out bytes.Buffer
+	p, err := Start(bin, spec, Stdio{Stdout: &out}, Options{CgroupJoin: join, Place: func(int) error { placed = true; return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Wait()
+	if placed {
+		t.Error("Place was called though the init put itself in its cgroup")
+	}
+	for _, ctl := range []string{"memory", "pids"} {
+		if !strings.Contains(out.String(), ":"+ctl+":/"+name+"\n") {
+			t.Errorf("the container's cgroups:\n%s\nwant %s:/%s", out.String(), ctl, name)
+		}
+	}
+	// A cgroup that is not there fails the start, saying which step.
+	_, err = Start(bin, spec, Stdio{}, Options{CgroupJoin: []string{"/sys/fs/cgroup/memory/" + name + "-missing/tasks"}})
+	if err == nil || !strings.Contains(err.Error(), "join the container's cgroup") {
+		t.Errorf("joining a missing cgroup: %v", err)
+	}
+}

@@ -99,6 +99,11 @@ type Options struct {
 	// Moving a process into a cgroup costs the kernel a synchronize_rcu;
 	// being born there costs nothing.
 	CgroupDir *os.File
+	// CgroupJoin, when set, are the container's cgroup membership files
+	// (cgroups.Manager.JoinFiles): the init puts itself in them first of
+	// all, while it has one thread, which on v1 costs no synchronize_rcu;
+	// Place is not called.
+	CgroupJoin []string
 }
 
 var nsFlags = map[specs.LinuxNamespaceType]uintptr{
@@ -212,9 +217,12 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 	// never crid's (with a terminal, the init makes it the controlling
 	// one of this session).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: clone, Setsid: true}
-	if opts.CgroupDir != nil {
+	switch {
+	case opts.CgroupDir != nil:
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = int(opts.CgroupDir.Fd())
+	case len(opts.CgroupJoin) > 0:
+		cmd.Env = append(cmd.Env, nsenter.CgroupJoinEnv+"="+strings.Join(opts.CgroupJoin, ":"))
 	}
 	specData, err := json.Marshal(cfg)
 	if err != nil {
@@ -248,7 +256,7 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 		}
 		p.Pid, p.forked = pid, true
 	}
-	if opts.Place != nil && opts.CgroupDir == nil {
+	if opts.Place != nil && opts.CgroupDir == nil && len(opts.CgroupJoin) == 0 {
 		if err := opts.Place(p.Pid); err != nil {
 			return fail(fmt.Errorf("place container init in its cgroup: %w", err))
 		}
@@ -271,9 +279,12 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 	}
 	// Whatever comes back is a setup error; EOF means the exec happened.
 	msg, err := io.ReadAll(parent)
-	if err == nil && len(head)+len(msg) > 0 {
+	switch {
+	case len(head)+len(msg) > 0:
+		// A reset after it is the init exiting before it read its spec
+		// (a constructor failed): the message says why.
 		err = fmt.Errorf("container init: %s", append(head, msg...))
-	} else if err != nil {
+	case err != nil:
 		err = fmt.Errorf("read from container init: %w", err)
 	}
 	if err != nil {

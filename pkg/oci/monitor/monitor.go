@@ -346,10 +346,13 @@ func (m *monitor) start(req Request) (int, error) {
 	// The lock is held across the start so the reaper cannot see the exit
 	// of a process not yet in byPid.
 	m.mu.Lock()
-	opts := executor.Options{Place: cg.Add}
+	// The init is born in its cgroup (v2), or puts itself there before it
+	// has a second thread (v1): either spares the kernel the
+	// synchronize_rcu of moving it there.
+	opts := executor.Options{CgroupJoin: cg.JoinFiles()}
 	if dir, err := cg.CloneInto(); err == nil {
 		defer dir.Close()
-		opts.CgroupDir = dir // born in its cgroup (v2)
+		opts.CgroupDir = dir
 	}
 	p, err := executor.Start(m.bin, &spec, stdio, opts)
 	if stdinR != nil {

@@ -3,8 +3,15 @@
 // program has threads before main runs; so, as runc's nsexec does, C
 // constructors run first in every crid process. Import it for effect.
 //
+// First of all, when _CRID_CGROUP_JOIN lists cgroup membership files, the
+// process puts itself in each, by writing 0: a v1 hierarchy's "tasks" file
+// (the calling thread, the only one yet), v2's "cgroup.procs". Moving
+// another process in costs the kernel a synchronize_rcu (10-15 ms here),
+// as the whole thread group must hold still; a lone thread moving itself
+// does not, on v1.
+//
 // For an exec, when _CRID_NSENTER_PID is in the environment, the process
-// is put in the target's cgroups, joins its cgroup, IPC, UTS, network,
+// (in the target's cgroups by then) joins its cgroup, IPC, UTS, network,
 // PID and mount namespaces, and its user namespace when that is not the
 // host's, and forks: the child (in the PID namespace, with
 // PR_SET_PDEATHSIG so it never outlives the parent) goes on into Go, and
@@ -104,25 +111,32 @@ __attribute__((constructor)) static void crid_init_userns(void) {
 	_exit(0);
 }
 
+// crid_join_cgroups runs before the other constructors (priority 101),
+// while the host's /sys is still the one we see and the process has one
+// thread.
+__attribute__((constructor(101))) static void crid_join_cgroups(void) {
+	const char *files = getenv("_CRID_CGROUP_JOIN");
+	if (files == NULL || *files == '\0')
+		return;
+	char *list = strdup(files), *save = NULL;
+	for (char *p = strtok_r(list, ":", &save); p != NULL; p = strtok_r(NULL, ":", &save)) {
+		int fd = open(p, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) < 0) {
+			// An exec's errors go to its stderr; an init's to its starter.
+			if (getenv("_CRID_NSENTER_PID") != NULL)
+				die("join cgroup", p);
+			initFail("join the container's cgroup");
+		}
+		close(fd);
+	}
+	free(list);
+	unsetenv("_CRID_CGROUP_JOIN");
+}
+
 __attribute__((constructor)) static void crid_nsenter(void) {
 	const char *pid = getenv("_CRID_NSENTER_PID");
 	if (pid == NULL || *pid == '\0')
 		return;
-	// Cgroups first, while the host's /sys is still the one we see:
-	// a colon-separated list of cgroup.procs files.
-	const char *procs = getenv("_CRID_NSENTER_CGROUP_PROCS");
-	if (procs != NULL && *procs != '\0') {
-		char *list = strdup(procs), *save = NULL;
-		char me[32];
-		snprintf(me, sizeof me, "%d", getpid());
-		for (char *p = strtok_r(list, ":", &save); p != NULL; p = strtok_r(NULL, ":", &save)) {
-			int fd = open(p, O_WRONLY | O_CLOEXEC);
-			if (fd < 0 || write(fd, me, strlen(me)) < 0)
-				die("join cgroup", p);
-			close(fd);
-		}
-		free(list);
-	}
 	// Open every namespace before joining any: after the mount namespace
 	// the host's /proc is out of reach. The user namespace comes last: as
 	// the host's root every other one can be joined, and a container's
@@ -163,7 +177,6 @@ __attribute__((constructor)) static void crid_nsenter(void) {
 		if (getppid() == 1)
 			_exit(126);
 		unsetenv("_CRID_NSENTER_PID");
-		unsetenv("_CRID_NSENTER_CGROUP_PROCS");
 		return; // into the Go runtime, inside the container
 	}
 	crid_child = child;
@@ -194,5 +207,6 @@ const InitUsernsEnv = "_CRID_INIT_USERNS"
 // user namespace (and reports the PID of the forked init on fd 3).
 const InitNewPIDEnv = "_CRID_INIT_NEWPID"
 
-// CgroupProcsEnv lists the cgroup.procs files to join first, ':'-separated.
-const CgroupProcsEnv = "_CRID_NSENTER_CGROUP_PROCS"
+// CgroupJoinEnv lists the cgroup membership files (v1 "tasks", v2
+// "cgroup.procs") a process joins first of all, ':'-separated.
+const CgroupJoinEnv = "_CRID_CGROUP_JOIN"
