@@ -24,15 +24,18 @@ import (
 )
 
 // Run creates a sandbox: reserve the name, record the intent, then make
-// the cgroup, the namespaces (and the infra process of a shared PID
-// namespace), the network, the files and the sysctls, recording each as it
-// is made. Any failure undoes every step made before it.
+// the namespaces (and the infra process of a shared PID namespace), the
+// network, the cgroup, the files and the sysctls, recording each before
+// it is made. Any failure undoes every step made before it.
 func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 	if err := validateSysctls(spec); err != nil {
 		return nil, err
 	}
 	s := &Sandbox{ID: ids.New(), Spec: spec, State: NotReady, CreatedAt: time.Now(), Creating: true, BootID: bootID()}
 	s.Dir = filepath.Join(m.sandboxesDir(), s.ID)
+	if err := m.placeCgroup(s); err != nil {
+		return nil, err
+	}
 
 	m.mu.Lock()
 	if other, ok := m.names[spec.Key()]; ok {
@@ -77,34 +80,42 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 			err = merr
 		}
 	}()
-	if err := m.makeCgroup(s); err != nil {
-		return nil, err
-	}
-	if err := m.save(s); err != nil {
-		return nil, err
+	// An infra process is placed in the pod's cgroup as it starts: the
+	// cgroup comes first then. Otherwise it is made while the network is.
+	infraFirst := spec.SharedPID || spec.UserNS != nil
+	if infraFirst {
+		if err := m.makeCgroup(s); err != nil {
+			return nil, err
+		}
 	}
 	if err := m.makeNamespaces(s); err != nil {
 		return nil, err
 	}
+	s.Attached = !spec.HostNetwork // from here a DEL is owed, even if ADD fails
 	if err := m.save(s); err != nil {
 		return nil, err
 	}
-	if !spec.HostNetwork {
-		s.Attached = true // from here a DEL is owed, even if ADD fails
-		if err := m.save(s); err != nil {
-			return nil, err
-		}
-		att, err := m.opts.CNI.Attach(ctx, m.cniPod(s))
-		if err != nil {
-			return nil, err
-		}
-		s.Network = att.Network
-		for _, ip := range att.IPs {
-			s.IPs = append(s.IPs, ip.String())
-		}
+	// The network is the long pole (its plugins take tens of ms): it is
+	// attached while the rest of the pod is made, and waited for before
+	// anything that needs its addresses. Every way out waits for it too,
+	// so an undo never races the ADD.
+	attached := func() (*cni.Attachment, error) { return nil, nil }
+	if s.Attached {
+		pod := m.cniPod(s)
+		done := make(chan struct{})
+		var att *cni.Attachment
+		var attErr error
+		go func() {
+			defer close(done)
+			att, attErr = m.opts.CNI.Attach(ctx, pod)
+		}()
+		attached = func() (*cni.Attachment, error) { <-done; return att, attErr }
+		defer attached()
 	}
-	if err := m.writeFiles(s); err != nil {
-		return nil, err
+	if !infraFirst {
+		if err := m.makeCgroup(s); err != nil {
+			return nil, err
+		}
 	}
 	if !spec.HostIPC {
 		s.ShmMounted = true
@@ -114,6 +125,19 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 		if err := mountShm(s.ShmPath(), m.opts.ShmSize); err != nil {
 			return nil, err
 		}
+	}
+	att, err := attached()
+	if err != nil {
+		return nil, err
+	}
+	if att != nil {
+		s.Network = att.Network
+		for _, ip := range att.IPs {
+			s.IPs = append(s.IPs, ip.String())
+		}
+	}
+	if err := m.writeFiles(s); err != nil {
+		return nil, err
 	}
 	if err := applySysctls(s); err != nil {
 		return nil, err
@@ -143,7 +167,10 @@ func (m *Manager) cniPod(s *Sandbox) cni.Pod {
 
 // makeCgroup places the pod: under the parent the kubelet made for it, or
 // in a cgroup of crid's own when it gave none.
-func (m *Manager) makeCgroup(s *Sandbox) error {
+// placeCgroup names the pod's cgroup: the kubelet's cgroup_parent, or
+// one of crid's own under the default parent. Named before anything is
+// made, it is in the record before it exists.
+func (m *Manager) placeCgroup(s *Sandbox) error {
 	parent := s.Spec.CgroupParent
 	if parent == "" {
 		p, err := cgroups.Join(m.opts.DefaultCgroupParent, s.ID)
@@ -151,13 +178,19 @@ func (m *Manager) makeCgroup(s *Sandbox) error {
 			return err
 		}
 		s.Cgroup, s.OwnCgroup = p, true
-	} else {
-		p, err := cgroups.CleanPath(parent)
-		if err != nil {
-			return fmt.Errorf("cgroup_parent: %v: %w", err, errdefs.ErrInvalidArgument)
-		}
-		s.Cgroup = p
+		return nil
 	}
+	p, err := cgroups.CleanPath(parent)
+	if err != nil {
+		return fmt.Errorf("cgroup_parent: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	s.Cgroup = p
+	return nil
+}
+
+// makeCgroup makes the pod's cgroup (placeCgroup named it) with the pod's
+// limits, when it is crid's own.
+func (m *Manager) makeCgroup(s *Sandbox) error {
 	cg, err := m.opts.Cgroups.Manager(s.Cgroup)
 	if err != nil {
 		return err

@@ -84,6 +84,7 @@ $1
 TOML
 	containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
 	pids+=($!)
+	containerd_pid=$!
 }
 
 bench_wait() {

@@ -53,4 +53,8 @@ echo "  crid       $((cp / npods)) kB ($(echo $crid_pids | wc -w) processes)"
 echo "  containerd $((dp / npods)) kB ($(echo $ctrd_pids | wc -w) shims)"
 [ "$dp" -gt 0 ] && echo "  ratio $(ratio "$cp" "$dp")"
 crid_rss=$(awk '/^VmRSS:/ {print $2}' /proc/"$crid_pid"/status)
-echo "crid daemon RSS with $npods pods: ${crid_rss} kB"
+ctrd_rss=$(awk '/^VmRSS:/ {print $2}' /proc/"$containerd_pid"/status)
+echo "daemon RSS with $npods pods running:"
+echo "  crid       ${crid_rss} kB"
+echo "  containerd ${ctrd_rss} kB"
+echo "  ratio $(ratio "$crid_rss" "$ctrd_rss")"
