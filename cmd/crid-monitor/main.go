@@ -37,6 +37,9 @@ func main() {
 		if len(os.Args) != 3 {
 			os.Exit(2)
 		}
+		// The monitor execs nothing itself: its main goroutine need not
+		// keep a thread of its own, idle whenever the goroutine waits.
+		runtime.UnlockOSThread()
 		os.Exit(monitor.Run(os.Args[2]))
 	case executor.InitCommand:
 		os.Exit(executor.Init())

@@ -69,7 +69,19 @@ func sendConsole(sync *os.File, master int) error {
 func recvConsole(sync *os.File) (*os.File, []byte, error) {
 	buf := make([]byte, 1)
 	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(int(sync.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	// Through the poller (sync.Fd would make the descriptor blocking).
+	raw, err := sync.SyscallConn()
+	if err != nil {
+		return nil, nil, err
+	}
+	var n, oobn int
+	rerr := raw.Read(func(fd uintptr) bool {
+		n, oobn, _, _, err = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return err != unix.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("receive the console: %w", err)
 	}

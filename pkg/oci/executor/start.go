@@ -199,6 +199,14 @@ func Start(bin *reexec.Binary, spec *specs.Spec, stdio Stdio, opts Options) (*Pr
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}
+	// Non-blocking, the starter's end is read through the poller: a read
+	// blocked in the kernel for the init's set-up would hold a thread,
+	// and the monitor would keep one more for the rest of its life.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, err
+	}
 	parent := os.NewFile(uintptr(fds[0]), "init-sync")
 	child := os.NewFile(uintptr(fds[1]), "init-sync-child")
 	defer parent.Close()
