@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/crid-dev/crid/pkg/ids"
 	"github.com/crid-dev/crid/pkg/infra"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
+	"github.com/crid-dev/crid/pkg/oci/nsenter"
 )
 
 // Run creates a sandbox: reserve the name, record the intent, then make
@@ -277,6 +279,29 @@ func (m *Manager) makeNamespaces(s *Sandbox) error {
 	}
 	cmd := m.opts.Binary.Command(args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
+	// The infra process that stays is born in its cgroup (v2) or puts
+	// itself there first thing (v1): moving it in later costs the kernel
+	// a synchronize_rcu. One in a new user namespace cannot write the
+	// host's cgroup files: it is moved.
+	var infraCg cgroups.Manager
+	moveInfra := false
+	if s.Spec.SharedPID {
+		var err error
+		if infraCg, err = m.opts.Cgroups.Manager(s.infraCgroup()); err != nil {
+			return err
+		}
+		if err := infraCg.Create(nil); err != nil {
+			return err
+		}
+		if dir, err := infraCg.CloneInto(); err == nil {
+			defer dir.Close()
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
+		} else if userns == nil {
+			cmd.Env = append(os.Environ(), nsenter.CgroupJoinEnv+"="+strings.Join(infraCg.JoinFiles(), ":"))
+		} else {
+			moveInfra = true
+		}
+	}
 	if userns != nil {
 		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER
 		cmd.SysProcAttr.UidMappings = sysMappings(userns.UIDs)
@@ -316,15 +341,10 @@ func (m *Manager) makeNamespaces(s *Sandbox) error {
 	}
 	s.InfraPID = pid
 	s.InfraStart, _ = processStart(s.InfraPID)
-	cg, err := m.opts.Cgroups.Manager(s.infraCgroup())
-	if err != nil {
-		return err
-	}
-	if err := cg.Create(nil); err != nil {
-		return err
-	}
-	if err := cg.Add(s.InfraPID); err != nil {
-		return err
+	if moveInfra {
+		if err := infraCg.Add(s.InfraPID); err != nil {
+			return err
+		}
 	}
 	ns, err := pinProcess(dir, kinds, s.InfraPID, true, userns != nil)
 	s.NS = ns
@@ -429,7 +449,7 @@ func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
 	errs = append(errs, s.killInfra(ctx))
 	errs = append(errs, unpin(s.NS))
 	if s.Cgroup != "" {
-		if s.InfraPID != 0 {
+		if s.Spec.SharedPID {
 			if cg, err := m.opts.Cgroups.Manager(s.infraCgroup()); err == nil {
 				errs = append(errs, cg.Destroy(ctx))
 			}

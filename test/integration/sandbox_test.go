@@ -221,6 +221,18 @@ func TestSharedPIDNamespaceReapsOrphans(t *testing.T) {
 	if info.InfraPID == 0 || info.Namespaces.PID == "" {
 		t.Fatalf("no infra process for a shared PID namespace: %+v", info)
 	}
+	// It runs in a cgroup of its own under the pod's: in the memory and
+	// pids hierarchies on cgroup v1, in the one hierarchy on v2.
+	cgs, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", info.InfraPID))
+	want := []string{":memory:", ":pids:"}
+	if !strings.Contains(string(cgs), ":memory:") {
+		want = []string{"0::"}
+	}
+	for _, w := range want {
+		if !strings.Contains(string(cgs), w+info.Cgroup+"/") {
+			t.Errorf("the infra process is not under the pod's cgroup %s in %s:\n%s", info.Cgroup, w, cgs)
+		}
+	}
 	// A process in the pod's PID namespace starts a child and exits at
 	// once: the child is orphaned to the infra process, which must reap it
 	// when it ends.
