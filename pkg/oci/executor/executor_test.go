@@ -460,8 +460,36 @@ func BenchmarkStart(b *testing.B) {
 // TestBornInItsCgroup: with CgroupDir the init is cloned into the cgroup
 // (CLONE_INTO_CGROUP) with its namespaces, and Place is not called. Run on
 // any cgroup2 hierarchy: this hybrid host's unified one, a v2 host's root.
-func TestBornInItsCgroup(t *testing.T) {
+// initCgroups runs a container that prints its cgroups, started with
+// opts, and says whether Place was called.
+func initCgroups(t *testing.T, opts Options) (out string, placed bool, err error) {
+	t.Helper()
 	root := catalog.BusyboxRoot(t)
+	bin, err := reexec.Seal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	spec, err := generate.Spec(generate.Input{
+		Container: &runtime.ContainerConfig{Command: []string{"/bin/sh", "-c", "cat /proc/self/cgroup"}},
+		Sandbox:   &runtime.PodSandboxConfig{},
+		Image:     &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=/bin"}}},
+		Rootfs:    root, Hostname: "cgroups", DaemonCaps: generate.DefaultCapabilities,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Place = func(int) error { placed = true; return nil }
+	var buf bytes.Buffer
+	p, err := Start(bin, spec, Stdio{Stdout: &buf}, opts)
+	if err != nil {
+		return "", placed, err
+	}
+	p.Wait()
+	return buf.String(), placed, nil
+}
+
+func TestBornInItsCgroup(t *testing.T) {
 	base := "/sys/fs/cgroup/unified"
 	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
 		base = "/sys/fs/cgroup"
@@ -480,39 +508,18 @@ func TestBornInItsCgroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	placed := false
-	bin, err := reexec.Seal()
+	out, placed, err := initCgroups(t, Options{CgroupDir: f})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bin.Close()
-	spec, err := generate.Spec(generate.Input{
-		Container: &runtime.ContainerConfig{Command: []string{"/bin/sh", "-c", "cat /proc/self/cgroup"}},
-		Sandbox:   &runtime.PodSandboxConfig{},
-		Image:     &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=/bin"}}},
-		Rootfs:    root, Hostname: "born", DaemonCaps: generate.DefaultCapabilities,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	p, err := Start(bin, spec, Stdio{Stdout: &out}, Options{CgroupDir: f, Place: func(int) error { placed = true; return nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Wait()
 	if placed {
 		t.Error("Place was called though the init was born in its cgroup")
 	}
-	if !strings.Contains(out.String(), "0::/"+name+"\n") {
-		t.Errorf("the container's cgroups:\n%s\nwant 0::/%s", out.String(), name)
+	if !strings.Contains(out, "0::/"+name+"\n") {
+		t.Errorf("the container's cgroups:\n%s\nwant 0::/%s", out, name)
 	}
 }
 
-// TestStartLeavesHostMountsAlone: a container whose mounts propagate both
-// ways (rshared) makes its namespace's copies of the host's mounts
-// shared; detaching its old root must not unmount, through them, a mount
-// the host has under a shared mount of its own.
 func TestStartLeavesHostMountsAlone(t *testing.T) {
 	root := catalog.BusyboxRoot(t)
 	shared := t.TempDir()
@@ -545,7 +552,6 @@ func TestStartLeavesHostMountsAlone(t *testing.T) {
 }
 
 func TestPutsItselfInItsCgroup(t *testing.T) {
-	root := catalog.BusyboxRoot(t)
 	name := fmt.Sprintf("crid-test-join-%d", os.Getpid())
 	var join []string
 	for _, ctl := range []string{"memory", "pids"} {
@@ -560,37 +566,20 @@ func TestPutsItselfInItsCgroup(t *testing.T) {
 		defer os.Remove(dir)
 		join = append(join, filepath.Join(dir, "tasks"))
 	}
-	bin, err := reexec.Seal()
+	out, placed, err := initCgroups(t, Options{CgroupJoin: join})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bin.Close()
-	spec, err := generate.Spec(generate.Input{
-		Container: &runtime.ContainerConfig{Command: []string{"/bin/sh", "-c", "cat /proc/self/cgroup"}},
-		Sandbox:   &runtime.PodSandboxConfig{},
-		Image:     &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=/bin"}}},
-		Rootfs:    root, Hostname: "joined", DaemonCaps: generate.DefaultCapabilities,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	placed := false
-	var out bytes.Buffer
-	p, err := Start(bin, spec, Stdio{Stdout: &out}, Options{CgroupJoin: join, Place: func(int) error { placed = true; return nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Wait()
 	if placed {
 		t.Error("Place was called though the init put itself in its cgroup")
 	}
 	for _, ctl := range []string{"memory", "pids"} {
-		if !strings.Contains(out.String(), ":"+ctl+":/"+name+"\n") {
-			t.Errorf("the container's cgroups:\n%s\nwant %s:/%s", out.String(), ctl, name)
+		if !strings.Contains(out, ":"+ctl+":/"+name+"\n") {
+			t.Errorf("the container's cgroups:\n%s\nwant %s:/%s", out, ctl, name)
 		}
 	}
 	// A cgroup that is not there fails the start, saying which step.
-	_, err = Start(bin, spec, Stdio{}, Options{CgroupJoin: []string{"/sys/fs/cgroup/memory/" + name + "-missing/tasks"}})
+	_, _, err = initCgroups(t, Options{CgroupJoin: []string{"/sys/fs/cgroup/memory/" + name + "-missing/tasks"}})
 	if err == nil || !strings.Contains(err.Error(), "join the container's cgroup") {
 		t.Errorf("joining a missing cgroup: %v", err)
 	}
