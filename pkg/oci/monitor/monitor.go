@@ -27,7 +27,6 @@ import (
 	"syscall"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
@@ -293,8 +292,8 @@ func (m *monitor) start(req Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
+	spec, err := executor.ParseConfig(data)
+	if err != nil {
 		return 0, fmt.Errorf("config.json: %w", err)
 	}
 	log, err := OpenLog(req.Log)
@@ -354,7 +353,7 @@ func (m *monitor) start(req Request) (int, error) {
 		defer dir.Close()
 		opts.CgroupDir = dir
 	}
-	p, err := executor.Start(m.bin, &spec, stdio, opts)
+	p, err := executor.StartConfig(m.bin, spec, stdio, opts)
 	if stdinR != nil {
 		stdinR.Close()
 		stdinR = nil
