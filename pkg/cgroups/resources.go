@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -27,6 +28,31 @@ type Resources struct {
 	// Unified holds cgroup v2 files and values to write as given, for keys
 	// the CRI has no field for (io.weight, io.max, memory.high...).
 	Unified map[string]string
+	// Devices are the device rules, in order, the first usually denying
+	// everything; nil leaves the rules as they are (a new cgroup's are
+	// its parent's).
+	Devices []DeviceRule
+}
+
+// DeviceRule allows or denies devices: Type 'a' (every device), 'c' or
+// 'b'; Major and Minor -1 for any; Access some of "rwm".
+type DeviceRule struct {
+	Allow        bool
+	Type         byte
+	Major, Minor int64
+	Access       string
+}
+
+// String is the rule as cgroup v1's devices.allow and devices.deny take
+// it: "c 1:3 rwm", "b *:* m", "a *:* rwm".
+func (d DeviceRule) String() string {
+	num := func(n int64) string {
+		if n < 0 {
+			return "*"
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	return fmt.Sprintf("%c %s:%s %s", d.Type, num(d.Major), num(d.Minor), d.Access)
 }
 
 // HugepageLimit limits one hugepage size, named as the kernel names it
@@ -69,6 +95,11 @@ func (r *Resources) Validate() error {
 	for _, h := range r.HugepageLimits {
 		if !validPageSize(h.PageSize) {
 			errs = append(errs, fmt.Errorf("hugepage_limits: page size %q is not like 2MB or 1GB", h.PageSize))
+		}
+	}
+	for i, d := range r.Devices {
+		if !strings.ContainsRune("abc", rune(d.Type)) || d.Type == 0 || d.Access == "" || strings.Trim(d.Access, "rwm") != "" {
+			errs = append(errs, fmt.Errorf("devices[%d]: %q is not a device rule (type a, b or c; access of r, w, m)", i, d.String()))
 		}
 	}
 	for k := range r.Unified {
@@ -199,6 +230,9 @@ func (r Resources) With(u *Resources) Resources {
 		} else {
 			out.HugepageLimits[i] = h
 		}
+	}
+	if u.Devices != nil {
+		out.Devices = slices.Clone(u.Devices)
 	}
 	if len(r.Unified)+len(u.Unified) > 0 {
 		out.Unified = maps.Clone(r.Unified)

@@ -121,3 +121,27 @@ func TestWithOverlaysSetFields(t *testing.T) {
 		t.Error("With changed its receiver's maps or slices")
 	}
 }
+
+func TestDeviceRules(t *testing.T) {
+	for _, tt := range []struct {
+		rule  DeviceRule
+		text  string
+		valid bool
+	}{
+		{DeviceRule{Type: 'a', Major: -1, Minor: -1, Access: "rwm"}, "a *:* rwm", true},
+		{DeviceRule{Allow: true, Type: 'c', Major: 1, Minor: 3, Access: "rwm"}, "c 1:3 rwm", true},
+		{DeviceRule{Allow: true, Type: 'c', Major: 136, Minor: -1, Access: "rw"}, "c 136:* rw", true},
+		{DeviceRule{Allow: true, Type: 'b', Major: -1, Minor: -1, Access: "m"}, "b *:* m", true},
+		{DeviceRule{Allow: true, Type: 'x', Major: 1, Minor: 1, Access: "r"}, "x 1:1 r", false},
+		{DeviceRule{Allow: true, Type: 'c', Major: 1, Minor: 1, Access: "rx"}, "c 1:1 rx", false},
+		{DeviceRule{Allow: true, Type: 'c', Major: 1, Minor: 1}, "c 1:1 ", false},
+	} {
+		if got := tt.rule.String(); got != tt.text {
+			t.Errorf("%+v is %q, want %q", tt.rule, got, tt.text)
+		}
+		err := (&Resources{Devices: []DeviceRule{tt.rule}}).Validate()
+		if (err == nil) != tt.valid {
+			t.Errorf("Validate(%q) = %v, want valid %v", tt.text, err, tt.valid)
+		}
+	}
+}

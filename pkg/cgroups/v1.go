@@ -142,6 +142,28 @@ func (c *v1) Update(r *Resources) error {
 			return err
 		}
 	}
+	return c.updateDevices(r.Devices)
+}
+
+// updateDevices writes the device rules in order, each to devices.allow
+// or devices.deny.
+func (c *v1) updateDevices(rules []DeviceRule) error {
+	if rules == nil {
+		return nil
+	}
+	d := c.dir("devices")
+	if d == "" {
+		return errors.New("device rules: the devices controller is not mounted on this host")
+	}
+	for _, r := range rules {
+		file := "devices.deny"
+		if r.Allow {
+			file = "devices.allow"
+		}
+		if err := writeFile(d, file, r.String()); err != nil {
+			return fmt.Errorf("device rule %q: %w", r.String(), err)
+		}
+	}
 	return nil
 }
 

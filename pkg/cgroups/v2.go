@@ -134,6 +134,11 @@ func (c *v2) Update(r *Resources) error {
 			return err
 		}
 	}
+	// Device rules are set once, when the cgroup is made: a second
+	// program would only narrow what the first allows.
+	if r.Devices != nil {
+		return attachDeviceProgram(d, r.Devices)
+	}
 	return nil
 }
 

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crid-dev/crid/pkg/cgroups"
 )
 
@@ -356,4 +358,36 @@ func TestCloneIntoBirthsAChildInTheCgroup(t *testing.T) {
 		t.Errorf("cgroup holds %v (%v), want the child %d", pids, err, cmd.Process.Pid)
 	}
 	stdin.Close()
+}
+
+// A process in a cgroup with device rules opens only the devices they
+// allow: v1's devices controller here, a BPF program on cgroup v2.
+func TestDeviceRulesAreEnforced(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	null, full := filepath.Join(dir, "null"), filepath.Join(dir, "full")
+	for _, d := range []struct {
+		path  string
+		minor uint32
+	}{{null, 3}, {full, 7}} {
+		if err := unix.Mknod(d.path, unix.S_IFCHR|0o666, int(unix.Mkdev(1, d.minor))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, _ := newCgroup(t, &cgroups.Resources{Devices: []cgroups.DeviceRule{
+		{Type: 'a', Major: -1, Minor: -1, Access: "rwm"},
+		{Allow: true, Type: 'c', Major: 1, Minor: 3, Access: "rwm"},
+	}})
+	w := start(t, m, "open", "OPEN="+null+":"+full)
+	var got []string
+	for range 2 {
+		line, err := w.stdout.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.TrimSpace(line))
+	}
+	if got[0] != "null ok" || got[1] != "full operation not permitted" {
+		t.Errorf("opens in the cgroup: %q, want null ok and full refused", got)
+	}
 }

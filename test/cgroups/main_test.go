@@ -8,10 +8,13 @@ package cgroupstest
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +96,16 @@ func helper(kind string) int {
 		}
 	case "sleep":
 		time.Sleep(time.Hour)
+	case "open": // open each device in OPEN and say what came of it
+		for _, p := range strings.Split(os.Getenv("OPEN"), ":") {
+			f, err := os.OpenFile(p, os.O_RDWR, 0)
+			if err != nil {
+				fmt.Printf("%s %v\n", filepath.Base(p), errors.Unwrap(err))
+				continue
+			}
+			f.Close()
+			fmt.Printf("%s ok\n", filepath.Base(p))
+		}
 	case "forks": // start children until told how many, count refusals
 		n, _ := strconv.Atoi(os.Getenv("FORKS"))
 		started, failed := 0, 0
