@@ -251,6 +251,28 @@ func (m *Manager) forget(c *Container) error {
 	return nil
 }
 
+// deviceRules are a spec's device cgroup rules in the cgroup's terms.
+func deviceRules(in []specs.LinuxDeviceCgroup) []cgroups.DeviceRule {
+	out := make([]cgroups.DeviceRule, 0, len(in))
+	for _, d := range in {
+		r := cgroups.DeviceRule{Allow: d.Allow, Type: 'a', Major: -1, Minor: -1, Access: d.Access}
+		if d.Type != "" {
+			r.Type = d.Type[0]
+		}
+		if d.Major != nil {
+			r.Major = *d.Major
+		}
+		if d.Minor != nil {
+			r.Minor = *d.Minor
+		}
+		if r.Access == "" {
+			r.Access = "rwm"
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // ImageVolume is an image mounted read-only into a container.
 type ImageVolume struct {
 	Image   *image.Image
@@ -401,6 +423,9 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (_ *Container, err
 	}
 	// The cgroup is made once its limits are final (a hook may change
 	// them); nothing runs in it before Start.
+	if r := spec.Linux.Resources; r != nil {
+		res.Devices = deviceRules(r.Devices)
+	}
 	cg, err := m.opts.Cgroups.Manager(c.Cgroup)
 	if err != nil {
 		return nil, err

@@ -670,3 +670,22 @@ func TestPodSandboxMetrics(t *testing.T) {
 	}
 	removePod(t, e.rt, e.pod)
 }
+
+// A container's root may make device nodes (CAP_MKNOD, as Docker's
+// default) but use only the devices it was given: /dev/fuse, which any
+// process may open where it is allowed, stays shut; /dev/null and the
+// rest work.
+func TestDeviceRulesGuardHostDevices(t *testing.T) {
+	e := newCtrEnv(t, 24)
+	ctx := context.Background()
+	id := e.run(t, "devices", "sleep 300")
+	resp, err := e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c",
+		"mknod /dev/f c 10 229 && echo made; (exec 3</dev/f) 2>&1 | grep -o 'Operation not permitted'; echo x > /dev/null && echo null-ok; head -c 4 /dev/urandom | wc -c; head -c 4 /dev/zero | wc -c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(resp.Stdout), "made\nOperation not permitted\nnull-ok\n4\n4\n"; got != want {
+		t.Errorf("in the container: %q, want %q (stderr %q)", got, want, resp.Stderr)
+	}
+	removePod(t, e.rt, e.pod)
+}

@@ -335,6 +335,11 @@ func StartConfig(bin *reexec.Binary, spec *Config, stdio Stdio, opts Options) (*
 		}
 	}
 	if _, err := parent.Write(append(specData, '\n')); err != nil {
+		// An init that failed in its constructors has gone before it read
+		// its spec: its message says why.
+		if msg, _ := io.ReadAll(parent); len(msg) > 0 {
+			return fail(fmt.Errorf("container init: %s", msg))
+		}
 		return fail(fmt.Errorf("send spec to container init: %w", err))
 	}
 	var head []byte

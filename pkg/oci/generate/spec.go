@@ -489,11 +489,33 @@ func mountList(in Input, privileged bool) ([]specs.Mount, error) {
 	return ms, nil
 }
 
+// DefaultDeviceRules are what every container may use besides the devices
+// it asks for, runc's and containerd's set: make any node (using it is
+// another matter), and the null, zero, full, random, urandom, tty, ptmx
+// and pty devices its /dev holds.
+var DefaultDeviceRules = func() []specs.LinuxDeviceCgroup {
+	rule := func(t string, major, minor int64, access string) specs.LinuxDeviceCgroup {
+		r := specs.LinuxDeviceCgroup{Allow: true, Type: t, Access: access}
+		if major >= 0 {
+			r.Major = &major
+		}
+		if minor >= 0 {
+			r.Minor = &minor
+		}
+		return r
+	}
+	return []specs.LinuxDeviceCgroup{
+		rule("c", -1, -1, "m"), rule("b", -1, -1, "m"),
+		rule("c", 1, 3, "rwm"), rule("c", 1, 5, "rwm"), rule("c", 1, 7, "rwm"), rule("c", 1, 8, "rwm"), rule("c", 1, 9, "rwm"),
+		rule("c", 5, 0, "rwm"), rule("c", 5, 2, "rwm"), rule("c", 136, -1, "rwm"),
+	}
+}()
+
 // devices adds the request's devices, each allowed in the device cgroup
 // for exactly its type, numbers and the access asked. A privileged
 // container may use every device.
 func devices(s *specs.Spec, devs []*runtime.Device, privileged bool, stat func(string) (specs.LinuxDevice, error)) error {
-	s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+	s.Linux.Resources = &specs.LinuxResources{Devices: append([]specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}, DefaultDeviceRules...)}
 	if privileged {
 		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 	}

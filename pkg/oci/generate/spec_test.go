@@ -344,9 +344,18 @@ func TestMaskedPathsSeccompDevices(t *testing.T) {
 	if err != nil || len(s.Linux.Devices) != 1 || s.Linux.Devices[0].Major != 10 || s.Linux.Devices[0].Path != "/dev/fuse" {
 		t.Fatalf("device: %v %+v", err, s.Linux.Devices)
 	}
+	// Deny all, the defaults, then the device asked for.
 	rules := s.Linux.Resources.Devices
-	if len(rules) != 2 || rules[0].Allow || !rules[1].Allow || *rules[1].Major != 10 || *rules[1].Minor != 229 || rules[1].Access != "rw" {
+	last := rules[len(rules)-1]
+	if len(rules) != 2+len(DefaultDeviceRules) || rules[0].Allow || rules[0].Type != "" ||
+		!last.Allow || *last.Major != 10 || *last.Minor != 229 || last.Access != "rw" {
 		t.Errorf("device rules %+v", rules)
+	}
+	for _, r := range rules[1 : len(rules)-1] {
+		// Only mknod on everything; use of a few, each by number.
+		if !r.Allow || (r.Major == nil && r.Access != "m") {
+			t.Errorf("a default rule allows too much: %+v", r)
+		}
 	}
 	if _, err := Spec(input(func(in *Input) {
 		in.Container.Devices = []*runtime.Device{{ContainerPath: "/dev/x", HostPath: "/dev/missing"}}
