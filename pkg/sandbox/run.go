@@ -167,8 +167,6 @@ func (m *Manager) cniPod(s *Sandbox) cni.Pod {
 	}
 }
 
-// makeCgroup places the pod: under the parent the kubelet made for it, or
-// in a cgroup of crid's own when it gave none.
 // placeCgroup names the pod's cgroup: the kubelet's cgroup_parent, or
 // one of crid's own under the default parent. Named before anything is
 // made, it is in the record before it exists.
