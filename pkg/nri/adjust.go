@@ -71,8 +71,27 @@ func adjust(spec *specs.Spec, res *cgroups.Resources, a *adaptation.ContainerAdj
 	if err := adjustDevices(spec, l.GetDevices()); err != nil {
 		return err
 	}
-	if l.GetResources() != nil {
-		r, err := fromNRIResources(l.GetResources())
+	if lr := l.GetResources(); lr != nil {
+		// Device rules join the container's own, after them: they are
+		// set when its cgroup is made (a resize cannot carry them).
+		for _, d := range lr.GetDevices() {
+			rule := specs.LinuxDeviceCgroup{Allow: d.GetAllow(), Type: d.GetType(), Access: d.GetAccess()}
+			if m := d.GetMajor(); m != nil {
+				v := m.GetValue()
+				rule.Major = &v
+			}
+			if m := d.GetMinor(); m != nil {
+				v := m.GetValue()
+				rule.Minor = &v
+			}
+			if spec.Linux.Resources == nil {
+				spec.Linux.Resources = &specs.LinuxResources{}
+			}
+			spec.Linux.Resources.Devices = append(spec.Linux.Resources.Devices, rule)
+		}
+		rest := proto.Clone(lr).(*adaptation.LinuxResources)
+		rest.Devices = nil
+		r, err := fromNRIResources(rest)
 		if err != nil {
 			return err
 		}

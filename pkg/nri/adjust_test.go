@@ -113,6 +113,18 @@ func TestAdjust(t *testing.T) {
 			wantRes: cgroups.Resources{MemoryLimit: 100 << 20},
 		},
 		{
+			name: "device rules join the container's",
+			adjust: &adaptation.ContainerAdjustment{Linux: &adaptation.LinuxContainerAdjustment{Resources: &adaptation.LinuxResources{
+				Devices: []*adaptation.LinuxDeviceCgroup{{Allow: true, Type: "c", Major: api.Int64(int64(10)), Minor: api.Int64(int64(200)), Access: "rw"}},
+			}}},
+			wantSpec: func(s *specs.Spec) {
+				s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+					{Allow: true, Type: "c", Major: &[]int64{10}[0], Minor: &[]int64{200}[0], Access: "rw"},
+				}}
+			},
+			wantRes: cgroups.Resources{MemoryLimit: 100 << 20},
+		},
+		{
 			name: "resources merged over the request's",
 			adjust: &adaptation.ContainerAdjustment{Linux: &adaptation.LinuxContainerAdjustment{Resources: &adaptation.LinuxResources{
 				Memory: &adaptation.LinuxMemory{Limit: api.Int64(int64(200 << 20))},

@@ -219,7 +219,7 @@ func fromNRIResources(r *adaptation.LinuxResources) (*cgroups.Resources, error) 
 	case r.GetRdtClass().GetValue() != "":
 		return nil, unsupported("resources.rdt_class")
 	case len(r.GetDevices()) > 0:
-		return nil, unsupported("resources.devices (device cgroup rules)")
+		return nil, unsupported("resources.devices in an update (device rules are set when a container is created)")
 	}
 	if err := out.Validate(); err != nil {
 		return nil, err

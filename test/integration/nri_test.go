@@ -193,6 +193,8 @@ func TestNRIPluginSeesAndAdjustsContainers(t *testing.T) {
 			Rlimits:     []*api.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 777, Hard: 777}},
 			Linux: &api.LinuxContainerAdjustment{Resources: &api.LinuxResources{
 				Memory: &api.LinuxMemory{Limit: api.Int64(int64(64 << 20))},
+				// /dev/fuse, which the container's device rules would refuse.
+				Devices: []*api.LinuxDeviceCgroup{{Allow: true, Type: "c", Major: api.Int64(int64(10)), Minor: api.Int64(int64(229)), Access: "rw"}},
 			}},
 		},
 		"hooked": {Hooks: &api.Hooks{Prestart: []*api.Hook{{Path: "/bin/true"}}}},
@@ -204,11 +206,11 @@ func TestNRIPluginSeesAndAdjustsContainers(t *testing.T) {
 
 	id := e.run(t, "adjusted", "sleep 300")
 	resp, err := e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id,
-		Cmd: []string{"sh", "-c", "echo $NRI_ADDED; ulimit -n; cat /nri/from-plugin; touch /nri/x 2>/dev/null || echo read-only"}})
+		Cmd: []string{"sh", "-c", "echo $NRI_ADDED; ulimit -n; cat /nri/from-plugin; touch /nri/x 2>/dev/null || echo read-only; mknod /dev/f c 10 229 && (exec 3</dev/f) && echo fuse-ok"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := string(resp.Stdout), "yes\n777\nplugin file\nread-only\n"; got != want {
+	if got, want := string(resp.Stdout), "yes\n777\nplugin file\nread-only\nfuse-ok\n"; got != want {
 		t.Errorf("the adjusted container says %q, want %q (stderr %q)", got, want, resp.Stderr)
 	}
 	if got := e.cgroupValue(t, id, "memory/memory.limit_in_bytes", "memory.max"); got != strconv.Itoa(64<<20) {
