@@ -3,8 +3,10 @@ package nri
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
@@ -19,7 +21,7 @@ import (
 func podSandbox(s *sandbox.Sandbox) *adaptation.PodSandbox {
 	p := &adaptation.PodSandbox{
 		Id: s.ID, Name: s.Spec.Name, Uid: s.Spec.UID, Namespace: s.Spec.Namespace,
-		Labels: s.Spec.Labels, Annotations: s.Spec.Annotations, RuntimeHandler: s.Spec.RuntimeHandler,
+		Labels: maps.Clone(s.Spec.Labels), Annotations: maps.Clone(s.Spec.Annotations), RuntimeHandler: s.Spec.RuntimeHandler,
 		Pid: uint32(s.InfraPID), Ips: s.IPs,
 		Linux: &adaptation.LinuxPodSandbox{CgroupParent: s.Spec.CgroupParent, CgroupsPath: s.Cgroup},
 	}
@@ -61,11 +63,13 @@ func readSpec(bundle string) (*specs.Spec, error) {
 }
 
 // containerInfo is a container as plugins see it: its record, the spec it
-// runs by (when there is one) and its limits.
+// runs by (when there is one) and its limits. Maps and slices are copies:
+// the library edits the request it is handed as it merges the plugins'
+// answers, and the spec is only to change by the adjustment.
 func containerInfo(c *container.Container, spec *specs.Spec, res *cgroups.Resources) *adaptation.Container {
 	out := &adaptation.Container{
 		Id: c.ID, PodSandboxId: c.SandboxID, Name: c.Name, State: containerState(c),
-		Labels: c.Labels, Annotations: c.Annotations,
+		Labels: maps.Clone(c.Labels), Annotations: maps.Clone(c.Annotations),
 		Pid: uint32(c.Pid), CreatedAt: unixNano(c.CreatedAt.UnixNano(), c.CreatedAt.IsZero()),
 		StartedAt: unixNano(c.StartedAt.UnixNano(), c.StartedAt.IsZero()), FinishedAt: unixNano(c.FinishedAt.UnixNano(), c.FinishedAt.IsZero()),
 		ExitCode: c.ExitCode, StatusReason: c.Reason, StatusMessage: c.Message,
@@ -74,10 +78,10 @@ func containerInfo(c *container.Container, spec *specs.Spec, res *cgroups.Resour
 	}
 	if spec != nil {
 		if spec.Annotations != nil {
-			out.Annotations = spec.Annotations
+			out.Annotations = maps.Clone(spec.Annotations)
 		}
 		if p := spec.Process; p != nil {
-			out.Args, out.Env = p.Args, p.Env
+			out.Args, out.Env = slices.Clone(p.Args), slices.Clone(p.Env)
 			for _, r := range p.Rlimits {
 				out.Rlimits = append(out.Rlimits, &adaptation.POSIXRlimit{Type: r.Type, Hard: r.Hard, Soft: r.Soft})
 			}
@@ -90,7 +94,7 @@ func containerInfo(c *container.Container, spec *specs.Spec, res *cgroups.Resour
 		if l := spec.Linux; l != nil {
 			out.Linux.Namespaces = api.FromOCILinuxNamespaces(l.Namespaces)
 			out.Linux.Devices = api.FromOCILinuxDevices(l.Devices)
-			out.Linux.Sysctl = l.Sysctl
+			out.Linux.Sysctl = maps.Clone(l.Sysctl)
 			if l.CgroupsPath != "" {
 				out.Linux.CgroupsPath = l.CgroupsPath
 			}
