@@ -308,3 +308,29 @@ func TestOffHostDoesNothing(t *testing.T) {
 		h.Stop()
 	}
 }
+
+func TestNoEventWithoutPlugins(t *testing.T) {
+	// Started, with no plugin connected: no event is built (this host has
+	// no managers to build one from, and would panic).
+	h := &Host{nri: new(adaptation.Adaptation)}
+	h.running.Store(true)
+	c := &container.Container{ID: "c1", SandboxID: "pod1"}
+	hooks := h.ContainerHooks()
+	if err := hooks.Start(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	hooks.Stopped(t.Context(), c)
+	hooks.Removed(t.Context(), c)
+	if err := h.SandboxHooks().Ready(t.Context(), &sandbox.Sandbox{}); err != nil {
+		t.Fatal(err)
+	}
+	// The library's count turns events on, and off again.
+	pluginCount{&h.plugins}.UpdatePluginCount(2)
+	if !h.active() {
+		t.Error("two plugins and the host is not active")
+	}
+	pluginCount{&h.plugins}.UpdatePluginCount(0)
+	if h.active() {
+		t.Error("no plugin and the host is active")
+	}
+}

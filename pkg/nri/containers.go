@@ -142,6 +142,9 @@ func (h *Host) PostUpdateContainer(ctx context.Context, id string) {
 // node has (creations wait meanwhile: BlockSync), and applies the updates
 // it answers with.
 func (h *Host) synchronize(ctx context.Context, sync adaptation.SyncCB) error {
+	// From now on a plugin may be in the library's list any moment (it
+	// says how many once it has added it): events are built again.
+	h.plugins.CompareAndSwap(0, 1)
 	var pods []*adaptation.PodSandbox
 	for _, s := range h.sandboxes.List() {
 		if !s.Creating {

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/containerd/nri/pkg/adaptation"
 	nrilog "github.com/containerd/nri/pkg/log"
@@ -34,6 +35,21 @@ type Host struct {
 	sandboxes  *sandbox.Manager
 	containers *container.Manager
 	running    atomic.Bool // Start done: the managers are set and plugins may be connected
+	// plugins is how many plugins the library holds, as it last said,
+	// raised to one while one synchronizes. With none, no event is built:
+	// each reads and decodes the container's spec, on the paths of every
+	// start, stop and removal.
+	plugins atomic.Int64
+}
+
+// pluginCount hears the library's plugin count (its Metrics are only
+// ever asked for that here).
+type pluginCount struct{ n *atomic.Int64 }
+
+func (c pluginCount) UpdatePluginCount(n int)                         { c.n.Store(int64(n)) }
+func (pluginCount) RecordPluginInvocation(string, string, error)      {}
+func (pluginCount) RecordPluginLatency(string, string, time.Duration) {}
+func (pluginCount) RecordPluginAdjustments(string, string, *adaptation.ContainerAdjustment, int, int) {
 }
 
 // New prepares the host for cfg; plugins connect only after Start. With
@@ -52,6 +68,7 @@ func New(cfg config.Config) (*Host, error) {
 		adaptation.WithSocketPath(cfg.NRI.SocketPath),
 		adaptation.WithPluginPath(cfg.NRI.PluginPath),
 		adaptation.WithPluginConfigPath(cfg.NRI.PluginConfigPath),
+		adaptation.WithMetrics(pluginCount{&h.plugins}),
 	}
 	if cfg.NRI.DisableConnections {
 		opts = append(opts, adaptation.WithDisabledExternalConnections())
@@ -81,21 +98,23 @@ func (h *Host) Start(sandboxes *sandbox.Manager, containers *container.Manager) 
 
 // Stop disconnects every plugin and closes the socket.
 func (h *Host) Stop() {
-	if !h.active() {
+	if !h.on() {
 		return
 	}
 	h.running.Store(false)
 	h.nri.Stop()
 }
 
-func (h *Host) active() bool { return h != nil && h.nri != nil && h.running.Load() }
+// on says the host is started; active, that plugins are there to hear.
+func (h *Host) on() bool     { return h != nil && h.nri != nil && h.running.Load() }
+func (h *Host) active() bool { return h.on() && h.plugins.Load() > 0 }
 
 // BlockSync holds off a newly connected plugin's synchronization until the
 // returned function is called. A request that creates a pod or container
 // holds it throughout, so a plugin either finds the new object in its
 // Synchronize or hears of it by event: never neither.
 func (h *Host) BlockSync() (unblock func()) {
-	if !h.active() {
+	if !h.on() {
 		return func() {}
 	}
 	return h.nri.BlockPluginSync().Unblock
