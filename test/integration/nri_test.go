@@ -289,10 +289,7 @@ func TestNRIPluginSeesAndAdjustsContainers(t *testing.T) {
 // A plugin that fails RunPodSandbox fails the request: the pod is not
 // listed and nothing of it is left.
 func TestNRIPluginRefusesAPod(t *testing.T) {
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, 23)
-	d := start(t, dir)
+	dir, d := podDaemon(t, 23)
 	rt := d.client(t)
 	before := countLeaks(t, dir)
 	refuser := &refusingPlugin{}

@@ -38,6 +38,16 @@ func podNet(t *testing.T, dir string, n int, extra ...string) {
 	}
 }
 
+// podDaemon starts a crid of its own on pod network n, for a test that
+// runs pods, and answers with its directory and the daemon.
+func podDaemon(t *testing.T, n int) (string, *daemon) {
+	t.Helper()
+	requireRoot(t)
+	dir := t.TempDir()
+	podNet(t, dir, n)
+	return dir, start(t, dir)
+}
+
 func podConfig(name string, edit func(*runtime.PodSandboxConfig)) *runtime.PodSandboxConfig {
 	c := &runtime.PodSandboxConfig{
 		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "it", Uid: "uid-" + name},
@@ -138,10 +148,8 @@ func readFrom(addr string) (string, error) {
 }
 
 func TestTwoPodsReachEachOtherByPodIP(t *testing.T) {
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, 1)
-	rt := start(t, dir).client(t)
+	_, d := podDaemon(t, 1)
+	rt := d.client(t)
 	a := runPod(t, rt, podConfig("pod-a", nil))
 	b := runPod(t, rt, podConfig("pod-b", nil))
 	defer removePod(t, rt, a)
@@ -165,10 +173,8 @@ func TestTwoPodsReachEachOtherByPodIP(t *testing.T) {
 }
 
 func TestHostPortReachesThePod(t *testing.T) {
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, 2)
-	rt := start(t, dir).client(t)
+	_, d := podDaemon(t, 2)
+	rt := d.client(t)
 	hostPort := 31000 + os.Getpid()%1000
 	id := runPod(t, rt, podConfig("web", func(c *runtime.PodSandboxConfig) {
 		c.PortMappings = []*runtime.PortMapping{{ContainerPort: 8080, HostPort: int32(hostPort)}}
@@ -183,10 +189,8 @@ func TestHostPortReachesThePod(t *testing.T) {
 }
 
 func TestHostNetworkPod(t *testing.T) {
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, 3)
-	rt := start(t, dir).client(t)
+	_, d := podDaemon(t, 3)
+	rt := d.client(t)
 	id := runPod(t, rt, podConfig("hostnet", func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
 	}))
@@ -209,10 +213,8 @@ func TestHostNetworkPod(t *testing.T) {
 }
 
 func TestSharedPIDNamespaceReapsOrphans(t *testing.T) {
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, 4)
-	rt := start(t, dir).client(t)
+	_, d := podDaemon(t, 4)
+	rt := d.client(t)
 	id := runPod(t, rt, podConfig("shared-pid", func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
 	}))
@@ -348,10 +350,8 @@ func TestFailedCNIAddLeavesNothing(t *testing.T) {
 }
 
 func TestNameIsReservedUntilRemoved(t *testing.T) {
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, 6)
-	rt := start(t, dir).client(t)
+	_, d := podDaemon(t, 6)
+	rt := d.client(t)
 	id := runPod(t, rt, podConfig("once", nil))
 	_, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("once", nil)})
 	if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "reserved") || !strings.Contains(err.Error(), id) {
@@ -364,10 +364,8 @@ func TestNameIsReservedUntilRemoved(t *testing.T) {
 }
 
 func TestFiftyCyclesLeakNothing(t *testing.T) {
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, 7)
-	rt := start(t, dir).client(t)
+	dir, d := podDaemon(t, 7)
+	rt := d.client(t)
 	// One cycle first: the bridge and the cgroup parent are made once and kept.
 	removePod(t, rt, runPod(t, rt, podConfig("warm", nil)))
 	before := countLeaks(t, dir)
@@ -388,10 +386,7 @@ func TestFiftyCyclesLeakNothing(t *testing.T) {
 }
 
 func TestPodSurvivesDaemonKill(t *testing.T) {
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, 8)
-	d := start(t, dir)
+	dir, d := podDaemon(t, 8)
 	rt := d.client(t)
 	id := runPod(t, rt, podConfig("survivor", func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
@@ -416,10 +411,8 @@ func TestPodSurvivesDaemonKill(t *testing.T) {
 }
 
 func TestVerboseStatusChecksTheNetwork(t *testing.T) {
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, 17)
-	rt := start(t, dir).client(t)
+	_, d := podDaemon(t, 17)
+	rt := d.client(t)
 	id := runPod(t, rt, podConfig("checked", nil))
 	defer removePod(t, rt, id)
 	_, info := inspect(t, rt, id)
@@ -473,10 +466,8 @@ func TestDualStackPodAndItsSysctls(t *testing.T) {
 }
 
 func TestInfraProcessTakesThePodsIdentity(t *testing.T) {
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, 14)
-	rt := start(t, dir).client(t)
+	_, d := podDaemon(t, 14)
+	rt := d.client(t)
 	id := runPod(t, rt, podConfig("identity", func(c *runtime.PodSandboxConfig) {
 		sc := c.Linux.SecurityContext
 		sc.NamespaceOptions.Pid = runtime.NamespaceMode_POD
