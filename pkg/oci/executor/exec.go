@@ -87,8 +87,15 @@ func ExecInit() int {
 	if cwd == "" {
 		cwd = "/"
 	}
-	if err := unix.Chdir(cwd); err != nil {
-		fmt.Fprintf(os.Stderr, "crid exec: working dir %s: %v\n", cwd, err)
+	// Joining the mount namespace made its root this process's root; the
+	// working dir is resolved inside it and checked, as the init's is.
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		err = enterWorkingDir(root, cwd, false)
+		unix.Close(root)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crid exec:", err)
 		return 126
 	}
 	argv0, err := lookPath(p.Args[0], p.Env)

@@ -99,30 +99,44 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 	unix.CloseOnExec(root)
 	// The old root, held before the rootfs covers it: pivot_root puts it
 	// under the new one, where it is detached.
+	// pivotRoot closes it, so no descriptor of the host's outlives the
+	// pivot (CVE-2024-21626).
 	oldRoot, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", fmt.Errorf("open the old root: %w", err)
 	}
-	defer unix.Close(oldRoot)
+	fail := func(err error) (string, error) {
+		unix.Close(oldRoot)
+		unix.Close(root)
+		for _, tree := range cfg.MountFDs {
+			unix.Close(tree)
+		}
+		return "", err
+	}
 	if err := unix.MoveMount(root, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return "", fmt.Errorf("attach rootfs %s: %w", rootfs, err)
+		return fail(fmt.Errorf("attach rootfs %s: %w", rootfs, err))
 	}
 	if err := unix.MountSetattr(root, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Propagation: unix.MS_PRIVATE}); err != nil {
-		return "", fmt.Errorf("make rootfs private: %w", err)
+		return fail(fmt.Errorf("make rootfs private: %w", err))
 	}
 	for i, m := range spec.Mounts {
 		tree, ok := cfg.MountFDs[i]
 		if !ok {
 			tree = -1
 		}
-		if err := mountInRoot(root, m, tree); err != nil {
-			unix.Close(root)
-			return "", err
+		err := mountInRoot(root, m, tree)
+		if ok {
+			// The tree the monitor cloned from the host: once attached
+			// (or refused) it is not held.
+			unix.Close(tree)
+			delete(cfg.MountFDs, i)
+		}
+		if err != nil {
+			return fail(err)
 		}
 		if m.Destination == "/dev" {
 			if err := makeDevices(root, spec.Linux.Devices, inUserNamespace(spec)); err != nil {
-				unix.Close(root)
-				return "", err
+				return fail(err)
 			}
 		}
 	}
@@ -154,9 +168,11 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 			return "", err
 		}
 	}
-	// The working dir is made before the root may turn read-only.
-	if err := os.MkdirAll(spec.Process.Cwd, 0o755); err != nil {
-		return "", fmt.Errorf("working dir %s: %w", spec.Process.Cwd, err)
+	// The working dir is made, and entered, before the root may turn
+	// read-only; by now the init holds no descriptor of the host's (the
+	// old root went in pivotRoot, the mount trees once attached).
+	if err := enterWorkingDir(root, spec.Process.Cwd, true); err != nil {
+		return "", err
 	}
 	if spec.Root.Readonly {
 		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
@@ -169,9 +185,6 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 		}
 	}
 	p := spec.Process
-	if err := unix.Chdir(p.Cwd); err != nil {
-		return "", fmt.Errorf("working dir %s: %w", p.Cwd, err)
-	}
 	argv0, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
 		return "", err
@@ -234,8 +247,11 @@ func newNamespace(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 }
 
 // pivotRoot makes rootfs (the root of a mount) the root, with the old root stacked on the same
-// directory and detached, so not a path of the host stays reachable.
+// directory and detached, so not a path of the host stays reachable. It
+// closes oldRoot whatever happens: the last descriptor of the host's file
+// system must not survive the pivot (CVE-2024-21626).
 func pivotRoot(rootfs, oldRoot int) error {
+	defer unix.Close(oldRoot)
 	if err := unix.Fchdir(rootfs); err != nil {
 		return fmt.Errorf("chdir rootfs: %w", err)
 	}

@@ -113,6 +113,18 @@ func resolveIn(root int, p string, file bool) (int, error) {
 	return unix.Openat2(dfd, base, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH})
 }
 
+// sameFile tells whether two descriptors name the same file.
+func sameFile(a, b int) (bool, error) {
+	var sa, sb unix.Stat_t
+	if err := unix.Fstat(a, &sa); err != nil {
+		return false, err
+	}
+	if err := unix.Fstat(b, &sb); err != nil {
+		return false, err
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
+}
+
 // reopenDir turns an O_PATH directory fd into one that *at calls accept
 // for creating entries, and checks it is a directory.
 func reopenDir(fd int) (int, error) {
@@ -149,6 +161,15 @@ func mountInRoot(root int, m specs.Mount, tree int) error {
 		return err
 	}
 	defer unix.Close(target)
+	// A destination of "/..", or a symlink of the image's pointing at
+	// "/", resolves to the root itself: a mount there would replace the
+	// container's whole root with the source.
+	if same, err := sameFile(root, target); err != nil || same {
+		if err == nil {
+			err = errors.New("it resolves to the container's root")
+		}
+		return fmt.Errorf("mount at %s: %w: refused", m.Destination, err)
+	}
 
 	switch {
 	case tree >= 0:
