@@ -63,16 +63,20 @@ type Config struct {
 
 // RuntimeConfig is the [runtime] table.
 type RuntimeConfig struct {
-	CgroupDriver   string `toml:"cgroup_driver" json:"cgroup_driver" doc:"\"cgroupfs\", the only driver crid has; the kubelet's cgroupDriver must be cgroupfs too (kubeadm defaults to systemd: set it)."`
-	PidsLimit      int64  `toml:"pids_limit" json:"pids_limit" doc:"Most processes and threads a container may have, unless its pod says otherwise; -1 for no limit, 0 to leave the pod cgroup's."`
-	DefaultHandler string `toml:"default_handler" json:"default_handler" doc:"Runtime handler used when a pod names none (RuntimeClass handler). A DNS label."`
+	CgroupDriver        string `toml:"cgroup_driver" json:"cgroup_driver" doc:"\"cgroupfs\", the only driver crid has; the kubelet's cgroupDriver must be cgroupfs too (kubeadm defaults to systemd: set it)."`
+	PidsLimit           int64  `toml:"pids_limit" json:"pids_limit" doc:"Most processes and threads a container may have, unless its pod says otherwise; -1 for no limit, 0 to leave the pod cgroup's."`
+	DefaultHandler      string `toml:"default_handler" json:"default_handler" doc:"Runtime handler used when a pod names none (RuntimeClass handler). A DNS label."`
+	ExecSyncOutputLimit int    `toml:"exec_sync_output_limit" json:"exec_sync_output_limit" doc:"Bytes of each stream ExecSync keeps (probes, crictl exec -s); the rest is read and dropped, and the reply's stderr says so. The kubelet reads 10 KiB of a probe's output. At most 8323072, so both streams fit one 16 MiB reply."`
 }
 
 // ImageConfig is the [image] table.
 type ImageConfig struct {
-	RegistriesConf      string   `toml:"registries_conf" json:"registries_conf" doc:"containers-registries.conf(5) v2 file: registry remaps, mirrors, insecure and blocked registries. A missing file means no remaps."`
-	PinnedImages        []string `toml:"pinned_images" json:"pinned_images" doc:"Images that image garbage collection never removes; ImageStatus reports them pinned."`
-	PullProgressTimeout string   `toml:"pull_progress_timeout" json:"pull_progress_timeout" doc:"A layer download that receives nothing for this long fails, instead of holding the pull forever (Go duration: 30s, 2m)."`
+	RegistriesConf        string   `toml:"registries_conf" json:"registries_conf" doc:"containers-registries.conf(5) v2 file: registry remaps, mirrors, insecure and blocked registries. A missing file means no remaps."`
+	PinnedImages          []string `toml:"pinned_images" json:"pinned_images" doc:"Images that image garbage collection never removes; ImageStatus reports them pinned."`
+	PullProgressTimeout   string   `toml:"pull_progress_timeout" json:"pull_progress_timeout" doc:"A layer download that receives nothing for this long fails, instead of holding the pull forever (Go duration: 30s, 2m)."`
+	ConnectTimeout        string   `toml:"connect_timeout" json:"connect_timeout" doc:"How long connecting to a registry may take (Go duration)."`
+	TLSHandshakeTimeout   string   `toml:"tls_handshake_timeout" json:"tls_handshake_timeout" doc:"How long a registry's TLS handshake may take (Go duration)."`
+	ResponseHeaderTimeout string   `toml:"response_header_timeout" json:"response_header_timeout" doc:"How long a registry may take to start answering a request once it is sent: one that accepts the connection and never answers fails the pull after this (Go duration)."`
 }
 
 // NetworkConfig is the [network] table.
@@ -101,11 +105,17 @@ func Default() Config {
 		Runtime: RuntimeConfig{
 			CgroupDriver:   CgroupDriverCgroupfs,
 			DefaultHandler: "crid",
+			// Enough for any probe (the kubelet keeps 10 KiB), small enough
+			// that ten execs printing without end hold a few MiB in all.
+			ExecSyncOutputLimit: 256 << 10,
 		},
 		Image: ImageConfig{
-			RegistriesConf:      "/etc/containers/registries.conf",
-			PinnedImages:        []string{},
-			PullProgressTimeout: "1m",
+			RegistriesConf:        "/etc/containers/registries.conf",
+			PinnedImages:          []string{},
+			PullProgressTimeout:   "1m",
+			ConnectTimeout:        "30s",
+			TLSHandshakeTimeout:   "10s",
+			ResponseHeaderTimeout: "1m",
 		},
 		Network: NetworkConfig{
 			CNIConfigDir:  "/etc/cni/net.d",
@@ -178,6 +188,14 @@ func (e *FieldError) Error() string { return e.Key + ": " + e.Reason }
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
+// MaxMessageSize is the largest gRPC message crid sends or takes, as large
+// as the kubelet's (16 MiB).
+const MaxMessageSize = 16 << 20
+
+// MaxExecSyncOutputLimit is the largest runtime.exec_sync_output_limit:
+// an ExecSync reply carries both streams, and leaves 64 KiB for the rest.
+const MaxExecSyncOutputLimit = (MaxMessageSize - 64<<10) / 2
+
 // maxSocketPath is the size of sun_path less its terminating NUL.
 const maxSocketPath = 107
 
@@ -223,6 +241,9 @@ func (c *Config) Validate() error {
 	if c.Runtime.PidsLimit < -1 {
 		bad("runtime.pids_limit", "%d: use -1 for no limit, 0 to leave the pod's, or a positive count", c.Runtime.PidsLimit)
 	}
+	if n := c.Runtime.ExecSyncOutputLimit; n < 1 || n > MaxExecSyncOutputLimit {
+		bad("runtime.exec_sync_output_limit", "%d: use a byte count from 1 to %d (both streams and the reply's framing must fit the 16 MiB message limit)", n, MaxExecSyncOutputLimit)
+	}
 	if !dnsLabel.MatchString(c.Runtime.DefaultHandler) {
 		bad("runtime.default_handler", "%q is not a DNS label (lower-case letters, digits and '-', at most 63)", c.Runtime.DefaultHandler)
 	}
@@ -234,8 +255,15 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	if d, err := time.ParseDuration(c.Image.PullProgressTimeout); err != nil || d <= 0 {
-		bad("image.pull_progress_timeout", "%q is not a positive duration such as 30s or 2m", c.Image.PullProgressTimeout)
+	for _, f := range []struct{ key, value string }{
+		{"image.pull_progress_timeout", c.Image.PullProgressTimeout},
+		{"image.connect_timeout", c.Image.ConnectTimeout},
+		{"image.tls_handshake_timeout", c.Image.TLSHandshakeTimeout},
+		{"image.response_header_timeout", c.Image.ResponseHeaderTimeout},
+	} {
+		if d, err := time.ParseDuration(f.value); err != nil || d <= 0 {
+			bad(f.key, "%q is not a positive duration such as 30s or 2m", f.value)
+		}
 	}
 
 	absPath("network.cni_config_dir", c.Network.CNIConfigDir)
@@ -309,6 +337,15 @@ func ParseLogLevel(level string) (int, error) {
 func (c *Config) PullProgressTimeout() time.Duration {
 	d, _ := time.ParseDuration(c.Image.PullProgressTimeout)
 	return d
+}
+
+// RegistryTimeouts are image.connect_timeout, tls_handshake_timeout and
+// response_header_timeout as durations; the values have been validated.
+func (c *Config) RegistryTimeouts() (connect, handshake, responseHeader time.Duration) {
+	connect, _ = time.ParseDuration(c.Image.ConnectTimeout)
+	handshake, _ = time.ParseDuration(c.Image.TLSHandshakeTimeout)
+	responseHeader, _ = time.ParseDuration(c.Image.ResponseHeaderTimeout)
+	return connect, handshake, responseHeader
 }
 
 // NRITimeouts are nri.plugin_registration_timeout and

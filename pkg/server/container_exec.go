@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,24 +19,32 @@ import (
 	"github.com/crid-dev/crid/pkg/oci/executor"
 )
 
-// maxExecOutput caps what ExecSync keeps of each stream: a probe that
-// prints without end must not fill crid's memory.
-const maxExecOutput = 16 << 20
-
-type cappedBuffer struct {
-	bytes.Buffer
-	max int
+// boundedOutput keeps the first max bytes written to it and counts the
+// rest, which it drops: a probe that prints without end must not fill
+// crid's memory, and must not block on a full pipe either, so the rest is
+// read and thrown away rather than left unread. It has Write alone, on
+// purpose: io.Copy prefers a writer's ReadFrom, and a buffer offering one
+// (bytes.Buffer's) grows with whatever the reader has, past any cap
+// Write enforces (100 MB from one exec once grew crid by 500 MiB).
+type boundedOutput struct {
+	data    []byte
+	max     int
+	dropped int64
 }
 
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		if len(p) > room {
-			b.Buffer.Write(p[:room])
-		} else {
-			b.Buffer.Write(p)
-		}
-	}
+func (b *boundedOutput) Write(p []byte) (int, error) {
+	keep := min(len(p), b.max-len(b.data))
+	b.data = append(b.data, p[:keep]...)
+	b.dropped += int64(len(p) - keep)
 	return len(p), nil
+}
+
+// truncation says what was dropped of a stream, for the reply's stderr.
+func (b *boundedOutput) truncation(stream string) string {
+	if b.dropped == 0 {
+		return ""
+	}
+	return fmt.Sprintf("\ncrid: %s truncated: %d bytes past runtime.exec_sync_output_limit (%d) were dropped\n", stream, b.dropped, b.max)
 }
 
 // ExecSync runs a command in a running container as its process runs
@@ -59,7 +66,8 @@ func (s *Server) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*r
 	if err != nil {
 		return nil, err
 	}
-	stdout, stderr := &cappedBuffer{max: maxExecOutput}, &cappedBuffer{max: maxExecOutput}
+	limit := s.cfg.Runtime.ExecSyncOutputLimit
+	stdout, stderr := &boundedOutput{max: limit}, &boundedOutput{max: limit}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -96,7 +104,10 @@ func (s *Server) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*r
 	} else if err != nil {
 		return nil, fmt.Errorf("exec in container %s: %w", c.ID, err)
 	}
-	return &runtime.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+	// The notes go past the limit, by less than the 64 KiB the message
+	// limit leaves besides both streams.
+	errOut := append(stderr.data, stdout.truncation("stdout")+stderr.truncation("stderr")...)
+	return &runtime.ExecSyncResponse{Stdout: stdout.data, Stderr: errOut, ExitCode: int32(code)}, nil
 }
 
 // execCmd prepares cmd to run in container c as its own process runs.

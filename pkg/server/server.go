@@ -78,10 +78,9 @@ func (s *Server) Register(g *grpc.Server) {
 // interceptors that log, recover and map errors, and message limits as
 // large as the kubelet's (16 MiB), so ListContainers of a full node fits.
 func ServerOptions() []grpc.ServerOption {
-	const maxMsg = 16 << 20
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(maxMsg),
-		grpc.MaxSendMsgSize(maxMsg),
+		grpc.MaxRecvMsgSize(config.MaxMessageSize),
+		grpc.MaxSendMsgSize(config.MaxMessageSize),
 		grpc.ChainUnaryInterceptor(unaryInterceptor),
 		grpc.ChainStreamInterceptor(streamInterceptor),
 	}
