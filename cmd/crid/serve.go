@@ -64,12 +64,14 @@ func serve(cfg config.Config) error {
 		return err
 	}
 	defer st.Close()
+	connect, handshake, responseHeader := cfg.RegistryTimeouts()
 	images, err := image.New(image.Options{
 		Layout:         image.Layout{Root: cfg.Root},
 		Store:          st,
 		RegistriesConf: cfg.Image.RegistriesConf,
 		Pinned:         cfg.Image.PinnedImages,
 		StallTimeout:   cfg.PullProgressTimeout(),
+		Timeouts:       image.Timeouts{Connect: connect, TLSHandshake: handshake, ResponseHeader: responseHeader},
 	})
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)

@@ -59,6 +59,8 @@ type Options struct {
 	// StallTimeout fails a layer download that has received nothing for
 	// this long.
 	StallTimeout time.Duration
+	// Timeouts bound each step of a registry request.
+	Timeouts Timeouts
 	// ParallelLayers is how many layers of one pull download at once.
 	ParallelLayers int
 	// LayersInUse, when set, names the chain IDs that something other than
@@ -66,6 +68,24 @@ type Options struct {
 	LayersInUse func() map[string]bool
 	// OnPull, when set, hears of every pull: the observability hook.
 	OnPull func(image string, bytes int64, took time.Duration, err error)
+}
+
+// Timeouts bound the steps of a registry request; zero takes the default.
+type Timeouts struct {
+	Connect, TLSHandshake, ResponseHeader time.Duration
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	if t.Connect <= 0 {
+		t.Connect = 30 * time.Second
+	}
+	if t.TLSHandshake <= 0 {
+		t.TLSHandshake = 10 * time.Second
+	}
+	if t.ResponseHeader <= 0 {
+		t.ResponseHeader = time.Minute
+	}
+	return t
 }
 
 // Service holds the images of a node and answers the CRI image calls from
@@ -78,7 +98,7 @@ type Service struct {
 	byName map[string]string // normalised tag or digest name -> ID
 	pinned map[string]bool   // normalised names and IDs
 
-	pulls   singleflight.Group // by normalised name: one pull of an image at a time
+	pulls   sharedWork         // by normalised name: one pull of an image at a time
 	unpacks singleflight.Group // by chain ID: one unpack of a layer at a time
 
 	layerMu  sync.Mutex
@@ -112,8 +132,8 @@ func New(opts Options) (*Service, error) {
 		byName:   map[string]string{},
 		pinned:   map[string]bool{},
 		inFlight: map[string]int{},
-		secure:   newTransport(false),
-		insecure: newTransport(true),
+		secure:   newTransport(false, opts.Timeouts.withDefaults()),
+		insecure: newTransport(true, opts.Timeouts.withDefaults()),
 	}
 	for _, p := range opts.Pinned {
 		if n, err := reference.Parse(p); err == nil {

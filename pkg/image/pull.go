@@ -5,9 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -48,7 +51,7 @@ func (s *Service) Pull(ctx context.Context, image string, auth Auth) (*Image, er
 		return nil, err
 	}
 	start := time.Now()
-	v, err, _ := s.pulls.Do(n.String(), func() (any, error) {
+	v, err := s.pulls.Do(ctx, n.String(), func(ctx context.Context) (any, error) {
 		img, bytes, err := s.pull(ctx, n, auth)
 		if s.opts.OnPull != nil {
 			s.opts.OnPull(n.String(), bytes, time.Since(start), err)
@@ -106,14 +109,35 @@ func hostPlatform() v1.Platform {
 	return p
 }
 
-func newTransport(insecure bool) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.IdleConnTimeout = 30 * time.Second
+// newTransport is the HTTP transport of every pull. Each step of a request
+// has its own timeout, as a context deadline would cover the whole pull:
+// a registry that accepts the connection and never answers otherwise
+// holds PullImage for ever (the stall timeout covers layer bodies only).
+func newTransport(insecure bool, t Timeouts) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.IdleConnTimeout = 30 * time.Second
+	tr.DialContext = (&net.Dialer{Timeout: t.Connect, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = t.TLSHandshake
+	tr.ResponseHeaderTimeout = t.ResponseHeader
 	if insecure {
 		// Only for registries the operator marked insecure.
-		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec
 	}
-	return t
+	return tr
+}
+
+// retryable says which failed registry requests are tried again: broken
+// connections, as the registry client does by default, but never a
+// timeout. Three tries of a registry that does not answer took three
+// times the configured timeout (and again for the plain-HTTP fallback);
+// the kubelet backs off and pulls again anyway.
+func retryable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
 func (s *Service) transportFor(insecure bool) http.RoundTripper {
@@ -133,7 +157,8 @@ func (s *Service) pullFrom(ctx context.Context, want reference.Named, ep registr
 		return nil, 0, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuth(auth.authenticator()),
-		remote.WithPlatform(hostPlatform()), remote.WithTransport(s.transportFor(ep.Insecure)))
+		remote.WithPlatform(hostPlatform()), remote.WithTransport(s.transportFor(ep.Insecure)),
+		remote.WithRetryPredicate(retryable))
 	if err != nil {
 		return nil, 0, registryErr(err)
 	}

@@ -718,3 +718,85 @@ func TestPullsShareConnections(t *testing.T) {
 		t.Errorf("5 pulls, one after another, opened %d connections", n)
 	}
 }
+
+// silentRegistry accepts connections and never answers a byte.
+func silentRegistry(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return l.Addr().String()
+}
+
+func TestRegistryThatNeverAnswersFailsThePullInTime(t *testing.T) {
+	requireRoot(t)
+	addr := silentRegistry(t)
+	im := newImages(t, "", func(o *image.Options) {
+		o.Timeouts.ResponseHeader, o.Timeouts.TLSHandshake = time.Second, time.Second
+	})
+	start := time.Now()
+	_, err := im.Pull(context.Background(), addr+"/silent:1", image.Auth{})
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("a pull from a registry that never answers: %v; want a timeout", err)
+	}
+	// A loopback registry is tried over TLS, then plain HTTP: one
+	// timeout each, and no retry of a timeout.
+	if took > 5*time.Second {
+		t.Errorf("the pull took %v to fail with 1 s handshake and response-header timeouts", took)
+	}
+	t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
+}
+
+func TestConcurrentPullsEachEndByTheirOwnDeadline(t *testing.T) {
+	requireRoot(t)
+	addr := silentRegistry(t)
+	im := newImages(t, "", func(o *image.Options) { o.Timeouts.ResponseHeader = time.Minute })
+	deadlines := []time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}
+	took := make([]time.Duration, len(deadlines))
+	errs := make([]error, len(deadlines))
+	var wg sync.WaitGroup
+	for i, d := range deadlines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			defer cancel()
+			start := time.Now()
+			_, errs[i] = im.Pull(ctx, addr+"/silent:1", image.Auth{})
+			took[i] = time.Since(start)
+		}()
+		time.Sleep(50 * time.Millisecond) // the second joins the first's pull
+	}
+	wg.Wait()
+	for i, d := range deadlines {
+		if !errors.Is(errs[i], context.DeadlineExceeded) {
+			t.Errorf("pull %d (deadline %v): %v; want DeadlineExceeded", i, d, errs[i])
+		}
+		if took[i] < d-100*time.Millisecond || took[i] > d+2*time.Second {
+			t.Errorf("pull %d with a %v deadline ended after %v: not by its own deadline", i, d, took[i])
+		}
+	}
+}
