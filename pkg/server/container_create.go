@@ -21,6 +21,7 @@ import (
 	"github.com/crid-dev/crid/pkg/oci/caps"
 	"github.com/crid-dev/crid/pkg/oci/generate"
 	"github.com/crid-dev/crid/pkg/sandbox"
+	"github.com/crid-dev/crid/pkg/validate"
 )
 
 // CreateContainer makes a container in a ready sandbox from a pulled
@@ -28,15 +29,11 @@ import (
 // does not run it.
 func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
 	c := req.GetConfig()
-	switch {
-	case req.PodSandboxId == "":
+	if req.PodSandboxId == "" {
 		return nil, invalid("pod_sandbox_id", "is empty")
-	case c == nil:
-		return nil, invalid("config", "is missing")
-	case c.GetMetadata().GetName() == "":
-		return nil, invalid("config.metadata.name", "is empty")
-	case c.GetImage().GetImage() == "":
-		return nil, invalid("config.image.image", "is empty")
+	}
+	if err := validate.Container(c); err != nil {
+		return nil, err
 	}
 	// A plugin connecting now finds the container in its Synchronize or
 	// hears of it by event.
@@ -58,8 +55,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	}
 	logPath := ""
 	if c.LogPath != "" {
-		if filepath.IsAbs(c.LogPath) || strings.Contains(c.LogPath, "..") || sb.Spec.LogDirectory == "" {
-			return nil, invalid("config.log_path", "%q must be relative, without .., to the sandbox's log_directory %q", c.LogPath, sb.Spec.LogDirectory)
+		if sb.Spec.LogDirectory == "" {
+			return nil, invalid("config.log_path", "%q is relative to the pod's log_directory, and the pod has none", c.LogPath)
 		}
 		logPath = filepath.Join(sb.Spec.LogDirectory, c.LogPath)
 	}

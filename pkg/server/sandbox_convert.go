@@ -11,31 +11,17 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/sandbox"
+	"github.com/crid-dev/crid/pkg/validate"
 )
 
 // sandboxSpec checks a PodSandboxConfig and translates it. Every refusal
 // names the field and happens before anything is made.
 func (s *Server) sandboxSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, error) {
 	c := req.GetConfig()
-	if c == nil {
-		return sandbox.Spec{}, invalid("config", "is missing")
+	if err := validate.Sandbox(c); err != nil {
+		return sandbox.Spec{}, err
 	}
 	md := c.GetMetadata()
-	switch {
-	case md == nil:
-		return sandbox.Spec{}, invalid("config.metadata", "is missing: name, namespace and uid are required")
-	case md.Name == "":
-		return sandbox.Spec{}, invalid("config.metadata.name", "is empty")
-	case md.Namespace == "":
-		return sandbox.Spec{}, invalid("config.metadata.namespace", "is empty")
-	case md.Uid == "":
-		return sandbox.Spec{}, invalid("config.metadata.uid", "is empty")
-	}
-	for field, v := range map[string]string{"name": md.Name, "namespace": md.Namespace, "uid": md.Uid} {
-		if strings.ContainsAny(v, "_/\x00") {
-			return sandbox.Spec{}, invalid("config.metadata."+field, "%q contains '_', '/' or NUL", v)
-		}
-	}
 	handler := req.GetRuntimeHandler()
 	if handler != "" && handler != s.cfg.Runtime.DefaultHandler {
 		return sandbox.Spec{}, invalid("runtime_handler", "%q is not a handler of this runtime (it has %q)", handler, s.cfg.Runtime.DefaultHandler)
@@ -51,14 +37,7 @@ func (s *Server) sandboxSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, e
 	if dns := c.GetDnsConfig(); dns != nil {
 		spec.DNS = &sandbox.DNS{Servers: dns.Servers, Searches: dns.Searches, Options: dns.Options}
 	}
-	for i, pm := range c.GetPortMappings() {
-		field := fmt.Sprintf("config.port_mappings[%d]", i)
-		if pm.ContainerPort <= 0 || pm.ContainerPort > 65535 {
-			return sandbox.Spec{}, invalid(field+".container_port", "%d is not a port", pm.ContainerPort)
-		}
-		if pm.HostPort < 0 || pm.HostPort > 65535 {
-			return sandbox.Spec{}, invalid(field+".host_port", "%d is not a port", pm.HostPort)
-		}
+	for _, pm := range c.GetPortMappings() {
 		if pm.HostPort == 0 {
 			continue // only exposed, not published on the node
 		}
