@@ -11,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crid-dev/crid/pkg/errdefs"
 )
 
 // Manager is one cgroup, a pod's or a container's, on every hierarchy the
@@ -221,6 +225,16 @@ func writeFile(dir, name, value string) error {
 	}
 	defer f.Close()
 	if _, err := f.WriteString(value); err != nil {
+		// The kernel parses what it is given: EINVAL and ERANGE are a
+		// value this node cannot take (a cpuset past its CPUs, a limit out
+		// of range), EBUSY one it cannot take now (a memory limit below
+		// what the cgroup uses). The caller must hear which, not Unknown.
+		switch {
+		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ERANGE):
+			err = fmt.Errorf("%w (%w)", err, errdefs.ErrInvalidArgument)
+		case errors.Is(err, unix.EBUSY):
+			err = fmt.Errorf("%w (%w)", err, errdefs.ErrFailedPrecondition)
+		}
 		return fmt.Errorf("write %q to %s: %w", value, p, err)
 	}
 	return nil

@@ -169,6 +169,11 @@ func applySysctls(s *Sandbox) error {
 		value := s.Spec.Sysctls[name]
 		write := func() error {
 			if err := os.WriteFile(path, []byte(value), 0); err != nil {
+				// The kernel refuses a value it cannot parse or that is out
+				// of range: that is the request's fault, not the node's.
+				if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ERANGE) {
+					return fmt.Errorf("linux.sysctls: %s=%q: the kernel refuses the value (%v): %w", name, value, err, errdefs.ErrInvalidArgument)
+				}
 				return fmt.Errorf("sysctl %s=%q: %w", name, value, err)
 			}
 			return nil

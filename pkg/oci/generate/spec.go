@@ -91,7 +91,7 @@ func Spec(in Input) (*specs.Spec, error) {
 	sc := c.GetLinux().GetSecurityContext()
 	privileged := sc.GetPrivileged()
 	if privileged && !in.Sandbox.GetLinux().GetSecurityContext().GetPrivileged() {
-		return nil, errors.New("linux.security_context.privileged: the pod is not privileged, so its containers may not be")
+		return nil, badInput("linux.security_context.privileged: the pod is not privileged, so its containers may not be")
 	}
 
 	args, err := processArgs(c, in.Image.Config)
@@ -106,7 +106,7 @@ func Spec(in Input) (*specs.Spec, error) {
 		NoNewPrivileges: sc.GetNoNewPrivs(),
 	}
 	if !path.IsAbs(proc.Cwd) {
-		return nil, fmt.Errorf("working_dir %q is not an absolute path", proc.Cwd)
+		return nil, badInput("working_dir %q is not an absolute path", proc.Cwd)
 	}
 	user, err := identity(in)
 	if err != nil {
@@ -177,7 +177,7 @@ func Spec(in Input) (*specs.Spec, error) {
 // host's root owns are the container root's.
 func userNamespace(s *specs.Spec, in Input, sc *runtime.LinuxContainerSecurityContext) error {
 	if opts := sc.GetNamespaceOptions().GetUsernsOptions(); opts != nil && opts.Mode != runtime.NamespaceMode_POD {
-		return fmt.Errorf("linux.security_context.namespace_options.userns_options.mode: %s, but the pod runs in a user namespace of its own (POD)", opts.Mode)
+		return badInput("linux.security_context.namespace_options.userns_options.mode: %s, but the pod runs in a user namespace of its own (POD)", opts.Mode)
 	}
 	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: in.UserNS})
 	s.Linux.UIDMappings, s.Linux.GIDMappings = in.UIDMappings, in.GIDMappings
@@ -207,7 +207,7 @@ func processArgs(c *runtime.ContainerConfig, img v1.Config) ([]string, error) {
 	}
 	args := append(append([]string{}, entrypoint...), cmd...)
 	if len(args) == 0 {
-		return nil, errors.New("no command: the container sets neither command nor args, and the image has no entrypoint or cmd")
+		return nil, badInput("no command: the container sets neither command nor args, and the image has no entrypoint or cmd")
 	}
 	return args, nil
 }
@@ -264,7 +264,7 @@ func identity(in Input) (Identity, error) {
 		userSpec = sc.GetRunAsUsername()
 	}
 	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
-		return Identity{}, errors.New("linux.security_context.run_as_group is set without run_as_user or run_as_username")
+		return Identity{}, badInput("linux.security_context.run_as_group is set without run_as_user or run_as_username")
 	}
 	// The image's group applies only to the image's user.
 	if sc.GetRunAsUser() != nil || sc.GetRunAsUsername() != "" {
@@ -272,7 +272,7 @@ func identity(in Input) (Identity, error) {
 	}
 	id, err := in.Users.Resolve(userSpec)
 	if err != nil {
-		return id, fmt.Errorf("user of the container: %w", err)
+		return id, badInput("user of the container: %w", err)
 	}
 	if g := sc.GetRunAsGroup(); g != nil {
 		id.GID = uint32(g.GetValue())
@@ -328,7 +328,7 @@ func capabilities(sc *runtime.LinuxContainerSecurityContext, privileged bool, da
 			}
 			name := capName(a)
 			if !held[name] {
-				return nil, fmt.Errorf("linux.security_context.capabilities.add_capabilities: %s is not held by the runtime on this host, so no container can have it", name)
+				return nil, badInput("linux.security_context.capabilities.add_capabilities: %s is not held by the runtime on this host, so no container can have it", name)
 			}
 			current[name] = true
 		}
@@ -352,15 +352,15 @@ func capName(c string) string {
 
 func namespaces(in Input, sc *runtime.LinuxContainerSecurityContext) ([]specs.LinuxNamespace, error) {
 	if sc.GetNamespaceOptions().GetPid() == runtime.NamespaceMode_TARGET {
-		return nil, errors.New("linux.security_context.namespace_options.pid: TARGET (sharing another container's PID namespace) is not supported yet")
+		return nil, badInput("linux.security_context.namespace_options.pid: TARGET (sharing another container's PID namespace) is not supported yet")
 	}
 	if sc.GetNamespaceOptions().GetPid() == runtime.NamespaceMode_NODE && !in.HostPID {
-		return nil, errors.New("linux.security_context.namespace_options.pid: NODE needs a pod with host PID")
+		return nil, badInput("linux.security_context.namespace_options.pid: NODE needs a pod with host PID")
 	}
 	if mode := sc.GetNamespaceOptions().GetUsernsOptions().GetMode(); mode == runtime.NamespaceMode_POD && in.UserNS == "" && sc.GetNamespaceOptions().GetUsernsOptions() != nil {
-		return nil, errors.New("linux.security_context.namespace_options.userns_options.mode: POD, but the pod has no user namespace (its sandbox was made with mode NODE)")
+		return nil, badInput("linux.security_context.namespace_options.userns_options.mode: POD, but the pod has no user namespace (its sandbox was made with mode NODE)")
 	} else if mode == runtime.NamespaceMode_CONTAINER || mode == runtime.NamespaceMode_TARGET {
-		return nil, fmt.Errorf("linux.security_context.namespace_options.userns_options.mode: %s is not supported: use POD (the pod's user namespace) or NODE", mode)
+		return nil, badInput("linux.security_context.namespace_options.userns_options.mode: %s is not supported: use POD (the pod's user namespace) or NODE", mode)
 	}
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
 	if !in.HostNetwork {
@@ -429,31 +429,31 @@ func mountList(in Input, privileged bool) ([]specs.Mount, error) {
 	for i, m := range in.Container.GetMounts() {
 		field := fmt.Sprintf("mounts[%d]", i)
 		if !path.IsAbs(m.ContainerPath) {
-			return nil, fmt.Errorf("%s.container_path %q is not absolute", field, m.ContainerPath)
+			return nil, badInput("%s.container_path %q is not absolute", field, m.ContainerPath)
 		}
 		if m.GetImage().GetImage() != "" {
 			if !m.Readonly {
-				return nil, fmt.Errorf("%s: an image volume must be read-only", field)
+				return nil, badInput("%s: an image volume must be read-only", field)
 			}
 			src, ok := in.ImageVolumes[i]
 			if !ok {
-				return nil, fmt.Errorf("%s.image %q is not mounted", field, m.Image.Image)
+				return nil, badInput("%s.image %q is not mounted", field, m.Image.Image)
 			}
 			ms = append(ms, specs.Mount{Destination: path.Clean(m.ContainerPath), Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "ro", "nosuid", "nodev"}})
 			continue
 		}
 		if m.HostPath == "" || !path.IsAbs(m.HostPath) {
-			return nil, fmt.Errorf("%s.host_path %q is not absolute", field, m.HostPath)
+			return nil, badInput("%s.host_path %q is not absolute", field, m.HostPath)
 		}
 		if m.RecursiveReadOnly {
 			// A recursive read-only mount must stay read-only all the way
 			// down: it needs ro, and a propagation that cannot bring a
 			// new, writable submount in from the host later.
 			if !m.Readonly {
-				return nil, fmt.Errorf("%s.recursive_read_only needs readonly: true as well", field)
+				return nil, badInput("%s.recursive_read_only needs readonly: true as well", field)
 			}
 			if m.Propagation != runtime.MountPropagation_PROPAGATION_PRIVATE {
-				return nil, fmt.Errorf("%s.recursive_read_only needs propagation PROPAGATION_PRIVATE, not %s: mounts propagated from the host would not be read-only", field, m.Propagation)
+				return nil, badInput("%s.recursive_read_only needs propagation PROPAGATION_PRIVATE, not %s: mounts propagated from the host would not be read-only", field, m.Propagation)
 			}
 		}
 		opts := []string{"rbind"}
@@ -464,7 +464,7 @@ func mountList(in Input, privileged bool) ([]specs.Mount, error) {
 			opts = append(opts, "rslave")
 		case runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
 			if !privileged {
-				return nil, fmt.Errorf("%s.propagation: Bidirectional needs a privileged container", field)
+				return nil, badInput("%s.propagation: Bidirectional needs a privileged container", field)
 			}
 			opts = append(opts, "rshared")
 		}
@@ -522,21 +522,21 @@ func devices(s *specs.Spec, devs []*runtime.Device, privileged bool, stat func(s
 	for i, d := range devs {
 		field := fmt.Sprintf("devices[%d]", i)
 		if !path.IsAbs(d.ContainerPath) || !path.IsAbs(d.HostPath) {
-			return fmt.Errorf("%s: %q -> %q: both paths must be absolute", field, d.HostPath, d.ContainerPath)
+			return badInput("%s: %q -> %q: both paths must be absolute", field, d.HostPath, d.ContainerPath)
 		}
 		perms := d.Permissions
 		if perms == "" {
 			perms = "rwm"
 		}
 		if strings.Trim(perms, "rwm") != "" {
-			return fmt.Errorf("%s.permissions %q: only r, w and m", field, perms)
+			return badInput("%s.permissions %q: only r, w and m", field, perms)
 		}
 		if stat == nil {
 			return fmt.Errorf("%s: no way to look up host devices", field)
 		}
 		dev, err := stat(d.HostPath)
 		if err != nil {
-			return fmt.Errorf("%s.host_path %s: %w", field, d.HostPath, err)
+			return badInput("%s.host_path %s: %w", field, d.HostPath, err)
 		}
 		dev.Path = d.ContainerPath
 		s.Linux.Devices = append(s.Linux.Devices, dev)
@@ -566,18 +566,18 @@ func setSeccomp(s *specs.Spec, sc *runtime.LinuxContainerSecurityContext, privil
 	case runtime.SecurityProfile_Localhost:
 		ref := p.LocalhostRef
 		if !path.IsAbs(ref) || strings.Contains(ref, "..") {
-			return fmt.Errorf("linux.security_context.seccomp.localhost_ref %q must be an absolute path without ..", ref)
+			return badInput("linux.security_context.seccomp.localhost_ref %q must be an absolute path without ..", ref)
 		}
 		if root != "" && !strings.HasPrefix(ref, path.Clean(root)+"/") {
-			return fmt.Errorf("linux.security_context.seccomp.localhost_ref %q is outside the profile root %s", ref, root)
+			return badInput("linux.security_context.seccomp.localhost_ref %q is outside the profile root %s", ref, root)
 		}
 		body, err := os.ReadFile(ref)
 		if err != nil {
-			return fmt.Errorf("linux.security_context.seccomp.localhost_ref: %w", err)
+			return badInput("linux.security_context.seccomp.localhost_ref: %w", err)
 		}
 		prof, err := seccomp.LoadProfile(string(body), s)
 		if err != nil {
-			return fmt.Errorf("seccomp profile %s: %w", ref, err)
+			return badInput("seccomp profile %s: %w", ref, err)
 		}
 		s.Linux.Seccomp = prof
 	}

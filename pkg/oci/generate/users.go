@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/crid-dev/crid/pkg/errdefs"
 )
 
 // Users is an image's /etc/passwd and /etc/group, for resolving the names
@@ -84,7 +86,7 @@ func (u Users) Resolve(user string) (Identity, error) {
 	case isNumber(userPart):
 		uid, err := strconv.ParseUint(userPart, 10, 32)
 		if err != nil {
-			return id, fmt.Errorf("uid %q: %v", userPart, err)
+			return id, badInput("uid %q: %v", userPart, err)
 		}
 		id.UID = uint32(uid)
 		if p, ok := u.byUID(id.UID); ok {
@@ -93,7 +95,7 @@ func (u Users) Resolve(user string) (Identity, error) {
 	default:
 		p, ok := u.byName(userPart)
 		if !ok {
-			return id, fmt.Errorf("user %q is not in the image's /etc/passwd", userPart)
+			return id, badInput("user %q is not in the image's /etc/passwd", userPart)
 		}
 		id.UID, id.GID, id.Home, id.Username = p.uid, p.gid, p.home, p.name
 	}
@@ -115,7 +117,7 @@ func (u Users) ResolveGroup(group string) (uint32, error) {
 	if isNumber(group) {
 		gid, err := strconv.ParseUint(group, 10, 32)
 		if err != nil {
-			return 0, fmt.Errorf("gid %q: %v", group, err)
+			return 0, badInput("gid %q: %v", group, err)
 		}
 		return uint32(gid), nil
 	}
@@ -124,7 +126,7 @@ func (u Users) ResolveGroup(group string) (uint32, error) {
 			return g.gid, nil
 		}
 	}
-	return 0, fmt.Errorf("group %q is not in the image's /etc/group", group)
+	return 0, badInput("group %q is not in the image's /etc/group", group)
 }
 
 // GroupsOf lists the gids /etc/group names the user a member of.
@@ -171,4 +173,11 @@ func isNumber(s string) bool {
 		}
 	}
 	return true
+}
+
+// badInput is a refusal of what the request (or the image it names)
+// asks for: the kubelet must see InvalidArgument, not Unknown. A %w in
+// format keeps the cause.
+func badInput(format string, args ...any) error {
+	return fmt.Errorf("%w: %w", fmt.Errorf(format, args...), errdefs.ErrInvalidArgument)
 }
