@@ -27,7 +27,8 @@ type sharedCall struct {
 
 // Do runs fn for key unless a run is under way, and waits for its result
 // or for ctx to end. fn's context carries ctx's values but not its
-// cancellation: it ends when every caller has gone.
+// cancellation: it ends when every caller has gone, and the last caller
+// to go returns once fn has.
 func (g *sharedWork) Do(ctx context.Context, key string, fn func(context.Context) (any, error)) (any, error) {
 	g.mu.Lock()
 	if g.calls == nil {
@@ -58,7 +59,8 @@ func (g *sharedWork) Do(ctx context.Context, key string, fn func(context.Context
 	case <-ctx.Done():
 		g.mu.Lock()
 		c.waiters--
-		if c.waiters == 0 {
+		last := c.waiters == 0
+		if last {
 			// Nobody wants it any more: stop the work, and let the next
 			// caller start afresh rather than join a run being cancelled.
 			c.cancel()
@@ -67,6 +69,12 @@ func (g *sharedWork) Do(ctx context.Context, key string, fn func(context.Context
 			}
 		}
 		g.mu.Unlock()
+		if last {
+			// The last caller waits for the cancelled work to have undone
+			// itself (a pull removes its temporary layers), so that what
+			// it returns to finds nothing half-made.
+			<-c.done
+		}
 		return nil, ctx.Err()
 	}
 }

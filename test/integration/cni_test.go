@@ -9,14 +9,15 @@ import (
 	"testing"
 
 	"github.com/crid-dev/crid/pkg/cni"
+	"github.com/crid-dev/crid/test/harness"
 )
 
 // An attachment no sandbox record names (crid lost it in a crash) is
 // detached by GC: its veth goes and its IP lease is given back.
 func TestGCDetachesForgottenAttachments(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t)
 	dir := t.TempDir()
-	podNet(t, dir, 9)
+	harness.PodNet(t, dir, 9)
 	netns := "crid-it-gc"
 	if out, err := exec.Command("ip", "netns", "add", netns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v\n%s", err, out)

@@ -22,12 +22,13 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/pty"
+	"github.com/crid-dev/crid/test/harness"
 	"github.com/crid-dev/crid/test/images/catalog"
 )
 
 // ctrEnv is a crid with a pod and a busybox image, ready for containers.
 type ctrEnv struct {
-	d      *daemon
+	d      *harness.Daemon
 	rt     runtime.RuntimeServiceClient
 	img    runtime.ImageServiceClient
 	pod    string
@@ -38,8 +39,8 @@ type ctrEnv struct {
 
 func newCtrEnv(t *testing.T, n int, podEdits ...func(*runtime.PodSandboxConfig)) *ctrEnv {
 	t.Helper()
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
 	base, err := catalog.BusyboxLayer("/bin/busybox")
 	if err != nil {
 		t.Fatal(err)
@@ -48,10 +49,10 @@ func newCtrEnv(t *testing.T, n int, podEdits ...func(*runtime.PodSandboxConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	push(t, reg.Addr+"/busybox:it", img)
+	harness.Push(t, reg.Addr+"/busybox:it", img)
 	dir := t.TempDir()
-	podNet(t, dir, n)
-	e := &ctrEnv{d: start(t, dir), image: reg.Addr + "/busybox:it", logDir: filepath.Join(dir, "logs")}
+	harness.PodNet(t, dir, n)
+	e := &ctrEnv{d: harness.Start(t, cridBin, dir), image: reg.Addr + "/busybox:it", logDir: filepath.Join(dir, "logs")}
 	e.connect(t)
 	// A test that fails half-way still removes its pods, before crid
 	// stops (cleanups run last first): their monitors and containers
@@ -69,18 +70,18 @@ func newCtrEnv(t *testing.T, n int, podEdits ...func(*runtime.PodSandboxConfig))
 	if _, err := e.img.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: e.image}}); err != nil {
 		t.Fatal(err)
 	}
-	e.podCfg = podConfig("ctr-pod", func(c *runtime.PodSandboxConfig) {
+	e.podCfg = harness.PodConfig("ctr-pod", func(c *runtime.PodSandboxConfig) {
 		c.LogDirectory = e.logDir
 		for _, edit := range podEdits {
 			edit(c)
 		}
 	})
-	e.pod = runPod(t, e.rt, e.podCfg)
+	e.pod = harness.RunPod(t, e.rt, e.podCfg)
 	return e
 }
 
 func (e *ctrEnv) connect(t *testing.T) {
-	conn, err := grpc.NewClient("unix://"+e.d.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+e.d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestContainerRunsLogsAndExits(t *testing.T) {
 	if len(list.Containers) != 1 || list.Containers[0].Id != id {
 		t.Fatalf("list %v", list.Containers)
 	}
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), id) {
 		t.Error("the container's root is still mounted after its pod was removed")
 	}
@@ -181,7 +182,7 @@ func TestStopSignalsThenKills(t *testing.T) {
 	if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: stubborn}); err == nil {
 		t.Error("an exited container started again")
 	}
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 }
 
 func TestContainersOutliveCrid(t *testing.T) {
@@ -189,7 +190,7 @@ func TestContainersOutliveCrid(t *testing.T) {
 	long := e.run(t, "long", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done")
 	short := e.run(t, "short", "sleep 1; exit 9")
 	time.Sleep(200 * time.Millisecond)
-	e.d.stop(t, syscall.SIGKILL)
+	e.d.Stop(t, syscall.SIGKILL)
 	time.Sleep(1500 * time.Millisecond) // short exits while crid is down
 
 	logPath := filepath.Join(e.logDir, "long.log")
@@ -199,7 +200,7 @@ func TestContainersOutliveCrid(t *testing.T) {
 	if len(after) <= len(before) {
 		t.Fatal("the container stopped logging when crid was killed")
 	}
-	e.d = start(t, e.d.dir)
+	e.d = harness.Start(t, cridBin, e.d.Dir)
 	e.connect(t)
 	if st := e.status(t, long); st.State != runtime.ContainerState_CONTAINER_RUNNING {
 		t.Errorf("after restart the running container is %v", st.State)
@@ -207,7 +208,7 @@ func TestContainersOutliveCrid(t *testing.T) {
 	if st := e.status(t, short); st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 9 {
 		t.Errorf("an exit while crid was down: %v, code %d", st.State, st.ExitCode)
 	}
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 	if st, err := e.rt.ContainerStatus(context.Background(), &runtime.ContainerStatusRequest{ContainerId: long}); err == nil {
 		t.Errorf("a removed pod's container is still there: %v", st)
 	}
@@ -240,7 +241,7 @@ func TestExecSync(t *testing.T) {
 	if strings.TrimSpace(string(resp.Stdout)) != "1" {
 		t.Errorf("the timed-out exec's sleep is still running: %q sleeps", resp.Stdout)
 	}
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 }
 
 func TestUpdateContainerResourcesInPlace(t *testing.T) {
@@ -261,7 +262,7 @@ func TestUpdateContainerResourcesInPlace(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cpu_quota") {
 		t.Errorf("a bad quota: %v", err)
 	}
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 }
 
 // An image mounted as a read-only volume is there, read-only, with its
@@ -310,9 +311,9 @@ func TestImageVolume(t *testing.T) {
 	if err == nil {
 		t.Error("a subpath climbing out of the image was accepted")
 	}
-	layers := filepath.Join(e.d.dir, "root", "layers")
+	layers := filepath.Join(e.d.Dir, "root", "layers")
 	before := countFiles(layers)
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 	if after := countFiles(layers); after != before || before == 0 {
 		t.Fatalf("the image's layers changed when the container went: %d files before, %d after", before, after)
 	}
@@ -329,7 +330,7 @@ func countFiles(dir string) int {
 // container's terminal, typed input is read there, the output comes back,
 // and the log holds the container's lines.
 func TestAttachToATerminal(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t)
 	crictl, err := exec.LookPath("crictl")
 	if err != nil {
 		t.Fatal("crictl is not on PATH: hack/install-deps.sh installs it")
@@ -356,7 +357,7 @@ func TestAttachToATerminal(t *testing.T) {
 	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 77}); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(crictl, "--runtime-endpoint", "unix://"+e.d.socket, "attach", "-i", "-t", id)
+	cmd := exec.Command(crictl, "--runtime-endpoint", "unix://"+e.d.Socket, "attach", "-i", "-t", id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -402,7 +403,7 @@ func TestAttachToATerminal(t *testing.T) {
 	if !regexp.MustCompile(`(?m) stdout F got hello$`).Match(log) {
 		t.Errorf("log:\n%s", log)
 	}
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 }
 
 // TestUserNamespacePod: a pod with hostUsers: false. Its containers'
@@ -474,11 +475,11 @@ func TestUserNamespacePod(t *testing.T) {
 	}
 	check(run(e.pod, e.podCfg, "alone"), "alone")
 
-	shared := podConfig("userns-shared-pid", func(c *runtime.PodSandboxConfig) {
+	shared := harness.PodConfig("userns-shared-pid", func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
 		usernsPod(c)
 	})
-	sharedPod := runPod(t, e.rt, shared)
+	sharedPod := harness.RunPod(t, e.rt, shared)
 	check(run(sharedPod, shared, "shared"), "shared")
 	st, err := e.rt.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: sharedPod})
 	if err != nil {
@@ -488,14 +489,14 @@ func TestUserNamespacePod(t *testing.T) {
 		t.Errorf("status userns options %v", u)
 	}
 	pinsOf := func() []string {
-		pins, _ := filepath.Glob(filepath.Join(e.d.dir, "run", "sandboxes", "*", "ns", "user"))
+		pins, _ := filepath.Glob(filepath.Join(e.d.Dir, "run", "sandboxes", "*", "ns", "user"))
 		return pins
 	}
 	if n := len(pinsOf()); n != 2 {
 		t.Errorf("%d user namespaces pinned for 2 pods", n)
 	}
-	removePod(t, e.rt, sharedPod)
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, sharedPod)
+	harness.RemovePod(t, e.rt, e.pod)
 	if pins := pinsOf(); len(pins) > 0 {
 		t.Errorf("pins left after the pods went: %v", pins)
 	}
@@ -530,7 +531,7 @@ func TestContainerEvents(t *testing.T) {
 	}()
 	// The stream is up once an event comes through it: a probe pod's.
 	for attempt := 0; ; attempt++ {
-		probe := runPod(t, e.rt, podConfig(fmt.Sprintf("probe-%d", attempt), nil))
+		probe := harness.RunPod(t, e.rt, harness.PodConfig(fmt.Sprintf("probe-%d", attempt), nil))
 		heard := false
 		for !heard {
 			select {
@@ -541,7 +542,7 @@ func TestContainerEvents(t *testing.T) {
 			}
 			break
 		}
-		removePod(t, e.rt, probe)
+		harness.RemovePod(t, e.rt, probe)
 		if heard {
 			break
 		}
@@ -554,7 +555,7 @@ func TestContainerEvents(t *testing.T) {
 	if _, err := e.rt.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
 	}
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 	want := []seen{
 		{id, runtime.ContainerEventType_CONTAINER_CREATED_EVENT},
 		{id, runtime.ContainerEventType_CONTAINER_STARTED_EVENT},
@@ -600,7 +601,7 @@ func TestContainerEvents(t *testing.T) {
 	}
 	// SIGTERM: crid stops without waiting for the stream's client.
 	start := time.Now()
-	e.d.cmd.Process.Signal(syscall.SIGTERM)
+	e.d.Cmd.Process.Signal(syscall.SIGTERM)
 	if _, ok := <-got; ok {
 		t.Error("an event after the last one")
 	}
@@ -650,7 +651,7 @@ func TestPodSandboxMetrics(t *testing.T) {
 	for _, m := range cm.Metrics {
 		check(m)
 	}
-	fsDev := filepath.Join(e.d.dir, "root", "containers")
+	fsDev := filepath.Join(e.d.Dir, "root", "containers")
 	for _, name := range []string{
 		"container_memory_usage_bytes", "container_memory_working_set_bytes", "container_memory_cache",
 		"container_processes", "container_threads", "container_file_descriptors", "container_start_time_seconds",
@@ -668,7 +669,7 @@ func TestPodSandboxMetrics(t *testing.T) {
 	if u := values["container_fs_usage_bytes/"+fsDev]; u < 512<<10 {
 		t.Errorf("writable layer usage %d after writing 512 KiB", u)
 	}
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 }
 
 // A container's root may make device nodes (CAP_MKNOD, as Docker's
@@ -687,5 +688,5 @@ func TestDeviceRulesGuardHostDevices(t *testing.T) {
 	if got, want := string(resp.Stdout), "made\nOperation not permitted\nnull-ok\n4\n4\n"; got != want {
 		t.Errorf("in the container: %q, want %q (stderr %q)", got, want, resp.Stderr)
 	}
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 }

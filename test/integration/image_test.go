@@ -32,6 +32,7 @@ import (
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/test/harness"
 	"github.com/crid-dev/crid/test/images/catalog"
 )
 
@@ -165,8 +166,8 @@ func tree(t *testing.T, dir string) map[string]string {
 }
 
 func TestPullSingleLayerBusybox(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
 	base, err := catalog.BusyboxLayer("/bin/busybox")
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +176,7 @@ func TestPullSingleLayerBusybox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	push(t, reg.Addr+"/library/busybox:1.36", img)
+	harness.Push(t, reg.Addr+"/library/busybox:1.36", img)
 	im := newImages(t, "", nil)
 
 	got, err := im.Pull(context.Background(), reg.Addr+"/library/busybox:1.36", image.Auth{})
@@ -209,7 +210,7 @@ func TestPullSingleLayerBusybox(t *testing.T) {
 			t.Errorf("Get(%s): %v, %v", ref, g, err)
 		}
 	}
-	push(t, reg.Addr+"/library/busybox:latest", img)
+	harness.Push(t, reg.Addr+"/library/busybox:latest", img)
 	again, err := im.Pull(context.Background(), reg.Addr+"/library/busybox", image.Auth{})
 	if err != nil {
 		t.Fatal(err)
@@ -258,10 +259,10 @@ var (
 )
 
 func TestPullMultiLayerWithWhiteoutsAndHardLinks(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
 	img := assemble(t, layer1, layer2, layer3)
-	push(t, reg.Addr+"/multi:1", img)
+	harness.Push(t, reg.Addr+"/multi:1", img)
 	im := newImages(t, "", nil)
 	got, err := im.Pull(context.Background(), reg.Addr+"/multi:1", image.Auth{})
 	if err != nil {
@@ -289,8 +290,8 @@ func TestPullMultiLayerWithWhiteoutsAndHardLinks(t *testing.T) {
 }
 
 func TestPullMultiArchIndexPicksTheHostPlatform(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
 	mk := func(arch string) v1.Image {
 		img := assemble(t, []catalog.Entry{catalog.File("arch", 0o644, []byte(arch))})
 		cf, _ := img.ConfigFile()
@@ -329,8 +330,8 @@ func TestPullMultiArchIndexPicksTheHostPlatform(t *testing.T) {
 }
 
 func TestPullZstdAndUncompressedLayers(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
 	zl, err := catalog.Layer([]catalog.Entry{catalog.File("z", 0o644, []byte("zstd"))}, tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +341,7 @@ func TestPullZstdAndUncompressedLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
-	push(t, reg.Addr+"/zstd:1", img)
+	harness.Push(t, reg.Addr+"/zstd:1", img)
 	im := newImages(t, "", nil)
 	got, err := im.Pull(context.Background(), reg.Addr+"/zstd:1", image.Auth{})
 	if err != nil {
@@ -355,10 +356,10 @@ func TestPullZstdAndUncompressedLayers(t *testing.T) {
 }
 
 func TestPullWithBasicAuth(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "puller", "s3cret")
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "puller", "s3cret")
 	img := assemble(t, []catalog.Entry{catalog.File("private", 0o644, []byte("p"))})
-	push(t, reg.Addr+"/private:1", img, remote.WithAuth(&authn.Basic{Username: "puller", Password: "s3cret"}))
+	harness.Push(t, reg.Addr+"/private:1", img, remote.WithAuth(&authn.Basic{Username: "puller", Password: "s3cret"}))
 	im := newImages(t, "", nil)
 	ctx := context.Background()
 
@@ -376,13 +377,13 @@ func TestPullWithBasicAuth(t *testing.T) {
 }
 
 func TestPullThroughMirrorsAndRemaps(t *testing.T) {
-	requireRoot(t)
-	mirror := startRegistry(t, "", "")
-	primary := startRegistry(t, "", "")
+	harness.RequireRoot(t)
+	mirror := harness.StartRegistry(t, "", "")
+	primary := harness.StartRegistry(t, "", "")
 	onMirror := assemble(t, []catalog.Entry{catalog.File("from", 0o644, []byte("mirror"))})
 	onPrimary := assemble(t, []catalog.Entry{catalog.File("from", 0o644, []byte("primary"))})
-	push(t, mirror.Addr+"/cache/team/app:1", onMirror)
-	push(t, primary.Addr+"/team/app:2", onPrimary)
+	harness.Push(t, mirror.Addr+"/cache/team/app:1", onMirror)
+	harness.Push(t, primary.Addr+"/team/app:2", onPrimary)
 	conf := writeConf(t, fmt.Sprintf(`
 [[registry]]
 prefix = "images.example.invalid/team"
@@ -417,21 +418,21 @@ location = "%s/nothing-here"
 }
 
 func TestCorruptLayerIsRefusedAndLeavesNothing(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
 	good := assemble(t, []catalog.Entry{catalog.File("f", 0o644, []byte("good"))})
-	push(t, reg.Addr+"/corrupt:1", good)
+	harness.Push(t, reg.Addr+"/corrupt:1", good)
 	layers, _ := good.Layers()
 	digest, _ := layers[0].Digest()
 	// The registry checks digests when it is pushed to, not when it serves:
 	// swap the blob on its disk.
 	// Same size, one byte changed, so only the digest can tell.
-	data, err := os.ReadFile(reg.blobPath(digest.String()))
+	data, err := os.ReadFile(reg.BlobPath(digest.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	data[len(data)/2] ^= 0xff
-	if err := os.WriteFile(reg.blobPath(digest.String()), data, 0o644); err != nil {
+	if err := os.WriteFile(reg.BlobPath(digest.String()), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	im := newImages(t, "", nil)
@@ -453,7 +454,7 @@ func TestCorruptLayerIsRefusedAndLeavesNothing(t *testing.T) {
 	cf = cf.DeepCopy()
 	cf.RootFS.DiffIDs[0] = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}
 	lying, _ := mutate.ConfigFile(other, cf)
-	push(t, reg.Addr+"/lying:1", lying)
+	harness.Push(t, reg.Addr+"/lying:1", lying)
 	_, err = im.Pull(context.Background(), reg.Addr+"/lying:1", image.Auth{})
 	if err == nil || !strings.Contains(err.Error(), "diff ID") {
 		t.Fatalf("a lying config was accepted: %v", err)
@@ -512,9 +513,9 @@ func bigImage(t *testing.T, seed int) v1.Image {
 }
 
 func TestStalledDownloadFails(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
-	push(t, reg.Addr+"/big:1", bigImage(t, 7))
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
+	harness.Push(t, reg.Addr+"/big:1", bigImage(t, 7))
 	proxy := stallProxy(t, reg.Addr)
 	im := newImages(t, "", func(o *image.Options) { o.StallTimeout = 500 * time.Millisecond })
 	start := time.Now()
@@ -532,13 +533,13 @@ func TestStalledDownloadFails(t *testing.T) {
 }
 
 func TestConcurrentPullsShareWorkAndRemoveFreesOnlyUnusedLayers(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
 	base := []catalog.Entry{catalog.File("base", 0o644, []byte(strings.Repeat("b", 100000)))}
 	one := assemble(t, base, []catalog.Entry{catalog.File("one", 0o644, []byte("1"))})
 	two := assemble(t, base, []catalog.Entry{catalog.File("two", 0o644, []byte("2"))})
-	push(t, reg.Addr+"/one:1", one)
-	push(t, reg.Addr+"/two:1", two)
+	harness.Push(t, reg.Addr+"/one:1", one)
+	harness.Push(t, reg.Addr+"/two:1", two)
 	im := newImages(t, "", nil)
 	ctx := context.Background()
 
@@ -590,10 +591,10 @@ func TestConcurrentPullsShareWorkAndRemoveFreesOnlyUnusedLayers(t *testing.T) {
 }
 
 func TestStartUpCleansInterruptedPulls(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
 	img := assemble(t, []catalog.Entry{catalog.File("f", 0o644, []byte("f"))})
-	push(t, reg.Addr+"/f:1", img)
+	harness.Push(t, reg.Addr+"/f:1", img)
 	im := newImages(t, "", nil)
 	if _, err := im.Pull(context.Background(), reg.Addr+"/f:1", image.Auth{}); err != nil {
 		t.Fatal(err)
@@ -617,9 +618,9 @@ func TestStartUpCleansInterruptedPulls(t *testing.T) {
 }
 
 func TestCancelledPullLeavesNothing(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
-	push(t, reg.Addr+"/big:1", bigImage(t, 13))
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
+	harness.Push(t, reg.Addr+"/big:1", bigImage(t, 13))
 	proxy := stallProxy(t, reg.Addr)
 	im := newImages(t, "", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -639,7 +640,7 @@ func TestCancelledPullLeavesNothing(t *testing.T) {
 // TestManyLayersMount stacks more layers, with longer paths, than a
 // classic overlay option string can carry in one page.
 func TestManyLayersMount(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t)
 	base := t.TempDir()
 	var lowers []string
 	for i := range 150 {
@@ -678,8 +679,8 @@ func TestManyLayersMount(t *testing.T) {
 // them (one transport for all), where a transport per pull opened new
 // ones each time and left them idle, with two goroutines each.
 func TestPullsShareConnections(t *testing.T) {
-	requireRoot(t)
-	reg := startRegistry(t, "", "")
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
 	var accepted atomic.Int32
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -709,7 +710,7 @@ func TestPullsShareConnections(t *testing.T) {
 	im := newImages(t, "", nil)
 	for i := 0; i < 5; i++ {
 		img := assemble(t, []catalog.Entry{catalog.File("f", 0o644, []byte(fmt.Sprint(i)))})
-		push(t, fmt.Sprintf("%s/conn%d:1", reg.Addr, i), img)
+		harness.Push(t, fmt.Sprintf("%s/conn%d:1", reg.Addr, i), img)
 		if _, err := im.Pull(context.Background(), fmt.Sprintf("%s/conn%d:1", l.Addr(), i), image.Auth{}); err != nil {
 			t.Fatal(err)
 		}
@@ -751,7 +752,7 @@ func silentRegistry(t *testing.T) string {
 }
 
 func TestRegistryThatNeverAnswersFailsThePullInTime(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t)
 	addr := silentRegistry(t)
 	im := newImages(t, "", func(o *image.Options) {
 		o.Timeouts.ResponseHeader, o.Timeouts.TLSHandshake = time.Second, time.Second
@@ -771,7 +772,7 @@ func TestRegistryThatNeverAnswersFailsThePullInTime(t *testing.T) {
 }
 
 func TestConcurrentPullsEachEndByTheirOwnDeadline(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t)
 	addr := silentRegistry(t)
 	im := newImages(t, "", func(o *image.Options) { o.Timeouts.ResponseHeader = time.Minute })
 	deadlines := []time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}

@@ -21,6 +21,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/test/harness"
 )
 
 // nriPlugin records what crid tells it and adjusts containers by name.
@@ -130,7 +131,7 @@ func connectPlugin(t *testing.T, dir string, p *nriPlugin) stub.Stub {
 	t.Helper()
 	p.ready = make(chan struct{})
 	p.once = sync.Once{}
-	s, err := stub.New(p, stub.WithPluginName("crid-test"), stub.WithPluginIdx("10"), stub.WithSocketPath(nriSocket(dir)))
+	s, err := stub.New(p, stub.WithPluginName("crid-test"), stub.WithPluginIdx("10"), stub.WithSocketPath(harness.NRISocket(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func (e *ctrEnv) cgroupValue(t *testing.T, id, v1, v2 string) string {
 func TestNRIPluginSeesAndAdjustsContainers(t *testing.T) {
 	e := newCtrEnv(t, 22)
 	ctx := context.Background()
-	dir := e.d.dir
+	dir := e.d.Dir
 	hostDir := t.TempDir()
 	os.WriteFile(filepath.Join(hostDir, "from-plugin"), []byte("plugin file\n"), 0o644)
 	p := &nriPlugin{adjust: map[string]*api.ContainerAdjustment{
@@ -256,8 +257,8 @@ func TestNRIPluginSeesAndAdjustsContainers(t *testing.T) {
 
 	// kill -9 and a restart: the container runs on, and a plugin
 	// connecting to the new crid finds it running.
-	e.d.stop(t, syscall.SIGKILL)
-	e.d = start(t, dir)
+	e.d.Stop(t, syscall.SIGKILL)
+	e.d = harness.Start(t, cridBin, dir)
 	e.connect(t)
 	p2 := &nriPlugin{}
 	connectPlugin(t, dir, p2)
@@ -270,7 +271,7 @@ func TestNRIPluginSeesAndAdjustsContainers(t *testing.T) {
 	if _, err := e.rt.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
 	}
-	removePod(t, e.rt, e.pod)
+	harness.RemovePod(t, e.rt, e.pod)
 
 	want := []string{
 		"CreateContainer adjusted", "PostCreateContainer adjusted", "StartContainer adjusted", "PostStartContainer adjusted",
@@ -290,10 +291,10 @@ func TestNRIPluginSeesAndAdjustsContainers(t *testing.T) {
 // listed and nothing of it is left.
 func TestNRIPluginRefusesAPod(t *testing.T) {
 	dir, d := podDaemon(t, 23)
-	rt := d.client(t)
+	rt := d.Client(t)
 	before := countLeaks(t, dir)
 	refuser := &refusingPlugin{}
-	s, err := stub.New(refuser, stub.WithPluginName("refuser"), stub.WithPluginIdx("20"), stub.WithSocketPath(nriSocket(dir)))
+	s, err := stub.New(refuser, stub.WithPluginName("refuser"), stub.WithPluginIdx("20"), stub.WithSocketPath(harness.NRISocket(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,11 +308,11 @@ func TestNRIPluginRefusesAPod(t *testing.T) {
 	var runErr error
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		var resp *runtime.RunPodSandboxResponse
-		resp, runErr = rt.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("refused", nil)})
+		resp, runErr = rt.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: harness.PodConfig("refused", nil)})
 		if runErr != nil {
 			break
 		}
-		removePod(t, rt, resp.PodSandboxId)
+		harness.RemovePod(t, rt, resp.PodSandboxId)
 	}
 	if status.Code(runErr) != codes.FailedPrecondition || !strings.Contains(runErr.Error(), "no pods today") {
 		t.Fatalf("a refused pod: %v, want FailedPrecondition with the plugin's reason", runErr)

@@ -19,47 +19,8 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/sandbox"
+	"github.com/crid-dev/crid/test/harness"
 )
-
-// podNet writes a bridge network of the test's own (bridge name and
-// subnet unique to it) into dir/net.d, with extra plugins appended.
-func podNet(t *testing.T, dir string, n int, extra ...string) {
-	t.Helper()
-	plugins := []string{
-		fmt.Sprintf(`{"type":"bridge","bridge":"critest%d","isGateway":true,"ipMasq":false,"hairpinMode":true,
-		  "ipam":{"type":"host-local","ranges":[[{"subnet":"10.%d.0.0/24"}]],"dataDir":"%s/ipam"}}`, n, 200+n, dir),
-		`{"type":"portmap","capabilities":{"portMappings":true}}`,
-	}
-	plugins = append(plugins, extra...)
-	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crid-it-%d","plugins":[%s]}`, n, strings.Join(plugins, ","))
-	os.MkdirAll(filepath.Join(dir, "net.d"), 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "net.d", "10-test.conflist"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// podDaemon starts a crid of its own on pod network n, for a test that
-// runs pods, and answers with its directory and the daemon.
-func podDaemon(t *testing.T, n int) (string, *daemon) {
-	t.Helper()
-	requireRoot(t)
-	dir := t.TempDir()
-	podNet(t, dir, n)
-	return dir, start(t, dir)
-}
-
-func podConfig(name string, edit func(*runtime.PodSandboxConfig)) *runtime.PodSandboxConfig {
-	c := &runtime.PodSandboxConfig{
-		Metadata: &runtime.PodSandboxMetadata{Name: name, Namespace: "it", Uid: "uid-" + name},
-		Hostname: name,
-		Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_CONTAINER}}},
-	}
-	if edit != nil {
-		edit(c)
-	}
-	return c
-}
 
 type podInfo struct {
 	Namespaces sandbox.Namespaces `json:"namespaces"`
@@ -80,26 +41,6 @@ func inspect(t *testing.T, rt runtime.RuntimeServiceClient, id string) (*runtime
 		t.Fatal(err)
 	}
 	return resp.Status, info
-}
-
-func runPod(t *testing.T, rt runtime.RuntimeServiceClient, c *runtime.PodSandboxConfig) string {
-	t.Helper()
-	resp, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: c})
-	if err != nil {
-		t.Fatalf("RunPodSandbox %s: %v", c.Metadata.Name, err)
-	}
-	return resp.PodSandboxId
-}
-
-func removePod(t *testing.T, rt runtime.RuntimeServiceClient, id string) {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := rt.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // listenIn starts a TCP server in a pod's network namespace that answers
@@ -149,11 +90,11 @@ func readFrom(addr string) (string, error) {
 
 func TestTwoPodsReachEachOtherByPodIP(t *testing.T) {
 	_, d := podDaemon(t, 1)
-	rt := d.client(t)
-	a := runPod(t, rt, podConfig("pod-a", nil))
-	b := runPod(t, rt, podConfig("pod-b", nil))
-	defer removePod(t, rt, a)
-	defer removePod(t, rt, b)
+	rt := d.Client(t)
+	a := harness.RunPod(t, rt, harness.PodConfig("pod-a", nil))
+	b := harness.RunPod(t, rt, harness.PodConfig("pod-b", nil))
+	defer harness.RemovePod(t, rt, a)
+	defer harness.RemovePod(t, rt, b)
 
 	stA, infoA := inspect(t, rt, a)
 	stB, infoB := inspect(t, rt, b)
@@ -174,12 +115,12 @@ func TestTwoPodsReachEachOtherByPodIP(t *testing.T) {
 
 func TestHostPortReachesThePod(t *testing.T) {
 	_, d := podDaemon(t, 2)
-	rt := d.client(t)
+	rt := d.Client(t)
 	hostPort := 31000 + os.Getpid()%1000
-	id := runPod(t, rt, podConfig("web", func(c *runtime.PodSandboxConfig) {
+	id := harness.RunPod(t, rt, harness.PodConfig("web", func(c *runtime.PodSandboxConfig) {
 		c.PortMappings = []*runtime.PortMapping{{ContainerPort: 8080, HostPort: int32(hostPort)}}
 	}))
-	defer removePod(t, rt, id)
+	defer harness.RemovePod(t, rt, id)
 	_, info := inspect(t, rt, id)
 	listenIn(t, info.Namespaces.Net, ":8080", "hello through the host port")
 	got, err := readFrom(fmt.Sprintf("127.0.0.1:%d", hostPort))
@@ -190,11 +131,11 @@ func TestHostPortReachesThePod(t *testing.T) {
 
 func TestHostNetworkPod(t *testing.T) {
 	_, d := podDaemon(t, 3)
-	rt := d.client(t)
-	id := runPod(t, rt, podConfig("hostnet", func(c *runtime.PodSandboxConfig) {
+	rt := d.Client(t)
+	id := harness.RunPod(t, rt, harness.PodConfig("hostnet", func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
 	}))
-	defer removePod(t, rt, id)
+	defer harness.RemovePod(t, rt, id)
 	st, info := inspect(t, rt, id)
 	if info.Namespaces.Net != "" || info.Namespaces.UTS != "" || st.Network.Ip != "" {
 		t.Fatalf("a host-network pod got a network of its own: %+v, ip %q", info.Namespaces, st.Network.Ip)
@@ -203,7 +144,7 @@ func TestHostNetworkPod(t *testing.T) {
 		t.Errorf("status network mode %v", st.Linux.Namespaces.Options.Network)
 	}
 	// Network sysctls would change the node: refused.
-	_, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("hostnet-sysctl", func(c *runtime.PodSandboxConfig) {
+	_, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: harness.PodConfig("hostnet-sysctl", func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
 		c.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"}
 	})})
@@ -214,11 +155,11 @@ func TestHostNetworkPod(t *testing.T) {
 
 func TestSharedPIDNamespaceReapsOrphans(t *testing.T) {
 	_, d := podDaemon(t, 4)
-	rt := d.client(t)
-	id := runPod(t, rt, podConfig("shared-pid", func(c *runtime.PodSandboxConfig) {
+	rt := d.Client(t)
+	id := harness.RunPod(t, rt, harness.PodConfig("shared-pid", func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
 	}))
-	defer removePod(t, rt, id)
+	defer harness.RemovePod(t, rt, id)
 	_, info := inspect(t, rt, id)
 	if info.InfraPID == 0 || info.Namespaces.PID == "" {
 		t.Fatalf("no infra process for a shared PID namespace: %+v", info)
@@ -315,18 +256,18 @@ func countLeaks(t *testing.T, dir string) leaks {
 }
 
 func TestFailedCNIAddLeavesNothing(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t)
 	dir := t.TempDir()
 	// A plugin after the bridge that fails ADD: the bridge has made a veth
 	// and taken an IP by then, and both must be given back.
 	bin := filepath.Join(dir, "bin")
 	os.MkdirAll(bin, 0o755)
 	os.WriteFile(filepath.Join(bin, "fail"), []byte("#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then echo '{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"refused by the test\"}'; exit 1; fi\nexit 0\n"), 0o755)
-	podNet(t, dir, 5, `{"type":"fail"}`)
-	d := start(t, dir, "--cni-plugin-dir", "/usr/lib/cni:/opt/cni/bin:"+bin)
-	rt := d.client(t)
+	harness.PodNet(t, dir, 5, `{"type":"fail"}`)
+	d := harness.Start(t, cridBin, dir, "--cni-plugin-dir", "/usr/lib/cni:/opt/cni/bin:"+bin)
+	rt := d.Client(t)
 	before := countLeaks(t, dir)
-	_, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("doomed", nil)})
+	_, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: harness.PodConfig("doomed", nil)})
 	if err == nil || !strings.Contains(err.Error(), "refused by the test") {
 		t.Fatalf("RunPodSandbox with a failing plugin: %v", err)
 	}
@@ -344,41 +285,41 @@ func TestFailedCNIAddLeavesNothing(t *testing.T) {
 		}
 	}
 	// The name was released: the same pod works once the network does.
-	podNet(t, dir, 5)
-	id := runPod(t, rt, podConfig("doomed", nil))
-	removePod(t, rt, id)
+	harness.PodNet(t, dir, 5)
+	id := harness.RunPod(t, rt, harness.PodConfig("doomed", nil))
+	harness.RemovePod(t, rt, id)
 }
 
 func TestNameIsReservedUntilRemoved(t *testing.T) {
 	_, d := podDaemon(t, 6)
-	rt := d.client(t)
-	id := runPod(t, rt, podConfig("once", nil))
-	_, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: podConfig("once", nil)})
+	rt := d.Client(t)
+	id := harness.RunPod(t, rt, harness.PodConfig("once", nil))
+	_, err := rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: harness.PodConfig("once", nil)})
 	if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "reserved") || !strings.Contains(err.Error(), id) {
 		t.Fatalf("second RunPodSandbox: %v", err)
 	}
-	removePod(t, rt, id)
-	removePod(t, rt, id) // idempotent
-	id = runPod(t, rt, podConfig("once", nil))
-	removePod(t, rt, id)
+	harness.RemovePod(t, rt, id)
+	harness.RemovePod(t, rt, id) // idempotent
+	id = harness.RunPod(t, rt, harness.PodConfig("once", nil))
+	harness.RemovePod(t, rt, id)
 }
 
 func TestFiftyCyclesLeakNothing(t *testing.T) {
 	dir, d := podDaemon(t, 7)
-	rt := d.client(t)
+	rt := d.Client(t)
 	// One cycle first: the bridge and the cgroup parent are made once and kept.
-	removePod(t, rt, runPod(t, rt, podConfig("warm", nil)))
+	harness.RemovePod(t, rt, harness.RunPod(t, rt, harness.PodConfig("warm", nil)))
 	before := countLeaks(t, dir)
 	for i := range 50 {
 		pid := runtime.NamespaceMode_CONTAINER
 		if i%5 == 0 {
 			pid = runtime.NamespaceMode_POD
 		}
-		id := runPod(t, rt, podConfig(fmt.Sprintf("cycle-%d", i), func(c *runtime.PodSandboxConfig) {
+		id := harness.RunPod(t, rt, harness.PodConfig(fmt.Sprintf("cycle-%d", i), func(c *runtime.PodSandboxConfig) {
 			c.Linux.SecurityContext.NamespaceOptions.Pid = pid
 			c.Linux.Sysctls = map[string]string{"net.ipv4.ip_local_port_range": "20000 30000", "kernel.shm_rmid_forced": "1"}
 		}))
-		removePod(t, rt, id)
+		harness.RemovePod(t, rt, id)
 	}
 	if after := countLeaks(t, dir); after != before {
 		t.Fatalf("50 create/remove cycles leaked: before %+v, after %+v", before, after)
@@ -387,16 +328,16 @@ func TestFiftyCyclesLeakNothing(t *testing.T) {
 
 func TestPodSurvivesDaemonKill(t *testing.T) {
 	dir, d := podDaemon(t, 8)
-	rt := d.client(t)
-	id := runPod(t, rt, podConfig("survivor", func(c *runtime.PodSandboxConfig) {
+	rt := d.Client(t)
+	id := harness.RunPod(t, rt, harness.PodConfig("survivor", func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
 	}))
 	_, info := inspect(t, rt, id)
-	d.stop(t, syscall.SIGKILL)
+	d.Stop(t, syscall.SIGKILL)
 	if err := syscall.Kill(info.InfraPID, 0); err != nil {
 		t.Fatalf("the infra process died with crid: %v", err)
 	}
-	rt = start(t, dir).client(t)
+	rt = harness.Start(t, cridBin, dir).Client(t)
 	st, info2 := inspect(t, rt, id)
 	if st.State != runtime.PodSandboxState_SANDBOX_READY || info2.InfraPID != info.InfraPID {
 		t.Fatalf("after restart: %v, infra %d (was %d)", st.State, info2.InfraPID, info.InfraPID)
@@ -404,7 +345,7 @@ func TestPodSurvivesDaemonKill(t *testing.T) {
 	if info2.NetworkCheck != "ok" {
 		t.Errorf("CNI CHECK of the surviving pod: %s", info2.NetworkCheck)
 	}
-	removePod(t, rt, id)
+	harness.RemovePod(t, rt, id)
 	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", info.InfraPID)); err == nil && !strings.Contains(string(data), ") Z ") {
 		t.Errorf("the infra process outlived RemovePodSandbox: %s", data)
 	}
@@ -412,9 +353,9 @@ func TestPodSurvivesDaemonKill(t *testing.T) {
 
 func TestVerboseStatusChecksTheNetwork(t *testing.T) {
 	_, d := podDaemon(t, 17)
-	rt := d.client(t)
-	id := runPod(t, rt, podConfig("checked", nil))
-	defer removePod(t, rt, id)
+	rt := d.Client(t)
+	id := harness.RunPod(t, rt, harness.PodConfig("checked", nil))
+	defer harness.RemovePod(t, rt, id)
 	_, info := inspect(t, rt, id)
 	if info.NetworkCheck != "ok" {
 		t.Fatalf("CNI CHECK of a fresh pod: %s", info.NetworkCheck)
@@ -428,17 +369,17 @@ func TestVerboseStatusChecksTheNetwork(t *testing.T) {
 }
 
 func TestDualStackPodAndItsSysctls(t *testing.T) {
-	requireRoot(t)
+	harness.RequireRoot(t)
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crid-it-ds","plugins":[{"type":"bridge","bridge":"critestds","isGateway":true,
 	  "ipam":{"type":"host-local","ranges":[[{"subnet":"10.209.0.0/24"}],[{"subnet":"fd00:c1d::/64"}]],"dataDir":"%s/ipam"}}]}`, dir)
 	os.MkdirAll(filepath.Join(dir, "net.d"), 0o755)
 	os.WriteFile(filepath.Join(dir, "net.d", "10-ds.conflist"), []byte(conf), 0o644)
-	rt := start(t, dir).client(t)
-	id := runPod(t, rt, podConfig("dual", func(c *runtime.PodSandboxConfig) {
+	rt := harness.Start(t, cridBin, dir).Client(t)
+	id := harness.RunPod(t, rt, harness.PodConfig("dual", func(c *runtime.PodSandboxConfig) {
 		c.Linux.Sysctls = map[string]string{"net.ipv4.ip_local_port_range": "20000 30000", "kernel.shm_rmid_forced": "1"}
 	}))
-	defer removePod(t, rt, id)
+	defer harness.RemovePod(t, rt, id)
 	st, info := inspect(t, rt, id)
 	if !strings.HasPrefix(st.Network.Ip, "10.209.0.") || len(st.Network.AdditionalIps) != 1 || !strings.HasPrefix(st.Network.AdditionalIps[0].Ip, "fd00:c1d::") {
 		t.Fatalf("dual-stack IPs: %q + %v", st.Network.Ip, st.Network.AdditionalIps)
@@ -467,8 +408,8 @@ func TestDualStackPodAndItsSysctls(t *testing.T) {
 
 func TestInfraProcessTakesThePodsIdentity(t *testing.T) {
 	_, d := podDaemon(t, 14)
-	rt := d.client(t)
-	id := runPod(t, rt, podConfig("identity", func(c *runtime.PodSandboxConfig) {
+	rt := d.Client(t)
+	id := harness.RunPod(t, rt, harness.PodConfig("identity", func(c *runtime.PodSandboxConfig) {
 		sc := c.Linux.SecurityContext
 		sc.NamespaceOptions.Pid = runtime.NamespaceMode_POD
 		sc.RunAsUser = &runtime.Int64Value{Value: 65534}
@@ -476,7 +417,7 @@ func TestInfraProcessTakesThePodsIdentity(t *testing.T) {
 		sc.SupplementalGroups = []int64{1234}
 		sc.Seccomp = &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}
 	}))
-	defer removePod(t, rt, id)
+	defer harness.RemovePod(t, rt, id)
 	_, info := inspect(t, rt, id)
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.InfraPID))
 	if err != nil {
@@ -487,4 +428,14 @@ func TestInfraProcessTakesThePodsIdentity(t *testing.T) {
 			t.Errorf("infra process status lacks %q", want)
 		}
 	}
+}
+
+// podDaemon starts a crid of its own on pod network n, for a test that
+// runs pods, and answers with its directory and the daemon.
+func podDaemon(t *testing.T, n int) (string, *harness.Daemon) {
+	t.Helper()
+	harness.RequireRoot(t)
+	dir := t.TempDir()
+	harness.PodNet(t, dir, n)
+	return dir, harness.Start(t, cridBin, dir)
 }
