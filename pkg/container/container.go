@@ -530,6 +530,11 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	}
 	if c.LogPath != "" {
 		os.MkdirAll(filepath.Dir(c.LogPath), 0o755)
+		// The monitor opens the log with O_NOFOLLOW; say why here, with
+		// the code a bad request gets, rather than as its open's ELOOP.
+		if fi, err := os.Lstat(c.LogPath); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("container %s: log_path %s is a symlink: crid writes logs only to files it can open without following one: %w", c.ID, c.LogPath, errdefs.ErrInvalidArgument)
+		}
 	}
 	done := make(chan struct{})
 	m.mu.Lock()

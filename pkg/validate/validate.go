@@ -334,7 +334,7 @@ func Cpuset(field, v string) error {
 
 func cpuNumber(s string) (int, error) {
 	if s == "" || len(s) > 4 || strings.Trim(s, "0123456789") != "" {
-		return 0, fmt.Errorf("%s is not a number", s)
+		return 0, fmt.Errorf("%s is not a number", q(s))
 	}
 	n, _ := strconv.Atoi(s)
 	if n > MaxCPU {
