@@ -9,11 +9,19 @@ cd "$repo"
 ./hack/install-deps.sh test
 
 echo "== unit tests"
-go test -count=1 $(go list ./... | grep -v -e /test/integration -e /test/cgroups)
+go test -count=1 $(go list ./... | grep -v -e /test/integration -e /test/cgroups -e /test/security)
+
+echo "== fuzzing the request validators (kept corpus in pkg/validate/testdata/fuzz, then 10 s each)"
+for target in FuzzSandbox FuzzContainer FuzzCpuset; do
+	go test -run '^$' -fuzz "^$target\$" -fuzztime 10s ./pkg/validate/ | tail -n 2
+done
 
 echo "== integration tests (root)"
 [ "$(id -u)" = 0 ] || echo "not root: the integration tests will skip, saying why"
 go test -count=1 -v ./test/integration/... ./test/cgroups/...
+
+echo "== hostile tenants (root): attacks through the CRI API"
+go test -count=1 -v ./test/security/... | grep -E '^(refused|confined|escaped) |attacks,|^(--- )?(PASS|FAIL|ok)|skipping'
 
 echo "== cgroup v2 tests (Debian cloud kernel under qemu)"
 ./test/cgroups/qemu.sh

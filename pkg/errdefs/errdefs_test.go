@@ -39,3 +39,16 @@ func TestToGRPCKeepsMessageAndMapsCode(t *testing.T) {
 		t.Error("ToGRPC(nil) is not nil")
 	}
 }
+
+func TestKindSurvivesAProcessBoundary(t *testing.T) {
+	for _, sentinel := range []error{ErrNotFound, ErrInvalidArgument, ErrFailedPrecondition, nil} {
+		var err error = errors.New("plain")
+		if sentinel != nil {
+			err = fmt.Errorf("container init: working_dir refused: %w", sentinel)
+		}
+		back := WithKind(err.Error(), Kind(err))
+		if back.Error() != err.Error() || Code(back) != Code(err) {
+			t.Errorf("%v came back as %v (code %v, want %v)", err, back, Code(back), Code(err))
+		}
+	}
+}

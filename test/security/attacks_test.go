@@ -48,10 +48,11 @@ func attacks() []attack {
 // the sign of an escape (the runner checks the host too).
 func ranOrRefused(err error, out, escapeSign string) (verdict, string) {
 	switch {
-	case err != nil && (isRefusal(err) || strings.Contains(err.Error(), "refused")):
+	case err != nil && isRefusal(err):
 		return refused, err.Error()
 	case err != nil:
-		return refused, "failed, not through a refusal code: " + err.Error()
+		// Refused, but a kubelet cannot tell bad input from a broken node.
+		return escaped, "refused without InvalidArgument or FailedPrecondition: " + err.Error()
 	case escapeSign != "" && strings.Contains(out, escapeSign):
 		return escaped, "the container saw: " + out
 	}
@@ -78,6 +79,9 @@ func workingDirThroughDescriptors(e *env) (verdict, string) {
 			c.WorkingDir = "/proc/self/fd/" + strconv.Itoa(fd)
 		})
 		if err != nil {
+			if !isRefusal(err) {
+				return escaped, "refused without InvalidArgument or FailedPrecondition: " + err.Error()
+			}
 			refusals++
 			continue
 		}
@@ -108,6 +112,9 @@ func workingDirThroughProcLinks(e *env) (verdict, string) {
 	for _, wd := range []string{"/proc/1/cwd", "/proc/1/root", "/proc/self/root/..", "/proc/self/cwd/../../..", "/proc/2/cwd"} {
 		id, err := e.container(pod, cfg, e.image, e.tryToReachTheHost(), func(c *runtime.ContainerConfig) { c.WorkingDir = wd })
 		if err != nil {
+			if !isRefusal(err) {
+				return escaped, wd + ": refused without InvalidArgument or FailedPrecondition: " + err.Error()
+			}
 			results = append(results, wd+": refused")
 			continue
 		}
@@ -307,7 +314,7 @@ func logPathSymlink(e *env) (verdict, string) {
 		return escaped, fmt.Sprintf("the host file behind the symlink now holds %q", data)
 	}
 	if err != nil {
-		return refused, err.Error()
+		return ranOrRefused(err, "", "")
 	}
 	return confined, "the container ran, its output did not follow the symlink"
 }

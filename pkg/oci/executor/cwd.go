@@ -27,7 +27,7 @@ import (
 // runc does for the process's cwd); exec takes the directory as it is.
 func enterWorkingDir(root int, cwd string, create bool) error {
 	if !filepath.IsAbs(cwd) {
-		return fmt.Errorf("working dir %q: not an absolute path", cwd)
+		return badSpec(fmt.Errorf("working_dir %q: not an absolute path", cwd))
 	}
 	var fd int
 	var err error
@@ -40,12 +40,12 @@ func enterWorkingDir(root int, cwd string, create bool) error {
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("working dir %s: %w", cwd, err)
+		return badSpec(fmt.Errorf("working_dir %s cannot be entered inside the container's root: %w", cwd, err))
 	}
 	err = unix.Fchdir(fd)
 	unix.Close(fd)
 	if err != nil {
-		return fmt.Errorf("working dir %s: %w", cwd, err)
+		return badSpec(fmt.Errorf("working_dir %s: %w", cwd, err))
 	}
 	return verifyCwd(cwd)
 }
@@ -55,10 +55,10 @@ func enterWorkingDir(root int, cwd string, create bool) error {
 func verifyCwd(cwd string) error {
 	wd, err := unix.Getwd()
 	if errors.Is(err, unix.ENOENT) || err == nil && !strings.HasPrefix(wd, "/") {
-		return fmt.Errorf("working dir %s: it is outside the container's root (CVE-2024-21626): refused", cwd)
+		return badSpec(fmt.Errorf("working_dir %s: it is outside the container's root (CVE-2024-21626): refused", cwd))
 	}
 	if err != nil {
-		return fmt.Errorf("working dir %s: check where it is: %w", cwd, err)
+		return fmt.Errorf("working_dir %s: check where it is: %w", cwd, err)
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func Init() int {
 	unix.CloseOnExec(3)
 	sync := os.NewFile(3, "init-sync")
 	fail := func(err error) int {
-		sync.Write([]byte(err.Error()))
+		sync.Write(initFailure(err))
 		return 1
 	}
 	line, err := bufio.NewReader(sync).ReadBytes('\n')
@@ -436,7 +436,7 @@ func lookPath(file string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", file)
+	return "", badSpec(fmt.Errorf("exec: %q: executable file not found in $PATH", file))
 }
 
 var capNumbers = func() map[string]uint {

@@ -168,7 +168,7 @@ func mountInRoot(root int, m specs.Mount, tree int) error {
 		if err == nil {
 			err = errors.New("it resolves to the container's root")
 		}
-		return fmt.Errorf("mount at %s: %w: refused", m.Destination, err)
+		return badSpec(fmt.Errorf("mount at %s: %w: refused", m.Destination, err))
 	}
 
 	switch {

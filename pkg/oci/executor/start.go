@@ -338,7 +338,7 @@ func StartConfig(bin *reexec.Binary, spec *Config, stdio Stdio, opts Options) (*
 		// An init that failed in its constructors has gone before it read
 		// its spec: its message says why.
 		if msg, _ := io.ReadAll(parent); len(msg) > 0 {
-			return fail(fmt.Errorf("container init: %s", msg))
+			return fail(initError(msg))
 		}
 		return fail(fmt.Errorf("send spec to container init: %w", err))
 	}
@@ -354,7 +354,7 @@ func StartConfig(bin *reexec.Binary, spec *Config, stdio Stdio, opts Options) (*
 	case len(head)+len(msg) > 0:
 		// A reset after it is the init exiting before it read its spec
 		// (a constructor failed): the message says why.
-		err = fmt.Errorf("container init: %s", append(head, msg...))
+		err = initError(append(head, msg...))
 	case err != nil:
 		err = fmt.Errorf("read from container init: %w", err)
 	}

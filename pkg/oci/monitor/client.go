@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/reexec"
 )
 
@@ -101,7 +102,7 @@ func (c *Client) call(req Request) (Response, error) {
 		return Response{}, fmt.Errorf("monitor of %s: %w", c.dir, err)
 	}
 	if resp.Error != "" {
-		return resp, errors.New(resp.Error)
+		return resp, errdefs.WithKind(resp.Error, resp.Kind)
 	}
 	return resp, nil
 }

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/oci/executor"
 	"github.com/crid-dev/crid/pkg/reexec"
 )
@@ -63,6 +64,9 @@ type Request struct {
 type Response struct {
 	Pid   int    `json:"pid,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Kind is the errdefs kind of Error, so a bad spec the init refused
+	// reaches the kubelet as InvalidArgument, not Unknown.
+	Kind string `json:"kind,omitempty"`
 }
 
 // Exit is a container's end.
@@ -253,7 +257,7 @@ func (m *monitor) serve(conn net.Conn) bool {
 		pid, err := m.start(req)
 		resp.Pid = pid
 		if err != nil {
-			resp.Error = err.Error()
+			resp.Error, resp.Kind = err.Error(), errdefs.Kind(err)
 		}
 	case "kill":
 		if err := m.kill(req.ID, syscall.Signal(req.Signal)); err != nil {
