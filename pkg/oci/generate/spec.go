@@ -48,6 +48,12 @@ type Input struct {
 	// StatDevice describes a host device (type, major, minor, mode): the
 	// executor's os.Stat, a fake in tests.
 	StatDevice func(hostPath string) (specs.LinuxDevice, error)
+	// ResolveSource resolves the symlinks of a bind mount's source on
+	// the host (filepath.EvalSymlinks; nil leaves sources as given): the
+	// spec keeps the real path, which the executor then opens refusing
+	// any symlink, so a source swapped for one between CreateContainer
+	// and StartContainer is refused rather than followed.
+	ResolveSource func(hostPath string) (string, error)
 	// SeccompProfileRoot is where Localhost seccomp profiles live.
 	SeccompProfileRoot string
 	CgroupV2           bool
@@ -140,6 +146,17 @@ func Spec(in Input) (*specs.Spec, error) {
 	mounts, err := mountList(in, privileged)
 	if err != nil {
 		return nil, err
+	}
+	if in.ResolveSource != nil {
+		for i, m := range mounts {
+			if m.Type != "bind" {
+				continue
+			}
+			// A source missing now fails at start, saying so.
+			if real, err := in.ResolveSource(m.Source); err == nil {
+				mounts[i].Source = real
+			}
+		}
 	}
 	s.Mounts = mounts
 	if in.UserNS != "" {

@@ -2,6 +2,7 @@ package generate
 
 import (
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -394,4 +395,30 @@ func idx(list []string, v string) int {
 		}
 	}
 	return -1
+}
+
+func TestBindSourcesAreResolvedAtCreate(t *testing.T) {
+	real := map[string]string{"/var/run/x": "/run/x", "/host/link": "/host/real"}
+	s, err := Spec(input(func(in *Input) {
+		in.Container.Mounts = []*runtime.Mount{
+			{ContainerPath: "/a", HostPath: "/host/link"},
+			{ContainerPath: "/b", HostPath: "/var/run/x"},
+			{ContainerPath: "/c", HostPath: "/missing"},
+		}
+		in.ResolveSource = func(p string) (string, error) {
+			if r, ok := real[p]; ok {
+				return r, nil
+			}
+			return "", os.ErrNotExist
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"/a": "/host/real", "/b": "/run/x", "/c": "/missing"}
+	for _, m := range s.Mounts {
+		if w, ok := want[m.Destination]; ok && m.Source != w {
+			t.Errorf("%s: source %s, want %s (resolved at create, so start can refuse a symlink)", m.Destination, m.Source, w)
+		}
+	}
 }
