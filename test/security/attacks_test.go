@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ func attacks() []attack {
 		{"working dir through an inherited descriptor (CVE-2024-21626)", workingDirThroughDescriptors},
 		{"working dir through /proc magic links", workingDirThroughProcLinks},
 		{"overwrite the runtime through /proc/<pid>/exe (CVE-2019-5736)", overwriteRuntimeThroughExe},
-		{"descriptors leaked into the init and exec", leakedDescriptors},
+		{"descriptors leaked into the init, exec and attach", leakedDescriptors},
 		{"masking with an image's /dev/null symlink (CVE-2025-31133)", maskWithDevNullSymlink},
 		{"an image's /dev/console symlink (CVE-2025-52565)", devConsoleSymlink},
 		{"/proc redirected by an image's symlink (CVE-2025-52881)", procRedirected},
@@ -182,17 +183,31 @@ func leakedDescriptors(e *env) (verdict, string) {
 	// PID 1 is the shell crid exec'd as the init: its descriptors are what
 	// the init left open. An exec's own are seen by ls of /proc/self/fd
 	// (3 is ls's own directory).
-	id, err := e.container(pod, cfg, e.image, "sleep 300", nil)
+	id, err := e.container(pod, cfg, e.image, "sleep 300", func(c *runtime.ContainerConfig) { c.Stdin = true })
 	if err != nil {
 		return refused, err.Error()
 	}
 	initFDs, _ := e.exec(id, "ls /proc/1/fd | tr '\\n' ' '")
 	execFDs, _ := e.exec(id, "ls /proc/self/fd | tr '\\n' ' '")
-	links, _ := e.exec(id, "ls -l /proc/1/fd")
-	if strings.TrimSpace(initFDs) != "0 1 2" || strings.TrimSpace(execFDs) != "0 1 2 3" {
-		return escaped, fmt.Sprintf("init holds %q, an exec %q: %s", initFDs, execFDs, links)
+	// While a client is attached (crictl, through the streaming server
+	// and the pod's monitor), the container's process holds no more.
+	attach := exec.Command("crictl", "--runtime-endpoint", "unix://"+e.d.Socket, "attach", "-i", id)
+	stdin, _ := attach.StdinPipe()
+	if err := attach.Start(); err != nil {
+		return refused, "crictl attach: " + err.Error()
 	}
-	return confined, "the init holds 0 1 2, an exec 0 1 2 (and ls's own 3)"
+	defer func() { stdin.Close(); attach.Process.Kill(); attach.Wait() }()
+	time.Sleep(500 * time.Millisecond)
+	attachedFDs, _ := e.exec(id, "ls /proc/1/fd | tr '\\n' ' '")
+	// Still attached: running, not a zombie (which signal 0 would not tell).
+	if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", attach.Process.Pid)); !strings.Contains(string(stat), ") S ") && !strings.Contains(string(stat), ") R ") {
+		return escaped, "crictl attach ended before the check: the attach case was not tried"
+	}
+	links, _ := e.exec(id, "ls -l /proc/1/fd")
+	if strings.TrimSpace(initFDs) != "0 1 2" || strings.TrimSpace(execFDs) != "0 1 2 3" || strings.TrimSpace(attachedFDs) != "0 1 2" {
+		return escaped, fmt.Sprintf("init holds %q (%q while attached), an exec %q: %s", initFDs, attachedFDs, execFDs, links)
+	}
+	return confined, "the init holds 0 1 2, also while attached; an exec 0 1 2 (and ls's own 3)"
 }
 
 func maskWithDevNullSymlink(e *env) (verdict, string) {
