@@ -328,3 +328,26 @@ func RemoveAllPods(rt runtime.RuntimeServiceClient) {
 		rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: p.Id})
 	}
 }
+
+// Main is a root suite's TestMain: without root every test skips, saying
+// so; with it, crid is built into a directory readable by all (a test runs
+// crid as nobody to see it refuse), *bin names it, the tests run, and the
+// directory goes.
+func Main(m *testing.M, suite string, bin *string) {
+	if os.Geteuid() != 0 {
+		fmt.Printf("%s: skipping every test: crid must run as root (run them with sudo, or through hack/test.sh as root)\n", suite)
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "crid-"+suite+"-")
+	if err != nil {
+		panic(err)
+	}
+	os.Chmod(dir, 0o755)
+	if *bin, err = Build("../..", dir); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}

@@ -23,25 +23,7 @@ import (
 
 var cridBin string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("integration: skipping every test: crid must run as root (run them with sudo, or through hack/test.sh as root)")
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "crid-integration-")
-	if err != nil {
-		panic(err)
-	}
-	// Readable by all: one test runs crid as nobody to see it refuse.
-	os.Chmod(dir, 0o755)
-	if cridBin, err = harness.Build("../..", dir); err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.Main(m, "integration", &cridBin) }
 
 // runCrid runs crid to completion, expecting it to refuse, and returns what
 // it said.

@@ -86,17 +86,6 @@ func (im *images) layerDirs(t *testing.T) []string {
 	return out
 }
 
-func push(t *testing.T, ref string, img v1.Image, opts ...remote.Option) {
-	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img, opts...); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-}
-
 func assemble(t *testing.T, layers ...[]catalog.Entry) v1.Image {
 	t.Helper()
 	var ls []v1.Layer

@@ -37,24 +37,7 @@ import (
 
 var cridBin string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("security: skipping every attack: crid must run as root (run them with sudo, or through hack/test.sh as root)")
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "crid-security-")
-	if err != nil {
-		panic(err)
-	}
-	os.Chmod(dir, 0o755)
-	if cridBin, err = harness.Build("../..", dir); err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.Main(m, "security", &cridBin) }
 
 type verdict int
 
@@ -187,8 +170,9 @@ func (e *env) buildImage(name string, cfg v1.Config, layers ...[]catalog.Entry) 
 	return ref
 }
 
-// pod runs a pod of the suite's, edited by edit.
-func (e *env) pod(edit func(*runtime.PodSandboxConfig)) (string, *runtime.PodSandboxConfig, error) {
+// pod runs a pod of the suite's, edited by edit, and answers with what
+// stops and removes it.
+func (e *env) pod(edit func(*runtime.PodSandboxConfig)) (string, *runtime.PodSandboxConfig, func(), error) {
 	e.n++
 	cfg := harness.PodConfig(fmt.Sprintf("attack-%d", e.n), func(c *runtime.PodSandboxConfig) {
 		c.LogDirectory = e.logDir
@@ -198,9 +182,15 @@ func (e *env) pod(edit func(*runtime.PodSandboxConfig)) (string, *runtime.PodSan
 	})
 	resp, err := e.rt.RunPodSandbox(context.Background(), &runtime.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
-		return "", cfg, err
+		return "", cfg, nil, err
 	}
-	return resp.PodSandboxId, cfg, nil
+	id := resp.PodSandboxId
+	remove := func() {
+		ctx := context.Background()
+		e.rt.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: id})
+		e.rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: id})
+	}
+	return id, cfg, remove, nil
 }
 
 // container creates and starts a container running script in a pod,
