@@ -530,8 +530,14 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	}
 	if c.LogPath != "" {
 		os.MkdirAll(filepath.Dir(c.LogPath), 0o755)
-		// The monitor opens the log with O_NOFOLLOW; say why here, with
-		// the code a bad request gets, rather than as its open's ELOOP.
+		// The monitor opens the log refusing symlinks on its path; say why
+		// here, with the code a bad request gets, rather than as its
+		// open's ELOOP.
+		if fd, err := unix.Openat2(unix.AT_FDCWD, filepath.Dir(c.LogPath), &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS}); err == nil {
+			unix.Close(fd)
+		} else if errors.Is(err, unix.ELOOP) {
+			return fmt.Errorf("container %s: the log directory %s has become a symlink since the container was made: %w", c.ID, filepath.Dir(c.LogPath), errdefs.ErrInvalidArgument)
+		}
 		if fi, err := os.Lstat(c.LogPath); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			return fmt.Errorf("container %s: log_path %s is a symlink: crid writes logs only to files it can open without following one: %w", c.ID, c.LogPath, errdefs.ErrInvalidArgument)
 		}

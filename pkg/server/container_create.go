@@ -61,7 +61,18 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		if sb.Spec.LogDirectory == "" {
 			return nil, invalid("config.log_path", "%q is relative to the pod's log_directory, and the pod has none", c.LogPath)
 		}
-		logPath = filepath.Join(sb.Spec.LogDirectory, c.LogPath)
+		// The directory's symlinks (an operator's /var/log on another
+		// disk) are resolved now, and the result checked again: from here
+		// on the log is opened refusing any symlink on its path, so one
+		// planted later, or a link into /proc, is never followed.
+		dir := sb.Spec.LogDirectory
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			if err := validate.LogDirectory("log_directory "+dir+" (resolved)", real); err != nil {
+				return nil, err
+			}
+			dir = real
+		}
+		logPath = filepath.Join(dir, c.LogPath)
 	}
 	res, err := cgroupResources(c.GetLinux().GetResources(), s.cfg.Runtime.PidsLimit)
 	if err != nil {

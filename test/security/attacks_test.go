@@ -32,6 +32,7 @@ func attacks() []attack {
 		{"mount target swapped for a symlink between create and start", mountTargetSwapped},
 		{"hostPath source swapped for a symlink between create and start", hostPathSourceSwapped},
 		{"log path planted as a symlink to a host file", logPathSymlink},
+		{"log directory swapped for a symlink between create and start", logDirSwapped},
 		{"writing the cgroup file system from an unprivileged container", writeCgroupFS},
 		{"image-declared VOLUMEs pointing out of the root (CVE-2022-23648)", imageVolumesOutOfRoot},
 		{"crid's abstract unix sockets from a host-network pod (CVE-2020-15257)", abstractSockets},
@@ -68,12 +69,11 @@ func (e *env) tryToReachTheHost() string {
 }
 
 func workingDirThroughDescriptors(e *env) (verdict, string) {
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	ran, refusals := 0, 0
 	var outs []string
 	for fd := 3; fd <= 12; fd++ {
@@ -101,14 +101,13 @@ func workingDirThroughDescriptors(e *env) (verdict, string) {
 }
 
 func workingDirThroughProcLinks(e *env) (verdict, string) {
-	pod, cfg, err := e.pod(func(c *runtime.PodSandboxConfig) {
+	pod, cfg, remove, err := e.pod(func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
 	})
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	var results []string
 	worst := refused
 	for _, wd := range []string{"/proc/1/cwd", "/proc/1/root", "/proc/self/root/..", "/proc/self/cwd/../../..", "/proc/2/cwd"} {
@@ -141,14 +140,13 @@ func lastLine(s string) string {
 }
 
 func overwriteRuntimeThroughExe(e *env) (verdict, string) {
-	pod, cfg, err := e.pod(func(c *runtime.PodSandboxConfig) {
+	pod, cfg, remove, err := e.pod(func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
 	})
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	// The container opens for writing the executable of every process it
 	// can see, over and over, while crid execs into it (each exec is a
 	// crid process joining the container) and starts a second container
@@ -174,12 +172,11 @@ func overwriteRuntimeThroughExe(e *env) (verdict, string) {
 }
 
 func leakedDescriptors(e *env) (verdict, string) {
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	// PID 1 is the shell crid exec'd as the init: its descriptors are what
 	// the init left open. An exec's own are seen by ls of /proc/self/fd
 	// (3 is ls's own directory).
@@ -214,12 +211,11 @@ func maskWithDevNullSymlink(e *env) (verdict, string) {
 	img := e.buildImage("devnull-link", v1.Config{}, []catalog.Entry{
 		catalog.Dir("dev", 0o755), catalog.Symlink("dev/null", "/proc/sys/kernel/core_pattern"),
 	})
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	id, err := e.container(pod, cfg, img, "echo '|/tmp/evil' > /proc/kcore; echo '|/tmp/evil' > /dev/null; head -c 1 /proc/kcore | wc -c; cat /proc/sys/kernel/core_pattern", nil)
 	if err != nil {
 		return ranOrRefused(err, "", "")
@@ -231,12 +227,11 @@ func devConsoleSymlink(e *env) (verdict, string) {
 	img := e.buildImage("console-link", v1.Config{}, []catalog.Entry{
 		catalog.Dir("dev", 0o755), catalog.Symlink("dev/console", "/proc/sys/kernel/core_pattern"),
 	})
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	id, err := e.container(pod, cfg, img, "echo '|/tmp/evil' > /dev/console; ls -l /dev/console; cat /proc/sys/kernel/core_pattern", func(c *runtime.ContainerConfig) {
 		c.Tty = true
 	})
@@ -250,14 +245,13 @@ func procRedirected(e *env) (verdict, string) {
 	img := e.buildImage("proc-link", v1.Config{}, []catalog.Entry{
 		catalog.Dir("target", 0o755), catalog.Symlink("proc", "/../../../../target"),
 	})
-	pod, cfg, err := e.pod(func(c *runtime.PodSandboxConfig) {
+	pod, cfg, remove, err := e.pod(func(c *runtime.PodSandboxConfig) {
 		c.Linux.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
 	})
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	id, err := e.container(pod, cfg, img, "ls /target | head -3 | tr '\\n' ' '; echo '|/tmp/evil' > /proc/sys/kernel/core_pattern 2>&1", func(c *runtime.ContainerConfig) {
 		c.Linux = &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{OomScoreAdj: 500}}
 	})
@@ -272,12 +266,11 @@ func mountTargetSwapped(e *env) (verdict, string) {
 	os.MkdirAll(vol, 0o755)
 	os.WriteFile(filepath.Join(vol, "from-volume"), []byte("v"), 0o644)
 	img := e.buildImage("mount-target", v1.Config{}, []catalog.Entry{catalog.Dir("data", 0o755), catalog.Dir("data/sub", 0o755)})
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	e.n++
 	name := fmt.Sprintf("swap-%d", e.n)
 	resp, err := e.rt.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: cfg, Config: &runtime.ContainerConfig{
@@ -322,12 +315,11 @@ func hostPathSourceSwapped(e *env) (verdict, string) {
 	hostOnly := filepath.Join(e.dir, "host-only")
 	os.MkdirAll(hostOnly, 0o700)
 	os.WriteFile(filepath.Join(hostOnly, "secret"), []byte(e.secret), 0o600)
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	e.n++
 	name := fmt.Sprintf("source-%d", e.n)
 	resp, err := e.rt.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: cfg, Config: &runtime.ContainerConfig{
@@ -351,12 +343,11 @@ func logPathSymlink(e *env) (verdict, string) {
 	victim := filepath.Join(e.dir, "victim")
 	os.WriteFile(victim, []byte("untouched\n"), 0o644)
 	os.MkdirAll(e.logDir, 0o755)
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	os.Symlink(victim, filepath.Join(e.logDir, "planted.log"))
 	id, err := e.container(pod, cfg, e.image, "echo overwritten", func(c *runtime.ContainerConfig) { c.LogPath = "planted.log" })
 	if id != "" && err == nil {
@@ -371,13 +362,48 @@ func logPathSymlink(e *env) (verdict, string) {
 	return confined, "the container ran, its output did not follow the symlink"
 }
 
-func writeCgroupFS(e *env) (verdict, string) {
-	pod, cfg, err := e.pod(nil)
+func logDirSwapped(e *env) (verdict, string) {
+	victimDir := filepath.Join(e.dir, "victim-dir")
+	os.MkdirAll(victimDir, 0o755)
+	victim := filepath.Join(victimDir, "0.log")
+	os.WriteFile(victim, []byte("untouched\n"), 0o644)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
+	e.n++
+	sub := fmt.Sprintf("ctr-%d", e.n)
+	resp, err := e.rt.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: cfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: sub}, Image: &runtime.ImageSpec{Image: e.image},
+		Command: []string{"echo", "overwritten"}, LogPath: sub + "/0.log",
+	}})
+	if err != nil {
+		return ranOrRefused(err, "", "")
+	}
+	// The container's log directory, as the kubelet makes it, becomes a
+	// symlink to a host directory before the container starts.
+	os.RemoveAll(filepath.Join(e.logDir, sub))
+	os.Symlink(victimDir, filepath.Join(e.logDir, sub))
+	_, err = e.rt.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: resp.ContainerId})
+	if err == nil {
+		e.wait(resp.ContainerId)
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "untouched\n" {
+		return escaped, fmt.Sprintf("the host file behind the swapped directory now holds %q", data)
+	}
+	if err != nil {
+		return ranOrRefused(err, "", "")
+	}
+	return confined, "the container ran, its output did not follow the symlink"
+}
+
+func writeCgroupFS(e *env) (verdict, string) {
+	pod, cfg, remove, err := e.pod(nil)
+	if err != nil {
+		return refused, err.Error()
+	}
+	defer remove()
 	script := `for d in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do mkdir $d/crid-attack 2>/dev/null && echo MADE $d; echo 1 > $d/notify_on_release 2>/dev/null && echo WROTE $d; echo /tmp/evil > $d/release_agent 2>/dev/null && echo AGENT $d; done; echo done`
 	id, err := e.container(pod, cfg, e.image, script, nil)
 	if err != nil {
@@ -402,12 +428,11 @@ func imageVolumesOutOfRoot(e *env) (verdict, string) {
 	img := e.buildImage("volumes", v1.Config{Volumes: map[string]struct{}{
 		"/../../../../" + escapeMarker: {}, "/vol": {}, "/link": {},
 	}}, []catalog.Entry{catalog.Dir("vol", 0o755), catalog.Symlink("link", "/proc/1/root")})
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	id, err := e.container(pod, cfg, img, "echo x > /vol/f && echo vol-writable; ls /"+escapeMarker+" 2>&1 | head -1", nil)
 	if err != nil {
 		return ranOrRefused(err, "", "")
@@ -416,14 +441,13 @@ func imageVolumesOutOfRoot(e *env) (verdict, string) {
 }
 
 func abstractSockets(e *env) (verdict, string) {
-	pod, cfg, err := e.pod(func(c *runtime.PodSandboxConfig) {
+	pod, cfg, remove, err := e.pod(func(c *runtime.PodSandboxConfig) {
 		c.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
 	})
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	id, err := e.container(pod, cfg, e.image, "grep ' @' /proc/net/unix | awk '{print $7, $8}'", nil)
 	if err != nil {
 		return ranOrRefused(err, "", "")
@@ -477,12 +501,11 @@ func (e *env) monitorPIDs() []int {
 }
 
 func deviceNodes(e *env) (verdict, string) {
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	script := `mknod /tmp/mem c 1 1 && echo made-mem; head -c 1 /tmp/mem >/dev/null 2>&1 && echo READ-MEM; ` +
 		`mknod /tmp/kmsg c 1 11 && echo made-kmsg; head -c 1 /tmp/kmsg >/dev/null 2>&1 && echo READ-KMSG; ` +
 		`for d in /sys/dev/block/*; do mm=$(basename $d); mknod /tmp/b b ${mm%:*} ${mm#*:} 2>/dev/null; head -c 1 /tmp/b >/dev/null 2>&1 && echo READ-BLOCK $mm; rm -f /tmp/b; done; echo done`
@@ -498,12 +521,11 @@ func deviceNodes(e *env) (verdict, string) {
 }
 
 func execOutputFlood(e *env) (verdict, string) {
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	id, err := e.container(pod, cfg, e.image, "sleep 300", nil)
 	if err != nil {
 		return refused, err.Error()
@@ -553,12 +575,11 @@ func memKB(pid int, field string) int {
 }
 
 func listOverflow(e *env) (verdict, string) {
-	pod, cfg, err := e.pod(nil)
+	pod, cfg, remove, err := e.pod(nil)
 	if err != nil {
 		return refused, err.Error()
 	}
-	defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-	defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+	defer remove()
 	// Annotations as large as Kubernetes allows one object (256 KiB); 70
 	// of them would be past a 16 MiB reply.
 	big := map[string]string{"attack": strings.Repeat("a", 250<<10)}
@@ -614,22 +635,20 @@ func mustRefuse(err error) (verdict, string) {
 func requestRefusals() []refusal {
 	podWith := func(edit func(*runtime.PodSandboxConfig)) func(e *env) (verdict, string) {
 		return func(e *env) (verdict, string) {
-			id, _, err := e.pod(edit)
+			_, _, remove, err := e.pod(edit)
 			if err == nil {
-				e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: id})
-				e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: id})
+				remove()
 			}
 			return mustRefuse(err)
 		}
 	}
 	ctrWith := func(edit func(*runtime.ContainerConfig)) func(e *env) (verdict, string) {
 		return func(e *env) (verdict, string) {
-			pod, cfg, err := e.pod(nil)
+			pod, cfg, remove, err := e.pod(nil)
 			if err != nil {
 				return refused, err.Error()
 			}
-			defer e.rt.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-			defer e.rt.StopPodSandbox(context.Background(), &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+			defer remove()
 			_, err = e.rt.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: cfg,
 				Config: func() *runtime.ContainerConfig {
 					c := &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "refused"}, Image: &runtime.ImageSpec{Image: e.image}}

@@ -7,8 +7,9 @@ import (
 	"io"
 	"os"
 	"sync"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxLogLine is where a line without a newline is cut into partial lines,
@@ -39,13 +40,17 @@ func (w *LogWriter) Reopen() error {
 	if w.path == "" {
 		return nil
 	}
-	// Never through a symlink: the monitor runs as root, and a link
-	// planted where the log goes would have it append container output
-	// to any file of the host.
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o640)
+	// Never through a symlink, anywhere on the path (crid resolved the
+	// pod's log directory when the container was made): the monitor runs
+	// as root, and a link planted where the log goes would have it append
+	// container output to any file of the host.
+	fd, err := unix.Openat2(unix.AT_FDCWD, w.path, &unix.OpenHow{
+		Flags: unix.O_WRONLY | unix.O_APPEND | unix.O_CREAT | unix.O_CLOEXEC, Mode: 0o640, Resolve: unix.RESOLVE_NO_SYMLINKS,
+	})
 	if err != nil {
 		return fmt.Errorf("open log %s: %w", w.path, err)
 	}
+	f := os.NewFile(uintptr(fd), w.path)
 	if w.f != nil {
 		w.f.Close()
 	}
