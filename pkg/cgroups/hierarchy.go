@@ -53,6 +53,9 @@ type Manager interface {
 	// child is born in it rather than moved there (on cgroup v2 only:
 	// ErrNoCloneInto on v1 hierarchies, where the caller moves it).
 	CloneInto() (*os.File, error)
+	// KillAll SIGKILLs every process in the cgroup (cgroup.kill on v2;
+	// freeze, kill, thaw on v1) until none is left, or ctx ends.
+	KillAll(ctx context.Context) error
 	// Destroy kills every process left in the cgroup and removes it from
 	// every hierarchy. Destroying a cgroup that is gone succeeds.
 	Destroy(ctx context.Context) error

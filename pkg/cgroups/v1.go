@@ -378,7 +378,7 @@ func (c *v1) Destroy(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := c.killAll(ctx); err != nil {
+	if err := c.KillAll(ctx); err != nil {
 		return err
 	}
 	var errs []error
@@ -390,10 +390,10 @@ func (c *v1) Destroy(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// killAll SIGKILLs what is in the cgroup until nothing is: a process may
+// KillAll SIGKILLs what is in the cgroup until nothing is: a process may
 // fork while the list is read, so the list is read again until empty. The
 // freezer stops it forking in between, when it is mounted.
-func (c *v1) killAll(ctx context.Context) error {
+func (c *v1) KillAll(ctx context.Context) error {
 	freezer := c.dir("freezer")
 	if freezer != "" {
 		if _, err := os.Stat(freezer); err != nil {

@@ -259,17 +259,11 @@ func (c *v2) CloneInto() (*os.File, error) {
 // Destroy kills the cgroup's processes with cgroup.kill (Linux 5.14+),
 // which also gets those forked meanwhile, or by signalling each one on
 // older kernels, then removes the directory.
-func (c *v2) Destroy(ctx context.Context) error {
+// KillAll writes cgroup.kill (Linux 5.14), which the kernel carries out
+// for every process at once, forks in flight included; without it each
+// listed process is killed, until the list is empty.
+func (c *v2) KillAll(ctx context.Context) error {
 	d := c.dir()
-	if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	for _, child := range children(d) {
-		sub := &v2{root: c.root, path: filepath.Join(c.path, child)}
-		if err := sub.Destroy(ctx); err != nil {
-			return err
-		}
-	}
 	killFile := filepath.Join(d, "cgroup.kill")
 	for {
 		pids, err := readPids(d)
@@ -277,7 +271,7 @@ func (c *v2) Destroy(ctx context.Context) error {
 			return err
 		}
 		if len(pids) == 0 {
-			break
+			return nil
 		}
 		if _, err := os.Stat(killFile); err == nil {
 			writeFile(d, "cgroup.kill", "1")
@@ -291,6 +285,22 @@ func (c *v2) Destroy(ctx context.Context) error {
 			return fmt.Errorf("kill processes of cgroup %s: %w (%d left)", c.path, ctx.Err(), len(pids))
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+func (c *v2) Destroy(ctx context.Context) error {
+	d := c.dir()
+	if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	for _, child := range children(d) {
+		sub := &v2{root: c.root, path: filepath.Join(c.path, child)}
+		if err := sub.Destroy(ctx); err != nil {
+			return err
+		}
+	}
+	if err := c.KillAll(ctx); err != nil {
+		return err
 	}
 	return removeDir(ctx, d)
 }

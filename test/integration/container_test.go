@@ -690,3 +690,75 @@ func TestDeviceRulesGuardHostDevices(t *testing.T) {
 	}
 	harness.RemovePod(t, e.rt, e.pod)
 }
+
+// cgroupProcs lists what is in a container's cgroup, from the host (the
+// memory hierarchy on v1, the unified one on v2).
+func (e *ctrEnv) cgroupProcs(t *testing.T, id string) []string {
+	t.Helper()
+	resp, err := e.rt.ContainerStatus(context.Background(), &runtime.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Cgroup string `json:"cgroup"`
+	}
+	json.Unmarshal([]byte(resp.Info["info"]), &info)
+	for _, dir := range []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup"} {
+		if data, err := os.ReadFile(filepath.Join(dir, info.Cgroup, "cgroup.procs")); err == nil {
+			return strings.Fields(string(data))
+		}
+	}
+	return nil
+}
+
+// A wrapper-script image: the entrypoint starts the real server as a
+// child and waits, every process ignoring SIGTERM, one forking again.
+// Stopping it must end all of them, in the pod's shared PID namespace
+// (where the children are reparented to the infra process, not killed
+// with the namespace) as in one of the container's own.
+func TestStopKillsWhatTheMainProcessLeft(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		net  int
+		pid  runtime.NamespaceMode
+	}{
+		{"shared PID namespace", 25, runtime.NamespaceMode_POD},
+		{"container PID namespace", 26, runtime.NamespaceMode_CONTAINER},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newCtrEnv(t, tc.net, func(c *runtime.PodSandboxConfig) {
+				c.Linux.SecurityContext.NamespaceOptions.Pid = tc.pid
+			})
+			ctx := context.Background()
+			id := e.run(t, "wrapper", `trap '' TERM; (trap '' TERM; sh -c "trap '' TERM; sleep 1000" & sleep 1000) & sleep 1000 & wait`)
+			deadline := time.Now().Add(5 * time.Second)
+			for len(e.cgroupProcs(t, id)) < 4 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if procs := e.cgroupProcs(t, id); len(procs) < 4 {
+				t.Fatalf("the wrapper runs %d processes, want its 4 (the shell execs its last command)", len(procs))
+			}
+			start := time.Now()
+			if _, err := e.rt.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: id, Timeout: 2}); err != nil {
+				t.Fatalf("stop: %v after %v", err, time.Since(start))
+			}
+			if took := time.Since(start); took > 7*time.Second {
+				t.Errorf("stop with a 2 s timeout took %v", took)
+			}
+			if st := e.status(t, id); st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 {
+				t.Errorf("after stop: %v, exit %d", st.State, st.ExitCode)
+			}
+			if procs := e.cgroupProcs(t, id); len(procs) > 0 {
+				t.Errorf("left running in the container's cgroup: %v", procs)
+			}
+			// A child that outlives the main process on its own is ended
+			// when it exits, too.
+			orphan := e.run(t, "orphan", `trap '' TERM; (trap '' TERM; sleep 1000) & exit 3`)
+			st := e.waitExited(t, orphan)
+			if procs := e.cgroupProcs(t, orphan); st.ExitCode != 3 || len(procs) > 0 {
+				t.Errorf("a main process that exits 3 leaving a child: exit %d, left %v", st.ExitCode, procs)
+			}
+			harness.RemovePod(t, e.rt, e.pod)
+		})
+	}
+}

@@ -15,6 +15,7 @@ package monitor
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -467,6 +468,18 @@ func (m *monitor) exited(c *container, ws syscall.WaitStatus) {
 	if n, err := c.cgroup.OOMKills(); err == nil && n > c.oomBefore {
 		e.OOMKilled = true
 	}
+	// A container ends with its main process. What it leaves in its
+	// cgroup (a wrapper script's server, a daemon that ignored SIGTERM,
+	// an exec) is killed before the exit is recorded: in a pod's shared
+	// PID namespace nothing else would end them (they are reparented to
+	// the pod's infra process), they would hold the output pipes open,
+	// and the pod could never be removed. As runc's kill --all does:
+	// cgroup.kill on v2, freeze, kill, thaw on v1.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := c.cgroup.KillAll(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "monitor: kill what container", c.id, "left:", err)
+	}
+	cancel()
 	// Output the process left in the pipes is logged before the exit is.
 	c.copying.Wait()
 	c.log.Close()
