@@ -51,6 +51,12 @@ func serve(cfg config.Config) error {
 	if err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
+	cg.TolerateMissingHugetlb = cfg.Runtime.TolerateMissingHugetlbController
+	if policy, warning := cg.HugetlbReport(cg.TolerateMissingHugetlb); warning != "" {
+		klog.InfoS("Huge pages reserved on this host cannot be limited", "warning", warning, "policy", policy)
+	} else if policy != "" {
+		klog.InfoS("No hugetlb controller", "policy", policy)
+	}
 	for _, d := range []struct{ what, path string }{
 		{"root dir", cfg.Root}, {"runroot dir", cfg.RunRoot}, {"socket dir", filepath.Dir(cfg.Listen)},
 	} {

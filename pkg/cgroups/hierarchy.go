@@ -71,6 +71,9 @@ type Hierarchy struct {
 	Unified string
 	// V1 maps each v1 controller to its mountpoint (v1 and hybrid modes).
 	V1 map[string]string
+	// TolerateMissingHugetlb accepts positive hugepage limits, unenforced,
+	// where the hugetlb controller is missing (hugetlb.go).
+	TolerateMissingHugetlb bool
 }
 
 // v1Controllers are the v1 hierarchies a cgroup is made in, when mounted.
@@ -177,9 +180,9 @@ func (h *Hierarchy) Manager(p string) (Manager, error) {
 		return nil, err
 	}
 	if h.Mode == Unified {
-		return &v2{root: h.Unified, path: clean}, nil
+		return &v2{root: h.Unified, path: clean, tolerateHugetlb: h.TolerateMissingHugetlb}, nil
 	}
-	return &v1{mounts: h.V1, path: clean, mode: h.Mode}, nil
+	return &v1{mounts: h.V1, path: clean, mode: h.Mode, tolerateHugetlb: h.TolerateMissingHugetlb}, nil
 }
 
 // CleanPath checks a cgroupfs path and returns it clean and absolute. A

@@ -13,15 +13,18 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crid-dev/crid/pkg/errdefs"
 )
 
 // v1 manages a cgroup on the v1 hierarchies (v1 and hybrid hosts). In
 // hybrid mode the empty unified tree carries no controllers and is left
 // alone, as runc and containerd leave it.
 type v1 struct {
-	mounts map[string]string
-	path   string
-	mode   Mode
+	mounts          map[string]string
+	path            string
+	mode            Mode
+	tolerateHugetlb bool
 }
 
 func (c *v1) Path() string { return c.path }
@@ -94,7 +97,7 @@ func (c *v1) Update(r *Resources) error {
 		return err
 	}
 	if len(r.Unified) > 0 {
-		return fmt.Errorf("unified resources %v need cgroup v2; this host runs cgroup %s", keys(r.Unified), c.mode)
+		return fmt.Errorf("unified resources %v need cgroup v2; this host runs cgroup %s: %w", keys(r.Unified), c.mode, errdefs.ErrFailedPrecondition)
 	}
 	if d := c.dir("cpu"); d != "" {
 		if r.CPUShares != 0 {
@@ -135,8 +138,11 @@ func (c *v1) Update(r *Resources) error {
 	}
 	for _, h := range r.HugepageLimits {
 		d := c.dir("hugetlb")
-		if d == "" {
-			return fmt.Errorf("hugepage limit for %s: the hugetlb controller is not mounted on this host", h.PageSize)
+		if write, err := hugepageLimit(h, d != "", c.tolerateHugetlb); err != nil || !write {
+			if err != nil {
+				return err
+			}
+			continue
 		}
 		if err := writeFile(d, "hugetlb."+h.PageSize+".limit_in_bytes", strconv.FormatUint(h.Limit, 10)); err != nil {
 			return err

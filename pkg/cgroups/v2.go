@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crid-dev/crid/pkg/errdefs"
 )
 
 // v2 manages a cgroup on the unified hierarchy.
 type v2 struct {
-	root string
-	path string
+	root            string
+	path            string
+	tolerateHugetlb bool
 }
 
 func (c *v2) Path() string { return c.path }
@@ -121,11 +124,19 @@ func (c *v2) Update(r *Resources) error {
 		add("pids.max", limitString(r.PidsLimit))
 	}
 	for _, h := range r.HugepageLimits {
-		add("hugetlb."+h.PageSize+".max", strconv.FormatUint(h.Limit, 10))
+		file := "hugetlb." + h.PageSize + ".max"
+		_, err := os.Stat(filepath.Join(d, file))
+		write, err := hugepageLimit(h, err == nil, c.tolerateHugetlb)
+		if err != nil {
+			return err
+		}
+		if write {
+			add(file, strconv.FormatUint(h.Limit, 10))
+		}
 	}
 	for _, k := range sortedKeys(r.Unified) {
 		if _, err := os.Stat(filepath.Join(d, k)); err != nil {
-			return fmt.Errorf("unified key %s: no such file in %s (is its controller enabled on this host?)", k, d)
+			return fmt.Errorf("unified key %s: no such file in %s (is its controller enabled on this host?): %w", k, d, errdefs.ErrFailedPrecondition)
 		}
 		add(k, r.Unified[k])
 	}

@@ -63,10 +63,11 @@ type Config struct {
 
 // RuntimeConfig is the [runtime] table.
 type RuntimeConfig struct {
-	CgroupDriver        string `toml:"cgroup_driver" json:"cgroup_driver" doc:"\"cgroupfs\", the only driver crid has; the kubelet's cgroupDriver must be cgroupfs too (kubeadm defaults to systemd: set it)."`
-	PidsLimit           int64  `toml:"pids_limit" json:"pids_limit" doc:"Most processes and threads a container may have, unless its pod says otherwise; -1 for no limit, 0 to leave the pod cgroup's."`
-	DefaultHandler      string `toml:"default_handler" json:"default_handler" doc:"Runtime handler used when a pod names none (RuntimeClass handler). A DNS label."`
-	ExecSyncOutputLimit int    `toml:"exec_sync_output_limit" json:"exec_sync_output_limit" doc:"Bytes of each stream ExecSync keeps (probes, crictl exec -s); the rest is read and dropped, and the reply's stderr says so. The kubelet reads 10 KiB of a probe's output. At most 8323072, so both streams fit one 16 MiB reply."`
+	CgroupDriver                     string `toml:"cgroup_driver" json:"cgroup_driver" doc:"\"cgroupfs\", the only driver crid has; the kubelet's cgroupDriver must be cgroupfs too (kubeadm defaults to systemd: set it)."`
+	PidsLimit                        int64  `toml:"pids_limit" json:"pids_limit" doc:"Most processes and threads a container may have, unless its pod says otherwise; -1 for no limit, 0 to leave the pod cgroup's."`
+	DefaultHandler                   string `toml:"default_handler" json:"default_handler" doc:"Runtime handler used when a pod names none (RuntimeClass handler). A DNS label."`
+	TolerateMissingHugetlbController bool   `toml:"tolerate_missing_hugetlb_controller" json:"tolerate_missing_hugetlb_controller" doc:"Accept positive hugepage limits, unenforced, on a host without the hugetlb controller (limits of 0, which the kubelet sends for every page size a pod does not ask for, are always accepted there). Off, such a container fails with FailedPrecondition naming the controller."`
+	ExecSyncOutputLimit              int    `toml:"exec_sync_output_limit" json:"exec_sync_output_limit" doc:"Bytes of each stream ExecSync keeps (probes, crictl exec -s); the rest is read and dropped, and the reply's stderr says so. The kubelet reads 10 KiB of a probe's output. At most 8323072, so both streams fit one 16 MiB reply."`
 }
 
 // ImageConfig is the [image] table.

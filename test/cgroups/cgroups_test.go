@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/errdefs"
 )
 
 func flagLookup(name string) *flag.Flag { return flag.Lookup(name) }
@@ -389,5 +390,85 @@ func TestDeviceRulesAreEnforced(t *testing.T) {
 	}
 	if got[0] != "null ok" || got[1] != "full operation not permitted" {
 		t.Errorf("opens in the cgroup: %q, want null ok and full refused", got)
+	}
+}
+
+// pageSizes are the host's huge page sizes as the kubelet names them
+// (hugepages-2048kB -> 2MB), which it sends a limit for on every container.
+func pageSizes(t *testing.T) []string {
+	dirs, _ := filepath.Glob("/sys/kernel/mm/hugepages/hugepages-*kB")
+	var sizes []string
+	for _, d := range dirs {
+		kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(d), "hugepages-"), "kB"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case kb >= 1<<20:
+			sizes = append(sizes, fmt.Sprintf("%dGB", kb>>20))
+		case kb >= 1<<10:
+			sizes = append(sizes, fmt.Sprintf("%dMB", kb>>10))
+		default:
+			sizes = append(sizes, fmt.Sprintf("%dKB", kb))
+		}
+	}
+	return sizes
+}
+
+// What a kubelet sends on every container, on this host: a limit of 0 for
+// each huge page size. Where the host cannot limit huge pages, that is
+// accepted; a positive limit is refused, FailedPrecondition, unless
+// tolerated.
+func TestKubeletHugepageLimitsOnThisHost(t *testing.T) {
+	requireRoot(t)
+	sizes := pageSizes(t)
+	if len(sizes) == 0 {
+		t.Skip("this kernel has no huge page sizes (/sys/kernel/mm/hugepages is empty): the kubelet sends no limits")
+	}
+	var zeros, asked []cgroups.HugepageLimit
+	for _, s := range sizes {
+		zeros = append(zeros, cgroups.HugepageLimit{PageSize: s, Limit: 0})
+	}
+	asked = append(asked, cgroups.HugepageLimit{PageSize: sizes[0], Limit: 64 << 20})
+	m, h := newCgroup(t, &cgroups.Resources{HugepageLimits: zeros})
+	t.Logf("sizes %v, hugetlb controller: %v", sizes, h.HasController("hugetlb"))
+	err := m.Update(&cgroups.Resources{HugepageLimits: asked})
+	if h.HasController("hugetlb") {
+		if err != nil {
+			t.Fatalf("a positive limit with the controller: %v", err)
+		}
+		return
+	}
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("a positive limit without the controller: %v, want FailedPrecondition", err)
+	}
+	h.TolerateMissingHugetlb = true
+	tolerant, _ := h.Manager(m.Path())
+	if err := tolerant.Update(&cgroups.Resources{HugepageLimits: asked}); err != nil {
+		t.Fatalf("a positive limit, tolerated: %v", err)
+	}
+}
+
+// What a kubelet (v1.37) sends for a Burstable container with a memory
+// limit, on this host's cgroup version: shares, quota and period, the
+// memory limit with swap equal to it (swap off), a zero limit for every
+// huge page size, and on v2 memory.oom.group in Unified. All of it must
+// be taken, whatever of it the host can enforce.
+func TestWhatTheKubeletSendsIsTaken(t *testing.T) {
+	requireRoot(t)
+	r := &cgroups.Resources{CPUShares: 102, CPUQuota: 50000, CPUPeriod: 100000, MemoryLimit: 128 << 20, MemorySwapLimit: 128 << 20}
+	for _, s := range pageSizes(t) {
+		r.HugepageLimits = append(r.HugepageLimits, cgroups.HugepageLimit{PageSize: s})
+	}
+	h, err := cgroups.Discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Mode == cgroups.Unified {
+		r.Unified = map[string]string{"memory.oom.group": "1"}
+	}
+	m, _ := newCgroup(t, r)
+	if err := m.Update(r); err != nil {
+		t.Fatalf("an in-place update with the same: %v", err)
 	}
 }

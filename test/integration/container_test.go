@@ -18,7 +18,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/pty"
@@ -761,4 +763,53 @@ func TestStopKillsWhatTheMainProcessLeft(t *testing.T) {
 			harness.RemovePod(t, e.rt, e.pod)
 		})
 	}
+}
+
+// The kubelet sends, on every container, a limit of 0 for every huge page
+// size the node has: on this host, whose hugetlb controller is not
+// mounted, such a container must start. A pod that asks for huge pages
+// the host cannot limit is refused, FailedPrecondition.
+func TestKubeletHugepageLimitsStartOnThisHost(t *testing.T) {
+	dirs, _ := filepath.Glob("/sys/kernel/mm/hugepages/hugepages-2048kB")
+	if len(dirs) == 0 {
+		t.Skip("no 2 MiB huge pages on this kernel: the kubelet would send no limit")
+	}
+	e := newCtrEnv(t, 27)
+	ctx := context.Background()
+	create := func(name string, limit uint64) (string, error) {
+		resp, err := e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg, Config: &runtime.ContainerConfig{
+			Metadata: &runtime.ContainerMetadata{Name: name}, Image: &runtime.ImageSpec{Image: e.image},
+			Command: []string{"sh", "-c", "echo started"}, LogPath: name + ".log",
+			Linux: &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{
+				MemoryLimitInBytes: 64 << 20, CpuShares: 2,
+				HugepageLimits: []*runtime.HugepageLimit{{PageSize: "2MB", Limit: limit}},
+			}},
+		}})
+		if err != nil {
+			return "", err
+		}
+		return resp.ContainerId, nil
+	}
+	id, err := create("zero", 0)
+	if err != nil {
+		t.Fatalf("the kubelet's zero hugepage limit: %v", err)
+	}
+	if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.waitExited(t, id); st.ExitCode != 0 {
+		t.Errorf("exit %d", st.ExitCode)
+	}
+	_, err = create("asked", 4<<20)
+	hugetlb := false
+	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		hugetlb = strings.Contains(string(data), ",hugetlb") || strings.Contains(string(data), " hugetlb")
+	}
+	switch {
+	case hugetlb && err != nil:
+		t.Errorf("a positive limit on a host with the controller: %v", err)
+	case !hugetlb && status.Code(err) != codes.FailedPrecondition:
+		t.Errorf("a positive limit on a host without the controller: %v, want FailedPrecondition", err)
+	}
+	harness.RemovePod(t, e.rt, e.pod)
 }
