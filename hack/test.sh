@@ -30,3 +30,10 @@ echo "== critest conformance"
 ./test/critest/run.sh
 echo "== critest: three runs on 4 parallel nodes against one crid, counting leaks between runs"
 CRITEST_RUNS=3 CRITEST_PARALLEL=4 ./test/critest/run.sh
+
+# A running kubelet kills processes in cgroups under its cgroup root that it
+# does not know: this suite runs alone, after all the others, with a cgroup
+# root of its own (/crid-e2e).
+echo "== a standalone kubelet on crid (test/e2e/kubelet; the kubelet is built once per version, cached)"
+./test/e2e/kubelet/build-kubelet.sh >/dev/null
+go test -count=1 -v -timeout 15m ./test/e2e/kubelet/ | grep -E '^(PASS|FAIL) |^(--- )?(PASS|FAIL)|^ok|skipping'

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -330,10 +331,10 @@ func RemoveAllPods(rt runtime.RuntimeServiceClient) {
 }
 
 // Main is a root suite's TestMain: without root every test skips, saying
-// so; with it, crid is built into a directory readable by all (a test runs
-// crid as nobody to see it refuse), *bin names it, the tests run, and the
-// directory goes.
-func Main(m *testing.M, suite string, bin *string) {
+// so; with it, crid is built from the module at repo (relative to the
+// suite) into a directory readable by all (a test runs crid as nobody to
+// see it refuse), *bin names it, the tests run, and the directory goes.
+func Main(m *testing.M, suite, repo string, bin *string) {
 	if os.Geteuid() != 0 {
 		fmt.Printf("%s: skipping every test: crid must run as root (run them with sudo, or through hack/test.sh as root)\n", suite)
 		os.Exit(m.Run())
@@ -343,11 +344,28 @@ func Main(m *testing.M, suite string, bin *string) {
 		panic(err)
 	}
 	os.Chmod(dir, 0o755)
-	if *bin, err = Build("../..", dir); err != nil {
+	if *bin, err = Build(repo, dir); err != nil {
 		fmt.Println(err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// Monitors are the pods' monitors of a test's crid: crid's binary (argv[0]
+// "crid", its monitor subcommand) working in a directory under dir.
+func Monitors(dir string) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.HasPrefix(string(cmd), "crid\x00monitor\x00") && strings.Contains(string(cmd), dir) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

@@ -23,7 +23,7 @@ import (
 
 var cridBin string
 
-func TestMain(m *testing.M) { harness.Main(m, "integration", &cridBin) }
+func TestMain(m *testing.M) { harness.Main(m, "integration", "../..", &cridBin) }
 
 // runCrid runs crid to completion, expecting it to refuse, and returns what
 // it said.

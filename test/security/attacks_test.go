@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crid-dev/crid/test/harness"
 	"github.com/crid-dev/crid/test/images/catalog"
 )
 
@@ -463,7 +464,7 @@ func abstractSockets(e *env) (verdict, string) {
 			}
 		}
 	}
-	for _, m := range e.monitorPIDs() {
+	for _, m := range harness.Monitors(e.dir) {
 		pids = append(pids, m)
 	}
 	for _, pid := range pids {
@@ -481,23 +482,6 @@ func abstractSockets(e *env) (verdict, string) {
 		}
 	}
 	return confined, fmt.Sprintf("crid and its monitors (%d processes) hold no abstract unix socket a host-network pod could reach", len(pids))
-}
-
-// monitorPIDs are the pods' monitors of this suite's crid: crid's binary
-// (argv[0] "crid") working in a directory under the suite's.
-func (e *env) monitorPIDs() []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, ent := range entries {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.HasPrefix(string(cmd), "crid\x00") && strings.Contains(string(cmd), e.dir) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 func deviceNodes(e *env) (verdict, string) {

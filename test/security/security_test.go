@@ -37,7 +37,7 @@ import (
 
 var cridBin string
 
-func TestMain(m *testing.M) { harness.Main(m, "security", &cridBin) }
+func TestMain(m *testing.M) { harness.Main(m, "security", "../..", &cridBin) }
 
 type verdict int
 
