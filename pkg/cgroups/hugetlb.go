@@ -24,6 +24,40 @@ import (
 // set runtime.tolerate_missing_hugetlb_controller (containerd's key), as
 // containerd does and CRI-O skips them.
 
+// asksNothing says whether a Unified key whose file the host lacks asks
+// for nothing the host could give. A kubelet (v1.37) on cgroup v2 sends
+// memory.high "max" on every container (clearing a MemoryQoS throttle)
+// and memory.swap.max ("0" with swap off): "max" limits nothing, and a
+// swap limit asks nothing of a host that has no swap.
+func asksNothing(key, value string) bool {
+	if value == "max" {
+		return true
+	}
+	if key == "memory.swap.max" {
+		return hostSwapTotal() == 0
+	}
+	return false
+}
+
+// hostSwapTotal is the host's swap in kB, from /proc/meminfo (-1 if it
+// cannot be read).
+func hostSwapTotal() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "SwapTotal:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
 // hugepageLimit decides what to do with one limit where the controller may
 // be missing: write it (true), skip it (false), or refuse it.
 func hugepageLimit(h HugepageLimit, have, tolerate bool) (bool, error) {

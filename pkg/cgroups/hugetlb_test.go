@@ -72,3 +72,18 @@ func TestHugepageLimitsWhereTheControllerIsMissing(t *testing.T) {
 		}
 	}
 }
+
+func TestUnifiedKeysTheHostLacks(t *testing.T) {
+	root := fakeDir(t, nil)
+	os.Mkdir(filepath.Join(root, "pod"), 0o755)
+	c := &v2{root: root, path: "/pod"}
+	// The kubelet's memory.high "max" limits nothing: taken without a file.
+	if err := c.Update(&Resources{Unified: map[string]string{"memory.high": "max"}}); err != nil {
+		t.Errorf("memory.high=max without its file: %v", err)
+	}
+	// A limit that asks for something cannot be dropped.
+	err := c.Update(&Resources{Unified: map[string]string{"memory.high": "1048576"}})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("memory.high=1048576 without its file: %v, want FailedPrecondition", err)
+	}
+}

@@ -136,6 +136,9 @@ func (c *v2) Update(r *Resources) error {
 	}
 	for _, k := range sortedKeys(r.Unified) {
 		if _, err := os.Stat(filepath.Join(d, k)); err != nil {
+			if asksNothing(k, r.Unified[k]) {
+				continue
+			}
 			return fmt.Errorf("unified key %s: no such file in %s (is its controller enabled on this host?): %w", k, d, errdefs.ErrFailedPrecondition)
 		}
 		add(k, r.Unified[k])

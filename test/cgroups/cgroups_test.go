@@ -449,11 +449,12 @@ func TestKubeletHugepageLimitsOnThisHost(t *testing.T) {
 	}
 }
 
-// What a kubelet (v1.37) sends for a Burstable container with a memory
-// limit, on this host's cgroup version: shares, quota and period, the
-// memory limit with swap equal to it (swap off), a zero limit for every
-// huge page size, and on v2 memory.oom.group in Unified. All of it must
-// be taken, whatever of it the host can enforce.
+// What a kubelet (v1.37, kuberuntime_container_linux.go) sends for a
+// Burstable container with a memory limit, on this host's cgroup version:
+// shares, quota and period, the memory limit with swap equal to it on v1
+// (swap off), a zero limit for every huge page size, and on v2 in Unified
+// memory.high "max", memory.swap.max "0" (swap off) and memory.oom.group
+// "1". All of it must be taken, whatever of it the host can enforce.
 func TestWhatTheKubeletSendsIsTaken(t *testing.T) {
 	requireRoot(t)
 	r := &cgroups.Resources{CPUShares: 102, CPUQuota: 50000, CPUPeriod: 100000, MemoryLimit: 128 << 20, MemorySwapLimit: 128 << 20}
@@ -465,7 +466,8 @@ func TestWhatTheKubeletSendsIsTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	if h.Mode == cgroups.Unified {
-		r.Unified = map[string]string{"memory.oom.group": "1"}
+		r.MemorySwapLimit = 0
+		r.Unified = map[string]string{"memory.oom.group": "1", "memory.high": "max", "memory.swap.max": "0"}
 	}
 	m, _ := newCgroup(t, r)
 	if err := m.Update(r); err != nil {
