@@ -28,6 +28,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/test/images/catalog"
 )
 
 // Build compiles crid and crid-monitor into dir (readable by all) from the
@@ -368,4 +370,19 @@ func Monitors(dir string) []int {
 		}
 	}
 	return out
+}
+
+// PushBusybox pushes Debian's busybox as an image (PATH=/bin, sh) to the
+// registry at ref.
+func PushBusybox(t testing.TB, ref string) {
+	t.Helper()
+	base, err := catalog.BusyboxLayer("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := catalog.Assemble(v1.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Push(t, ref, img)
 }

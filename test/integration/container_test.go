@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/crid-dev/crid/pkg/pty"
 	"github.com/crid-dev/crid/test/harness"
-	"github.com/crid-dev/crid/test/images/catalog"
 )
 
 // ctrEnv is a crid with a pod and a busybox image, ready for containers.
@@ -43,15 +41,7 @@ func newCtrEnv(t *testing.T, n int, podEdits ...func(*runtime.PodSandboxConfig))
 	t.Helper()
 	harness.RequireRoot(t)
 	reg := harness.StartRegistry(t, "", "")
-	base, err := catalog.BusyboxLayer("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := catalog.Assemble(v1.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}}, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	harness.Push(t, reg.Addr+"/busybox:it", img)
+	harness.PushBusybox(t, reg.Addr+"/busybox:it")
 	dir := t.TempDir()
 	harness.PodNet(t, dir, n)
 	e := &ctrEnv{d: harness.Start(t, cridBin, dir), image: reg.Addr + "/busybox:it", logDir: filepath.Join(dir, "logs")}

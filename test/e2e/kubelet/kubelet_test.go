@@ -25,12 +25,10 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/test/harness"
-	"github.com/crid-dev/crid/test/images/catalog"
 )
 
 // Version is the kubelet the suite runs.
@@ -76,16 +74,8 @@ func newNode(t *testing.T) *node {
 	n.podLogs = filepath.Join(n.dir, "pod-logs")
 	os.MkdirAll(n.manifests, 0o755)
 	reg := harness.StartRegistry(t, "", "")
-	base, err := catalog.BusyboxLayer("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := catalog.Assemble(v1.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}}, base)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n.image = reg.Addr + "/busybox:e2e"
-	harness.Push(t, n.image, img)
+	harness.PushBusybox(t, n.image)
 
 	// The kubelet's cgroup root, in every hierarchy, before it starts.
 	h, err := cgroups.Discover()
