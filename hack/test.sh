@@ -9,7 +9,7 @@ cd "$repo"
 ./hack/install-deps.sh test
 
 echo "== unit tests"
-go test -count=1 $(go list ./... | grep -v -e /test/integration -e /test/cgroups -e /test/security)
+go test -count=1 $(go list ./... | grep -v -e /test/integration -e /test/cgroups -e /test/security -e /test/e2e)
 
 echo "== fuzzing the request validators (kept corpus in pkg/validate/testdata/fuzz, then 10 s each)"
 for target in FuzzSandbox FuzzContainer FuzzCpuset; do

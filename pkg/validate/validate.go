@@ -11,7 +11,6 @@
 package validate
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"path"
@@ -400,12 +399,6 @@ func Join(errs ...error) error {
 		}
 	}
 	return nil
-}
-
-// IsRefusal tells whether err is a refusal of this package.
-func IsRefusal(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
 }
 
 // q quotes a refused value for a message, cut short: a refusal must not
