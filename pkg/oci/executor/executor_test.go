@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == InitCommand {
 		os.Exit(Init())
 	}
+	if len(os.Args) > 2 && os.Args[1] == "verify-cwd-outside-root" {
+		os.Exit(verifyCwdOutsideRoot(os.Args[2]))
+	}
 	// As the monitor is: a container in a user namespace and a PID
 	// namespace is the child of an init that exits.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
