@@ -35,5 +35,5 @@ CRITEST_RUNS=3 CRITEST_PARALLEL=4 ./test/critest/run.sh
 # does not know: this suite runs alone, after all the others, with a cgroup
 # root of its own (/crid-e2e).
 echo "== a standalone kubelet on crid (test/e2e/kubelet; the kubelet is built once per version, cached)"
-./test/e2e/kubelet/build-kubelet.sh >/dev/null
+./test/e2e/build-k8s.sh kubelet >/dev/null
 go test -count=1 -v -timeout 15m ./test/e2e/kubelet/ | grep -E '^(PASS|FAIL) |^(--- )?(PASS|FAIL)|^ok|skipping'

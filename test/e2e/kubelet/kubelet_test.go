@@ -9,7 +9,7 @@
 // not run beside other suites of crid that use the kubelet's cgroups.
 //
 // The kubelet is built from k8s.io/kubernetes through the module proxy by
-// build-kubelet.sh, cached under _output/kubelet/VERSION. Root only.
+// test/e2e/build-k8s.sh, cached under _output/k8s/VERSION. Root only.
 package kubelet
 
 import (
@@ -41,7 +41,7 @@ var cridBin, kubeletBin string
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() == 0 {
-		out, err := exec.Command("./build-kubelet.sh", Version).Output()
+		out, err := exec.Command("../build-k8s.sh", "kubelet", Version).Output()
 		if err != nil {
 			fmt.Printf("kubelet e2e: build the kubelet %s: %v\n", Version, err)
 			os.Exit(1)
