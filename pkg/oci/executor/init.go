@@ -98,9 +98,8 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 	root := cfg.RootFD
 	unix.CloseOnExec(root)
 	// The old root, held before the rootfs covers it: pivot_root puts it
-	// under the new one, where it is detached.
-	// pivotRoot closes it, so no descriptor of the host's outlives the
-	// pivot (CVE-2024-21626).
+	// under the new one, where it is detached. pivotRoot closes it, so no
+	// descriptor of the host's outlives the pivot (CVE-2024-21626).
 	oldRoot, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", fmt.Errorf("open the old root: %w", err)
