@@ -212,54 +212,39 @@ func maskWithDevNullSymlink(e *env) (verdict, string) {
 	img := e.buildImage("devnull-link", v1.Config{}, []catalog.Entry{
 		catalog.Dir("dev", 0o755), catalog.Symlink("dev/null", "/proc/sys/kernel/core_pattern"),
 	})
-	pod, cfg, remove, err := e.pod(nil)
-	if err != nil {
-		return refused, err.Error()
-	}
-	defer remove()
-	id, err := e.container(pod, cfg, img, "echo '|/tmp/evil' > /proc/kcore; echo '|/tmp/evil' > /dev/null; head -c 1 /proc/kcore | wc -c; cat /proc/sys/kernel/core_pattern", nil)
+	out, err := e.runOnce(nil, img, "echo '|/tmp/evil' > /proc/kcore; echo '|/tmp/evil' > /dev/null; head -c 1 /proc/kcore | wc -c; cat /proc/sys/kernel/core_pattern", nil)
 	if err != nil {
 		return ranOrRefused(err, "", "")
 	}
-	return ranOrRefused(nil, e.wait(id), "|/tmp/evil")
+	return ranOrRefused(nil, out, "|/tmp/evil")
 }
 
 func devConsoleSymlink(e *env) (verdict, string) {
 	img := e.buildImage("console-link", v1.Config{}, []catalog.Entry{
 		catalog.Dir("dev", 0o755), catalog.Symlink("dev/console", "/proc/sys/kernel/core_pattern"),
 	})
-	pod, cfg, remove, err := e.pod(nil)
-	if err != nil {
-		return refused, err.Error()
-	}
-	defer remove()
-	id, err := e.container(pod, cfg, img, "echo '|/tmp/evil' > /dev/console; ls -l /dev/console; cat /proc/sys/kernel/core_pattern", func(c *runtime.ContainerConfig) {
+	out, err := e.runOnce(nil, img, "echo '|/tmp/evil' > /dev/console; ls -l /dev/console; cat /proc/sys/kernel/core_pattern", func(c *runtime.ContainerConfig) {
 		c.Tty = true
 	})
 	if err != nil {
 		return ranOrRefused(err, "", "")
 	}
-	return ranOrRefused(nil, e.wait(id), "|/tmp/evil")
+	return ranOrRefused(nil, out, "|/tmp/evil")
 }
 
 func procRedirected(e *env) (verdict, string) {
 	img := e.buildImage("proc-link", v1.Config{}, []catalog.Entry{
 		catalog.Dir("target", 0o755), catalog.Symlink("proc", "/../../../../target"),
 	})
-	pod, cfg, remove, err := e.pod(func(c *runtime.PodSandboxConfig) {
+	out, err := e.runOnce(func(c *runtime.PodSandboxConfig) {
 		c.Linux.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
-	})
-	if err != nil {
-		return refused, err.Error()
-	}
-	defer remove()
-	id, err := e.container(pod, cfg, img, "ls /target | head -3 | tr '\\n' ' '; echo '|/tmp/evil' > /proc/sys/kernel/core_pattern 2>&1", func(c *runtime.ContainerConfig) {
+	}, img, "ls /target | head -3 | tr '\\n' ' '; echo '|/tmp/evil' > /proc/sys/kernel/core_pattern 2>&1", func(c *runtime.ContainerConfig) {
 		c.Linux = &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{OomScoreAdj: 500}}
 	})
 	if err != nil {
 		return ranOrRefused(err, "", "")
 	}
-	return ranOrRefused(nil, e.wait(id), "")
+	return ranOrRefused(nil, out, "")
 }
 
 func mountTargetSwapped(e *env) (verdict, string) {
@@ -400,17 +385,11 @@ func logDirSwapped(e *env) (verdict, string) {
 }
 
 func writeCgroupFS(e *env) (verdict, string) {
-	pod, cfg, remove, err := e.pod(nil)
-	if err != nil {
-		return refused, err.Error()
-	}
-	defer remove()
 	script := `for d in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do mkdir $d/crid-attack 2>/dev/null && echo MADE $d; echo 1 > $d/notify_on_release 2>/dev/null && echo WROTE $d; echo /tmp/evil > $d/release_agent 2>/dev/null && echo AGENT $d; done; echo done`
-	id, err := e.container(pod, cfg, e.image, script, nil)
+	out, err := e.runOnce(nil, e.image, script, nil)
 	if err != nil {
 		return ranOrRefused(err, "", "")
 	}
-	out := e.wait(id)
 	if matches, _ := filepath.Glob("/sys/fs/cgroup/*/crid-attack"); len(matches) > 0 {
 		for _, m := range matches {
 			os.Remove(m)
@@ -429,16 +408,11 @@ func imageVolumesOutOfRoot(e *env) (verdict, string) {
 	img := e.buildImage("volumes", v1.Config{Volumes: map[string]struct{}{
 		"/../../../../" + escapeMarker: {}, "/vol": {}, "/link": {},
 	}}, []catalog.Entry{catalog.Dir("vol", 0o755), catalog.Symlink("link", "/proc/1/root")})
-	pod, cfg, remove, err := e.pod(nil)
-	if err != nil {
-		return refused, err.Error()
-	}
-	defer remove()
-	id, err := e.container(pod, cfg, img, "echo x > /vol/f && echo vol-writable; ls /"+escapeMarker+" 2>&1 | head -1", nil)
+	out, err := e.runOnce(nil, img, "echo x > /vol/f && echo vol-writable; ls /"+escapeMarker+" 2>&1 | head -1", nil)
 	if err != nil {
 		return ranOrRefused(err, "", "")
 	}
-	return ranOrRefused(nil, e.wait(id), "")
+	return ranOrRefused(nil, out, "")
 }
 
 func abstractSockets(e *env) (verdict, string) {
@@ -485,19 +459,13 @@ func abstractSockets(e *env) (verdict, string) {
 }
 
 func deviceNodes(e *env) (verdict, string) {
-	pod, cfg, remove, err := e.pod(nil)
-	if err != nil {
-		return refused, err.Error()
-	}
-	defer remove()
 	script := `mknod /tmp/mem c 1 1 && echo made-mem; head -c 1 /tmp/mem >/dev/null 2>&1 && echo READ-MEM; ` +
 		`mknod /tmp/kmsg c 1 11 && echo made-kmsg; head -c 1 /tmp/kmsg >/dev/null 2>&1 && echo READ-KMSG; ` +
 		`for d in /sys/dev/block/*; do mm=$(basename $d); mknod /tmp/b b ${mm%:*} ${mm#*:} 2>/dev/null; head -c 1 /tmp/b >/dev/null 2>&1 && echo READ-BLOCK $mm; rm -f /tmp/b; done; echo done`
-	id, err := e.container(pod, cfg, e.image, script, nil)
+	out, err := e.runOnce(nil, e.image, script, nil)
 	if err != nil {
 		return ranOrRefused(err, "", "")
 	}
-	out := e.wait(id)
 	if strings.Contains(out, "READ-") {
 		return escaped, "read a host device: " + out
 	}

@@ -217,6 +217,22 @@ func (e *env) container(pod string, podCfg *runtime.PodSandboxConfig, image, scr
 	return resp.ContainerId, nil
 }
 
+// runOnce runs script in a container of a pod of its own (either edited
+// by its edit, when not nil) until it exits, removes the pod, and answers
+// with the container's log, or the error of the step that failed.
+func (e *env) runOnce(podEdit func(*runtime.PodSandboxConfig), image, script string, ctrEdit func(*runtime.ContainerConfig)) (string, error) {
+	pod, cfg, remove, err := e.pod(podEdit)
+	if err != nil {
+		return "", err
+	}
+	defer remove()
+	id, err := e.container(pod, cfg, image, script, ctrEdit)
+	if err != nil {
+		return "", err
+	}
+	return e.wait(id), nil
+}
+
 // wait waits for a container to exit and answers with its log.
 func (e *env) wait(id string) string {
 	e.t.Helper()
