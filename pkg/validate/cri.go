@@ -9,8 +9,9 @@ import (
 
 // Sandbox checks every field of a PodSandboxConfig that crid turns into a
 // name, a file, a path, an identity or a kernel value. Fields with rules
-// of their own elsewhere (sysctls, user namespace mappings, resources)
-// are checked there, before anything is made, too.
+// of their own elsewhere are checked there, before anything is made:
+// sysctls (pkg/sandbox: name form, namespace, no newline or NUL), user
+// namespace mappings, resource values (pkg/cgroups).
 func Sandbox(c *runtime.PodSandboxConfig) error {
 	if c == nil {
 		return bad("config", "is missing")
@@ -45,9 +46,6 @@ func Sandbox(c *runtime.PodSandboxConfig) error {
 	if lc := c.GetLinux(); lc != nil {
 		if lc.CgroupParent != "" {
 			errs = append(errs, CleanAbsPath("config.linux.cgroup_parent", lc.CgroupParent), Line("config.linux.cgroup_parent", lc.CgroupParent))
-		}
-		for k, v := range lc.Sysctls {
-			errs = append(errs, Line("config.linux.sysctls["+k+"]", k), Line("config.linux.sysctls["+k+"]", v))
 		}
 		if sc := lc.GetSecurityContext(); sc != nil {
 			errs = append(errs, identity("config.linux.security_context", sc.RunAsUser, sc.RunAsGroup, sc.SupplementalGroups))

@@ -94,9 +94,6 @@ func TestSandboxRefusesEachHostileFieldByName(t *testing.T) {
 		{"an unknown protocol", func(c *runtime.PodSandboxConfig) { c.PortMappings[0].Protocol = 7 }, "config.port_mappings[0].protocol"},
 		{"a relative cgroup parent", func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "kubepods" }, "config.linux.cgroup_parent"},
 		{"a cgroup parent climbing out", func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "/kubepods/../.." }, "config.linux.cgroup_parent"},
-		{"a sysctl value with a newline", func(c *runtime.PodSandboxConfig) {
-			c.Linux.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1\nkernel.core_pattern=|/x"}
-		}, "config.linux.sysctls[kernel.shm_rmid_forced]"},
 		{"annotations of 300 KiB", func(c *runtime.PodSandboxConfig) { c.Annotations = map[string]string{"a": huge[:300<<10]} }, "config.annotations"},
 		{"a pod cpuset with a newline", func(c *runtime.PodSandboxConfig) {
 			c.Linux.Resources = &runtime.LinuxContainerResources{CpusetCpus: "0\n1"}
