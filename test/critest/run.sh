@@ -185,7 +185,7 @@ for run in $(seq "$runs"); do
 		echo "critest: benchmark results in $work/benchmark: $(ls "$work/benchmark" | tr '\n' ' ')"
 		break
 	fi
-	go run ./test/critest/report -json "$report" -expected "$expected" -skips "$repo/test/critest/skips.txt" -registry "$registry" $update || status=1
+	go run ./test/report -json "$report" -expected "$expected" -skips "$repo/test/critest/skips.txt" -registry "$registry" $update || status=1
 	[ "$runs" -gt 1 ] || break
 	remove_all_pods
 	sleep 1 # exits and monitors' shutdowns land

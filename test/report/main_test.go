@@ -8,6 +8,9 @@ import (
 	"testing"
 )
 
+// critest is the harness the tests report for.
+var critest = harness{suite: "critest", script: "test/critest/run.sh"}
+
 func TestCompare(t *testing.T) {
 	specs := []spec{
 		{Name: "a passes", State: "passed"},
@@ -26,7 +29,7 @@ func TestCompare(t *testing.T) {
 		{"a failure outside the list", []string{"b fails", "e panics"}, []string{"d times out"}, nil},
 		{"a listed spec passes", []string{"a passes", "b fails", "d times out", "e panics"}, nil, []string{"a passes (passed)"}},
 		{"a listed spec is skipped", []string{"b fails", "c skipped", "d times out", "e panics"}, nil, []string{"c skipped (skipped)"}},
-		{"a listed spec is gone", []string{"b fails", "d times out", "e panics", "z gone"}, nil, []string{"z gone (not in this critest)"}},
+		{"a listed spec is gone", []string{"b fails", "d times out", "e panics", "z gone"}, nil, []string{"z gone (not in this critest run)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,7 +37,7 @@ func TestCompare(t *testing.T) {
 			for _, e := range tt.expected {
 				exp[e] = true
 			}
-			v := compare(specs, exp)
+			v := critest.compare(specs, exp)
 			if v.passed != 1 || v.failed != 3 || v.skipped != 1 {
 				t.Errorf("counts %d/%d/%d, want 1/3/1", v.passed, v.failed, v.skipped)
 			}
@@ -65,7 +68,7 @@ func TestRunPrintsCountsLastAndUpdates(t *testing.T) {
 	os.WriteFile(report, []byte(sampleReport), 0o644)
 
 	var out bytes.Buffer
-	ok, err := run(report, list, false, &out)
+	ok, err := critest.run(report, list, false, &out)
 	if err != nil || ok {
 		t.Fatalf("with an empty list the failure must be unexpected: ok=%v err=%v", ok, err)
 	}
@@ -77,11 +80,11 @@ func TestRunPrintsCountsLastAndUpdates(t *testing.T) {
 		t.Errorf("last line %q", last)
 	}
 
-	if ok, err := run(report, list, true, &out); err != nil || !ok {
+	if ok, err = critest.run(report, list, true, &out); err != nil || !ok {
 		t.Fatalf("update: %v", err)
 	}
 	out.Reset()
-	if ok, err := run(report, list, false, &out); err != nil || !ok {
+	if ok, err = critest.run(report, list, false, &out); err != nil || !ok {
 		t.Fatalf("after update the list must match: ok=%v err=%v\n%s", ok, err, out.String())
 	}
 }
@@ -89,7 +92,7 @@ func TestRunPrintsCountsLastAndUpdates(t *testing.T) {
 func TestEmptyReportIsAnError(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "r.json")
 	os.WriteFile(p, []byte(`[{"SpecReports":[]}]`), 0o644)
-	if _, err := run(p, "", false, &bytes.Buffer{}); err == nil {
+	if _, err := critest.run(p, "", false, &bytes.Buffer{}); err == nil {
 		t.Fatal("a report without specs was accepted")
 	}
 }
@@ -98,8 +101,9 @@ func TestSkipsNeedAReasonThatHolds(t *testing.T) {
 	dir := t.TempDir()
 	report := filepath.Join(dir, "r.json")
 	os.WriteFile(report, []byte(`[{"SpecReports":[
- {"ContainerHierarchyTexts":["[k8s.io] AppArmor"],"LeafNodeType":"It","LeafNodeText":"works","State":"skipped"},
- {"ContainerHierarchyTexts":["[k8s.io] NRI"],"LeafNodeType":"It","LeafNodeText":"syncs","State":"skipped"},
+ {"ContainerHierarchyTexts":["[k8s.io] AppArmor"],"LeafNodeType":"It","LeafNodeText":"works","State":"skipped","NumAttempts":1,"Failure":{"Message":"no AppArmor here"}},
+ {"ContainerHierarchyTexts":["[k8s.io] NRI"],"LeafNodeType":"It","LeafNodeText":"syncs","State":"skipped","NumAttempts":1},
+ {"ContainerHierarchyTexts":["[k8s.io] Benchmark"],"LeafNodeType":"It","LeafNodeText":"outside the focus","State":"skipped"},
  {"ContainerHierarchyTexts":["[k8s.io] Image"],"LeafNodeType":"It","LeafNodeText":"digest","State":"failed"}
 ]}]`), 0o644)
 	present := filepath.Join(dir, "present")
@@ -130,10 +134,39 @@ func TestSkipsNeedAReasonThatHolds(t *testing.T) {
 			skips := filepath.Join(t.TempDir(), "skips")
 			os.WriteFile(skips, []byte(tt.skips), 0o644)
 			var out bytes.Buffer
-			ok, err := checkSkips(report, skips, failures, inRegistry(tt.found), &out)
+			ok, err := critest.checkSkips(report, skips, failures, inRegistry(tt.found), &out)
 			if err != nil || ok != tt.ok || !strings.Contains(out.String(), tt.want) {
 				t.Errorf("ok=%v err=%v, want ok=%v and %q in:\n%s", ok, err, tt.ok, tt.want, out.String())
 			}
 		})
+	}
+}
+
+// A spec the run's filters left out is neither a skip to explain nor a
+// count of the summary; a skip by the spec itself is matched by its
+// message too.
+func TestFilteredSpecsAreNotSkips(t *testing.T) {
+	dir := t.TempDir()
+	report := filepath.Join(dir, "r.json")
+	os.WriteFile(report, []byte(`[{"SpecReports":[
+ {"ContainerHierarchyTexts":["[sig-node] Pods"],"LeafNodeType":"It","LeafNodeText":"run","State":"passed","NumAttempts":1},
+ {"ContainerHierarchyTexts":["[sig-node] Swap"],"LeafNodeType":"It","LeafNodeText":"swaps","State":"skipped","NumAttempts":1,"Failure":{"Message":"Skipped: swap is off\nat swap_test.go:12"}},
+ {"ContainerHierarchyTexts":["[sig-node] Serial"],"LeafNodeType":"It","LeafNodeText":"is not in the focus","State":"skipped"}
+]}]`), 0o644)
+	skips := filepath.Join(dir, "skips")
+	os.WriteFile(skips, []byte("swap is off || the node has no swap || gap\n"), 0o644)
+	nodeE2E := harness{suite: "node-e2e", script: "test/e2e/node/run.sh"}
+	var out bytes.Buffer
+	if ok, err := nodeE2E.checkSkips(report, skips, "", nil, &out); err != nil || !ok {
+		t.Fatalf("ok=%v err=%v\n%s", ok, err, out.String())
+	}
+	out.Reset()
+	if ok, err := nodeE2E.run(report, filepath.Join(dir, "expected"), false, &out); err != nil || !ok {
+		t.Fatalf("ok=%v err=%v\n%s", ok, err, out.String())
+	}
+	for _, want := range []string{"node-e2e: 1 specs outside this run's focus, not counted\n", "node-e2e: 1 passed, 0 failed, 1 skipped\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

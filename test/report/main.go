@@ -1,15 +1,20 @@
-// Command report reads the JSON report of a critest run (ginkgo's
-// --json-report), compares the failures with the checked-in list of specs
-// expected to fail, and prints the counts as the last line:
+// Command report reads the JSON report of a ginkgo suite's run (its
+// --json-report: critest's, or the node e2e suite's), compares the failures
+// with the checked-in list of specs expected to fail, and prints the counts
+// as the last line, named for the suite (-suite):
 //
 //	critest: N passed, N failed, N skipped
+//	node-e2e: N passed, N failed, N skipped
+//
+// Specs the run's focus and skip filters left out (ginkgo reports them as
+// skipped, never attempted) are counted apart, not as skips.
 //
 // It exits 1 when a spec outside the list failed, or when a listed spec did
 // not fail: the list only ever shrinks, and it always says what is broken.
 // With -update it rewrites the list from the run instead.
 //
-// Each line of the list, and of the skip list (specs critest skips, by a
-// part of their name), may say why beside the name, and how to check that
+// Each line of the list, and of the skip list (specs the suite skips, by a
+// part of their name or of the skip's message), may say why beside the name, and how to check that
 // the reason still holds:
 //
 //	name || reason || check
@@ -37,21 +42,24 @@ import (
 )
 
 func main() {
-	reportPath := flag.String("json", "", "critest's --ginkgo.json-report file")
+	reportPath := flag.String("json", "", "the suite's --ginkgo.json-report file")
+	suite := flag.String("suite", "critest", "the suite's name, which starts each summary line")
+	script := flag.String("script", "test/critest/run.sh", "the harness that runs the suite, named in the list's header")
 	listPath := flag.String("expected", "", "file of spec names expected to fail, one a line; # starts a comment")
-	skipsPath := flag.String("skips", "", "file of the reasons critest may skip specs for (by a part of the name)")
+	skipsPath := flag.String("skips", "", "file of the reasons the suite may skip specs for (by a part of the name or message)")
 	registry := flag.String("registry", "127.0.0.1:5000", "the loopback registry that serves the test images, for missing: checks")
 	update := flag.Bool("update", false, "rewrite the expected-failure list from this run")
 	flag.Parse()
+	h := harness{suite: *suite, script: *script}
 	skipsOK := true
 	if *skipsPath != "" && !*update {
 		var err error
-		if skipsOK, err = checkSkips(*reportPath, *skipsPath, *listPath, registryProbe(*registry), os.Stdout); err != nil {
+		if skipsOK, err = h.checkSkips(*reportPath, *skipsPath, *listPath, registryProbe(*registry), os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "report:", err)
 			os.Exit(2)
 		}
 	}
-	ok, err := run(*reportPath, *listPath, *update, os.Stdout)
+	ok, err := h.run(*reportPath, *listPath, *update, os.Stdout)
 	ok = ok && skipsOK
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
@@ -61,6 +69,10 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// harness names the suite and the script that runs it, for what the
+// report prints and writes.
+type harness struct{ suite, script string }
 
 // spec is one leaf of the run.
 type spec struct {
@@ -75,24 +87,29 @@ type ginkgoReport struct {
 		LeafNodeType            string
 		LeafNodeText            string
 		State                   string
+		NumAttempts             int
 		Failure                 struct{ Message string }
 	}
 }
 
-func readReport(path string) ([]spec, error) {
+// readReport reads the specs of a run, and how many its filters left out.
+func (h harness) readReport(path string) (specs []spec, filtered int, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var reports []ginkgoReport
 	if err := json.Unmarshal(data, &reports); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
+		return nil, 0, fmt.Errorf("parse %s: %w", path, err)
 	}
-	var specs []spec
 	for _, r := range reports {
 		for _, s := range r.SpecReports {
 			if s.LeafNodeType != "It" {
 				continue // suite set-up nodes are not specs
+			}
+			if s.State == "skipped" && s.NumAttempts == 0 && s.Failure.Message == "" {
+				filtered++ // never run: outside the run's focus
+				continue
 			}
 			name := strings.Join(append(append([]string(nil), s.ContainerHierarchyTexts...), s.LeafNodeText), " ")
 			msg := firstUsefulLine(s.Failure.Message)
@@ -100,9 +117,9 @@ func readReport(path string) ([]spec, error) {
 		}
 	}
 	if len(specs) == 0 {
-		return nil, errors.New("the report holds no specs: critest did not run")
+		return nil, filtered, fmt.Errorf("the report holds no specs that ran: %s did not run", h.suite)
 	}
-	return specs, nil
+	return specs, filtered, nil
 }
 
 // firstUsefulLine is the line of a gomega failure that says what went
@@ -219,8 +236,8 @@ func headFinds(url string) (bool, error) {
 
 // checkSkips holds every skipped spec to a skip rule and every rule (and
 // expected failure) to its check. It prints the skips by reason.
-func checkSkips(reportPath, skipsPath, listPath string, probe func(string) (bool, error), out io.Writer) (bool, error) {
-	specs, err := readReport(reportPath)
+func (h harness) checkSkips(reportPath, skipsPath, listPath string, probe func(string) (bool, error), out io.Writer) (bool, error) {
+	specs, _, err := h.readReport(reportPath)
 	if err != nil {
 		return false, err
 	}
@@ -241,13 +258,13 @@ func checkSkips(reportPath, skipsPath, listPath string, probe func(string) (bool
 		}
 		var match *rule
 		for i := range skips {
-			if strings.Contains(s.Name, skips[i].name) {
+			if strings.Contains(s.Name, skips[i].name) || strings.Contains(s.Message, skips[i].name) {
 				match = &skips[i]
 				break
 			}
 		}
 		if match == nil {
-			fmt.Fprintf(out, "SKIPPED (no known reason; add one to %s or make it run): %s\n", skipsPath, s.Name)
+			fmt.Fprintf(out, "SKIPPED (no known reason; add one to %s or make it run): %s\n    %s\n", skipsPath, s.Name, s.Message)
 			ok = false
 			continue
 		}
@@ -268,9 +285,9 @@ func checkSkips(reportPath, skipsPath, listPath string, probe func(string) (bool
 	}
 	sort.Strings(reasons)
 	for _, r := range reasons {
-		fmt.Fprintf(out, "critest: skipped %s\n", r)
+		fmt.Fprintf(out, "%s: skipped %s\n", h.suite, r)
 	}
-	fmt.Fprintf(out, "critest: %d skipped for work crid has not done yet (gap)\n", gaps)
+	fmt.Fprintf(out, "%s: %d skipped for work crid has not done yet (gap)\n", h.suite, gaps)
 	return ok, nil
 }
 
@@ -290,7 +307,7 @@ type verdict struct {
 	fixed                   []string // listed, did not fail
 }
 
-func compare(specs []spec, expected map[string]bool) verdict {
+func (h harness) compare(specs []spec, expected map[string]bool) verdict {
 	var v verdict
 	seen := map[string]bool{}
 	for _, s := range specs {
@@ -312,47 +329,50 @@ func compare(specs []spec, expected map[string]bool) verdict {
 	}
 	for name := range expected {
 		if !seen[name] {
-			v.fixed = append(v.fixed, name+" (not in this critest)")
+			v.fixed = append(v.fixed, name+" (not in this "+h.suite+" run)")
 		}
 	}
 	sort.Strings(v.fixed)
 	return v
 }
 
-func run(reportPath, listPath string, update bool, out io.Writer) (bool, error) {
-	specs, err := readReport(reportPath)
+func (h harness) run(reportPath, listPath string, update bool, out io.Writer) (bool, error) {
+	specs, filtered, err := h.readReport(reportPath)
 	if err != nil {
 		return false, err
 	}
 	if update {
-		return true, writeList(listPath, specs)
+		return true, h.writeList(listPath, specs)
 	}
 	expected, err := readList(listPath)
 	if err != nil {
 		return false, err
 	}
-	v := compare(specs, expected)
+	v := h.compare(specs, expected)
 	for _, s := range v.unexpected {
 		fmt.Fprintf(out, "FAILED (not expected): %s\n    %s\n", s.Name, s.Message)
 	}
 	for _, name := range v.fixed {
 		fmt.Fprintf(out, "NOW PASSES (remove it from %s): %s\n", listPath, name)
 	}
-	fmt.Fprintf(out, "critest: %d failures expected by %s, %d unexpected, %d listed specs did not fail\n",
-		len(expected), listPath, len(v.unexpected), len(v.fixed))
-	fmt.Fprintf(out, "critest: %d passed, %d failed, %d skipped\n", v.passed, v.failed, v.skipped)
+	if filtered > 0 {
+		fmt.Fprintf(out, "%s: %d specs outside this run's focus, not counted\n", h.suite, filtered)
+	}
+	fmt.Fprintf(out, "%s: %d failures expected by %s, %d unexpected, %d listed specs did not fail\n",
+		h.suite, len(expected), listPath, len(v.unexpected), len(v.fixed))
+	fmt.Fprintf(out, "%s: %d passed, %d failed, %d skipped\n", h.suite, v.passed, v.failed, v.skipped)
 	return len(v.unexpected) == 0 && len(v.fixed) == 0, nil
 }
 
-const listHeader = `# critest specs expected to fail with crid, one full spec name a line,
+const listHeader = `# %s specs expected to fail with crid, one full spec name a line,
 # with why beside it and how the harness checks the why:
 #   name || reason || check   (check: absent:PATH, missing:REPO@DIGEST, gap)
-# test/critest/run.sh fails when a spec outside this list fails, when a
+# %s fails when a spec outside this list fails, when a
 # spec in it no longer fails, or when its check fails: remove a line as
 # soon as its spec passes. Regenerate from a run with: run.sh -update
 `
 
-func writeList(path string, specs []spec) error {
+func (h harness) writeList(path string, specs []spec) error {
 	old, err := readRules(path)
 	if err != nil {
 		return err
@@ -375,5 +395,5 @@ func writeList(path string, specs []spec) error {
 		}
 	}
 	sort.Strings(names)
-	return os.WriteFile(path, []byte(listHeader+strings.Join(names, "\n")+"\n"), 0o644)
+	return os.WriteFile(path, []byte(fmt.Sprintf(listHeader, h.suite, h.script)+strings.Join(names, "\n")+"\n"), 0o644)
 }
