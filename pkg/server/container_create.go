@@ -18,6 +18,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/oci/caps"
 	"github.com/crid-dev/crid/pkg/oci/generate"
 	"github.com/crid-dev/crid/pkg/sandbox"
@@ -141,7 +142,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	params := container.CreateParams{
 		SandboxID: sb.ID, SandboxCgroup: sb.Cgroup, MonitorDir: sb.MonitorDir(),
 		Name: c.Metadata.Name, Attempt: c.Metadata.Attempt,
-		Image: img, ImageName: c.Image.Image, Labels: c.Labels, Annotations: c.Annotations,
+		Image: img, ImageName: imageName(c.Image, img), Labels: c.Labels, Annotations: c.Annotations,
 		LogPath: logPath, Raw: raw, Resources: res, Spec: spec,
 		StopSignal: stopSignal(imgCfg.Config.StopSignal),
 		Stdin:      c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
@@ -218,4 +219,21 @@ func stopSignal(s string) int {
 		return int(n)
 	}
 	return 0
+}
+
+// imageName is the name ContainerStatus reports a container's image by.
+// The kubelet creates containers by image ID and puts the pod spec's name
+// in user_specified_image; it then shows status.image.image as the pod's
+// containerStatuses[].image, which users (and the node e2e suite, after an
+// image update) compare with the name they wrote. Without that field
+// (crictl, older kubelets), a request by ID gets the image's first tag, as
+// containerd does; otherwise the name as asked.
+func imageName(spec *runtime.ImageSpec, img *image.Image) string {
+	if spec.UserSpecifiedImage != "" {
+		return spec.UserSpecifiedImage
+	}
+	if (spec.Image == img.ID || strings.TrimPrefix(img.ID, "sha256:") == spec.Image) && len(img.RepoTags) > 0 {
+		return img.RepoTags[0]
+	}
+	return spec.Image
 }
