@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs, idempotently, what crid needs on a Debian 12 machine:
 #   install-deps.sh runtime   CNI plugins, iptables, crictl
-#   install-deps.sh test      the above, plus busybox and docker-registry for the
-#                             test images, qemu for the cgroup v2 tests, and critest
+#   install-deps.sh test      the above, plus busybox, curl, netcat-openbsd and
+#                             docker-registry for the test images, qemu for the cgroup v2 tests, and critest
 # Go tools are pinned and built through the Go module proxy into
 # $CRID_TOOLS_DIR (default _output/tools); crictl is also put on PATH.
 set -euo pipefail
@@ -15,7 +15,7 @@ export PATH=$PATH:/usr/local/go/bin
 what=${1:-runtime}
 case "$what" in
 runtime) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev) ;;
-test) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev busybox docker-registry curl qemu-system-x86 bc) ;;
+test) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev busybox docker-registry curl netcat-openbsd qemu-system-x86 bc) ;;
 *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
 esac
 

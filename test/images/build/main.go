@@ -1,9 +1,10 @@
-// Command build makes the test images (test/images/catalog) and pushes them
-// to a local registry, each upstream name R stored as REGISTRY/R, and
+// Command build makes a set of test images (test/images/catalog: critest's,
+// or the node e2e suite's) and pushes them to a local registry, each upstream name R stored as REGISTRY/R, and
 // writes the registries.conf that sends those upstream hosts there and
 // nowhere else: critest keeps its names, and nothing leaves the machine.
 //
 //	build -registry 127.0.0.1:5000 -busybox /bin/busybox -helpers DIR -registries-conf FILE
+//	build -set node-e2e -agnhost FILE ...
 package main
 
 import (
@@ -22,22 +23,41 @@ import (
 func main() {
 	registry := flag.String("registry", "127.0.0.1:5000", "host:port of the local registry to push to")
 	busybox := flag.String("busybox", "/bin/busybox", "dynamically linked busybox binary")
-	helpers := flag.String("helpers", "", "directory holding the static pause, fakenginx and nnp binaries")
+	helpers := flag.String("helpers", "", "directory holding the static pause, fakenginx, nnp (and for node-e2e nmeter) binaries")
 	regConf := flag.String("registries-conf", "", "write a registries.conf remapping the images' hosts to -registry")
+	set := flag.String("set", "critest", "which images: critest, or node-e2e (the node e2e suite's)")
+	curl := flag.String("curl", "/usr/bin/curl", "dynamically linked curl of the host (node-e2e only)")
+	netcat := flag.String("netcat", "/bin/nc.openbsd", "dynamically linked OpenBSD netcat of the host (node-e2e only)")
+	agnhost := flag.String("agnhost", "", "static agnhost binary (node-e2e only; test/e2e/build-k8s.sh agnhost)")
+	extraHosts := flag.String("remap-hosts", "", "comma-separated hosts also sent to -registry, where nothing is: images meant to fail to pull fail here")
 	flag.Parse()
-	if err := run(*registry, *busybox, *helpers, *regConf); err != nil {
+	if err := run(*set, *registry, *busybox, *helpers, *agnhost, *curl, *netcat, *regConf, *extraHosts); err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)
 		os.Exit(1)
 	}
 }
 
-func run(registry, busybox, helpers, regConf string) error {
-	images, err := catalog.Critest(catalog.Options{
+func run(set, registry, busybox, helpers, agnhost, curl, netcat, regConf, extraHosts string) error {
+	opts := catalog.Options{
 		Busybox:   busybox,
 		Pause:     filepath.Join(helpers, "pause"),
 		FakeNginx: filepath.Join(helpers, "fakenginx"),
 		NNP:       filepath.Join(helpers, "nnp"),
-	})
+		Agnhost:   agnhost,
+		Nmeter:    filepath.Join(helpers, "nmeter"),
+		Curl:      curl,
+		Netcat:    netcat,
+	}
+	var images []catalog.Image
+	var err error
+	switch set {
+	case "critest":
+		images, err = catalog.Critest(opts)
+	case "node-e2e":
+		images, err = catalog.NodeE2E(opts)
+	default:
+		err = fmt.Errorf("-set %q: want critest or node-e2e", set)
+	}
 	if err != nil {
 		return err
 	}
@@ -66,7 +86,11 @@ func run(registry, busybox, helpers, regConf string) error {
 	if regConf == "" {
 		return nil
 	}
-	return writeRegistriesConf(regConf, registry, catalog.Hosts(images))
+	hosts := catalog.Hosts(images)
+	if extraHosts != "" {
+		hosts = append(hosts, strings.Split(extraHosts, ",")...)
+	}
+	return writeRegistriesConf(regConf, registry, hosts)
 }
 
 // writeRegistriesConf remaps each host, and docker.io for short names, to

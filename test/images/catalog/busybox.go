@@ -125,8 +125,45 @@ func busyboxEntries(busybox string) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	seenDirs := map[string]bool{"lib": true}
+	lib, err := libraryEntries(libs, nil, map[string]bool{"lib": true})
+	if err != nil {
+		return nil, err
+	}
+	return append(entries, lib...), nil
+}
+
+// HostProgram is a program of the host with the shared libraries it needs
+// that the busybox layer lacks, as entries of a layer above that one:
+// the binary goes to inImage.
+func HostProgram(busybox, binary, inImage string) ([]Entry, error) {
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", binary, err)
+	}
+	have, err := sharedLibraries(busybox)
+	if err != nil {
+		return nil, err
+	}
+	libs, err := sharedLibraries(binary)
+	if err != nil {
+		return nil, err
+	}
+	lib, err := libraryEntries(libs, have, map[string]bool{})
+	if err != nil {
+		return nil, err
+	}
+	return append([]Entry{File(inImage, 0o755, data)}, lib...), nil
+}
+
+// libraryEntries makes the files of libs (in the image -> on the host), and
+// the directories above them that seenDirs does not hold, leaving out what
+// have already has.
+func libraryEntries(libs, have map[string]string, seenDirs map[string]bool) ([]Entry, error) {
+	var entries []Entry
 	for inImage, onHost := range libs {
+		if _, ok := have[inImage]; ok {
+			continue
+		}
 		for d := filepath.Dir(inImage); d != "." && !seenDirs[d]; d = filepath.Dir(d) {
 			seenDirs[d] = true
 			entries = append(entries, Dir(d, 0o755))
