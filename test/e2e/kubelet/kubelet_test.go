@@ -118,6 +118,21 @@ func newNode(t *testing.T) *node {
 			os.WriteFile(filepath.Join(keep, "crid.log"), n.crid.Log.Bytes(), 0o644)
 		}
 	})
+	// The kubelet makes its device plugin socket in
+	// /var/lib/kubelet/device-plugins whatever --root-dir says (the path
+	// is a constant of the device plugin API): what of it the host did not
+	// have goes again.
+	var made []string
+	for _, p := range []string{"/var/lib/kubelet", "/var/lib/kubelet/device-plugins", "/var/lib/kubelet/device-plugins/kubelet.sock"} {
+		if _, err := os.Lstat(p); os.IsNotExist(err) {
+			made = append(made, p)
+		}
+	}
+	t.Cleanup(func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			os.Remove(made[i])
+		}
+	})
 	harness.PodNet(t, n.dir, 51)
 	n.startCrid()
 	n.startKubelet()
