@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,13 +62,25 @@ type Config struct {
 	NRI       NRIConfig       `toml:"nri" json:"nri" doc:"Node Resource Interface: plugins that see, and may adjust, pods and containers as they change."`
 }
 
+// ServesHandler says whether a pod may name handler: "" (no RuntimeClass),
+// the default handler, or one of runtime.handlers.
+func (c RuntimeConfig) ServesHandler(handler string) bool {
+	return handler == "" || handler == c.DefaultHandler || slices.Contains(c.Handlers, handler)
+}
+
+// HandlerNames are the handlers crid serves, the default first.
+func (c RuntimeConfig) HandlerNames() []string {
+	return append([]string{c.DefaultHandler}, c.Handlers...)
+}
+
 // RuntimeConfig is the [runtime] table.
 type RuntimeConfig struct {
-	CgroupDriver                     string `toml:"cgroup_driver" json:"cgroup_driver" doc:"\"cgroupfs\", the only driver crid has; the kubelet's cgroupDriver must be cgroupfs too (kubeadm defaults to systemd: set it)."`
-	PidsLimit                        int64  `toml:"pids_limit" json:"pids_limit" doc:"Most processes and threads a container may have, unless its pod says otherwise; -1 for no limit, 0 to leave the pod cgroup's."`
-	DefaultHandler                   string `toml:"default_handler" json:"default_handler" doc:"Runtime handler used when a pod names none (RuntimeClass handler). A DNS label."`
-	TolerateMissingHugetlbController bool   `toml:"tolerate_missing_hugetlb_controller" json:"tolerate_missing_hugetlb_controller" doc:"Accept positive hugepage limits, unenforced, on a host without the hugetlb controller (limits of 0, which the kubelet sends for every page size a pod does not ask for, are always accepted there). Off, such a container fails with FailedPrecondition naming the controller."`
-	ExecSyncOutputLimit              int    `toml:"exec_sync_output_limit" json:"exec_sync_output_limit" doc:"Bytes of each stream ExecSync keeps (probes, crictl exec -s); the rest is read and dropped, and the reply's stderr says so. The kubelet reads 10 KiB of a probe's output. At most 8323072, so both streams fit one 16 MiB reply."`
+	CgroupDriver                     string   `toml:"cgroup_driver" json:"cgroup_driver" doc:"\"cgroupfs\", the only driver crid has; the kubelet's cgroupDriver must be cgroupfs too (kubeadm defaults to systemd: set it)."`
+	PidsLimit                        int64    `toml:"pids_limit" json:"pids_limit" doc:"Most processes and threads a container may have, unless its pod says otherwise; -1 for no limit, 0 to leave the pod cgroup's."`
+	DefaultHandler                   string   `toml:"default_handler" json:"default_handler" doc:"Runtime handler used when a pod names none (RuntimeClass handler). A DNS label."`
+	Handlers                         []string `toml:"handlers" json:"handlers" doc:"More RuntimeClass handler names crid serves, each by the same executor with the same settings: for RuntimeClasses that set pod overhead or scheduling, or the test-handler the node e2e suite's RuntimeClass specs ask for. DNS labels."`
+	TolerateMissingHugetlbController bool     `toml:"tolerate_missing_hugetlb_controller" json:"tolerate_missing_hugetlb_controller" doc:"Accept positive hugepage limits, unenforced, on a host without the hugetlb controller (limits of 0, which the kubelet sends for every page size a pod does not ask for, are always accepted there). Off, such a container fails with FailedPrecondition naming the controller."`
+	ExecSyncOutputLimit              int      `toml:"exec_sync_output_limit" json:"exec_sync_output_limit" doc:"Bytes of each stream ExecSync keeps (probes, crictl exec -s); the rest is read and dropped, and the reply's stderr says so. The kubelet reads 10 KiB of a probe's output. At most 8323072, so both streams fit one 16 MiB reply."`
 }
 
 // ImageConfig is the [image] table.
@@ -247,6 +260,14 @@ func (c *Config) Validate() error {
 	}
 	if !dnsLabel.MatchString(c.Runtime.DefaultHandler) {
 		bad("runtime.default_handler", "%q is not a DNS label (lower-case letters, digits and '-', at most 63)", c.Runtime.DefaultHandler)
+	}
+	for i, h := range c.Runtime.Handlers {
+		switch {
+		case !dnsLabel.MatchString(h):
+			bad(fmt.Sprintf("runtime.handlers[%d]", i), "%q is not a DNS label (lower-case letters, digits and '-', at most 63)", h)
+		case h == c.Runtime.DefaultHandler || slices.Contains(c.Runtime.Handlers[:i], h):
+			bad(fmt.Sprintf("runtime.handlers[%d]", i), "%q is named twice (runtime.default_handler is served already)", h)
+		}
 	}
 
 	absPath("image.registries_conf", c.Image.RegistriesConf)

@@ -39,13 +39,7 @@ func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runti
 
 	resp := &runtime.StatusResponse{
 		Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{runtimeReady, networkReady}},
-		// The default handler is listed twice: by its name, and as "",
-		// which is how the kubelet (and critest) name the handler of a pod
-		// without a RuntimeClass.
-		RuntimeHandlers: []*runtime.RuntimeHandler{
-			{Name: "", Features: handlerFeatures()},
-			{Name: s.cfg.Runtime.DefaultHandler, Features: handlerFeatures()},
-		},
+		RuntimeHandlers: s.runtimeHandlers(),
 		// Supplemental groups policy (Merge and Strict) is honoured by the
 		// spec generator; the rest waits for the executor to offer it.
 		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
@@ -54,6 +48,17 @@ func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runti
 		resp.Info = s.statusInfo(network)
 	}
 	return resp, nil
+}
+
+// runtimeHandlers lists the default handler twice: by its name, and as
+// "", which is how the kubelet (and critest) name the handler of a pod
+// without a RuntimeClass; then runtime.handlers, all served alike.
+func (s *Server) runtimeHandlers() []*runtime.RuntimeHandler {
+	handlers := []*runtime.RuntimeHandler{{Name: "", Features: handlerFeatures()}}
+	for _, name := range s.cfg.Runtime.HandlerNames() {
+		handlers = append(handlers, &runtime.RuntimeHandler{Name: name, Features: handlerFeatures()})
+	}
+	return handlers
 }
 
 // handlerFeatures are what crid's one handler offers, claimed only once

@@ -23,8 +23,8 @@ func (s *Server) sandboxSpec(req *runtime.RunPodSandboxRequest) (sandbox.Spec, e
 	}
 	md := c.GetMetadata()
 	handler := req.GetRuntimeHandler()
-	if handler != "" && handler != s.cfg.Runtime.DefaultHandler {
-		return sandbox.Spec{}, invalid("runtime_handler", "%q is not a handler of this runtime (it has %q)", handler, s.cfg.Runtime.DefaultHandler)
+	if !s.cfg.Runtime.ServesHandler(handler) {
+		return sandbox.Spec{}, invalid("runtime_handler", "%q is not a handler of this runtime (it has %q; more are named in runtime.handlers)", handler, s.cfg.Runtime.HandlerNames())
 	}
 	if handler == "" {
 		handler = s.cfg.Runtime.DefaultHandler

@@ -49,6 +49,28 @@ func TestSandboxSpec(t *testing.T) {
 	}
 }
 
+// A handler of runtime.handlers is served, and recorded as the pod's;
+// every handler is in the status the kubelet reads.
+func TestSandboxSpecExtraHandler(t *testing.T) {
+	cfg := config.Default()
+	cfg.Runtime.Handlers = []string{"test-handler"}
+	s := &Server{cfg: cfg}
+	spec, err := s.sandboxSpec(&runtime.RunPodSandboxRequest{Config: validPod(), RuntimeHandler: "test-handler"})
+	if err != nil || spec.RuntimeHandler != "test-handler" {
+		t.Fatalf("spec handler %q, err %v", spec.RuntimeHandler, err)
+	}
+	if _, err := s.sandboxSpec(&runtime.RunPodSandboxRequest{Config: validPod(), RuntimeHandler: "kata"}); err == nil {
+		t.Error("a handler named nowhere was accepted")
+	}
+	var names []string
+	for _, h := range s.runtimeHandlers() {
+		names = append(names, h.Name)
+	}
+	if strings.Join(names, ",") != ",crid,test-handler" {
+		t.Errorf("status lists handlers %q", names)
+	}
+}
+
 func TestSandboxSpecRefusals(t *testing.T) {
 	s := &Server{cfg: config.Default()}
 	tests := []struct {
