@@ -92,7 +92,9 @@ func Name(field, v string) error {
 
 // Hostname checks a pod's hostname: at most 64 bytes of DNS labels, since
 // it is written into /etc/hosts and /etc/hostname and given to
-// sethostname.
+// sethostname. One trailing dot is allowed: with setHostnameAsFQDN the
+// kubelet sends name.subdomain.namespace.svc.CLUSTER-DOMAIN, which ends in
+// a dot when the node has no cluster domain; the kernel takes it as is.
 func Hostname(field, v string) error {
 	if v == "" {
 		return nil
@@ -100,7 +102,7 @@ func Hostname(field, v string) error {
 	if len(v) > MaxHostname {
 		return bad(field, "%s is %d bytes; a hostname is at most %d", q(v), len(v), MaxHostname)
 	}
-	for _, label := range strings.Split(v, ".") {
+	for _, label := range strings.Split(strings.TrimSuffix(v, "."), ".") {
 		if !isLabel(label) {
 			return bad(field, "%s is not a hostname: dot-separated labels of letters, digits and '-', each starting and ending with a letter or digit", q(v))
 		}
