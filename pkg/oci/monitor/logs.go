@@ -105,8 +105,13 @@ func (w *LogWriter) copy(stream string, r io.Reader, terminal bool) {
 			w.line(stream, true, chunk)
 		default:
 			if len(chunk) > 0 {
-				// The stream ended mid-line: what there is, as a full line.
-				w.line(stream, false, chunk)
+				// The stream ended mid-line: what there is, as a partial
+				// line (containerd's rule too). The program wrote no
+				// newline, and a reader must not add one: the kubelet
+				// joins partial lines without it, and a termination
+				// message taken from the log (FallbackToLogsOnError) of
+				// `echo -n DONE` is then "DONE", not "DONE\n".
+				w.line(stream, true, chunk)
 			}
 			return
 		}

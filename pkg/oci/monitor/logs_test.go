@@ -41,7 +41,7 @@ func TestCRILogFormat(t *testing.T) {
 	want := [][]string{
 		{"stdout", "F", "hello"}, {"stdout", "F", ""}, {"stdout", "F", "world"},
 		{"stdout", "P", long[:maxLogLine]}, {"stdout", "F", long[maxLogLine:]},
-		{"stdout", "F", "no newline"}, {"stderr", "F", "oops"},
+		{"stdout", "P", "no newline"}, {"stderr", "F", "oops"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d lines, want %d: %q", len(got), len(want), got)
