@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,10 +23,12 @@ import (
 // cAdvisor, read from the same sources: each container's cgroup, its
 // processes' descriptors, its writable layer and its file system, and the
 // pod's network namespace. Every series is labelled with the container's
-// (or pod's) ID, name and image, as CRI-O does; the kubelet adds the pod's
-// names. What no source here can give is not reported (per-device block
-// I/O: the descriptors exist, the values are absent when the kernel
-// accounts none; hugetlb, PSI, ulimits: not described).
+// (or pod's) ID, name and image; the kubelet passes series on as they
+// are, so without the pod, namespace and container labels cAdvisor's have
+// a series cannot yet be told apart by pod (the node e2e ContainerMetrics
+// spec looks for them). What no source here can give is not reported
+// (per-device block I/O: the descriptors exist, the values are absent when
+// the kernel accounts none; hugetlb, PSI, ulimits: not described).
 
 var baseLabels = []string{"id", "name", "image"}
 
@@ -225,39 +228,69 @@ func processCounts(pids []int) (threads, fds, sockets int) {
 	return threads, fds, sockets
 }
 
-// networkMetrics are the pod's interfaces' counters, read inside its
-// network namespace (/proc/thread-self/net/dev follows the thread's).
+// networkMetrics are the pod's interfaces' counters.
 func (s *Server) networkMetrics(sb *sandbox.Sandbox) []*runtime.Metric {
-	if sb.NS.Net == "" {
-		return nil // the host's network is the node's to report
+	ifaces, err := podInterfaces(sb)
+	if err != nil || len(ifaces) == 0 {
+		return nil
 	}
 	ms := &metricSet{base: []string{sb.ID, sb.Spec.Name, ""}, at: time.Now().UnixNano()}
-	sandbox.InNetNS(sb.NS.Net, func() error {
+	for _, i := range ifaces {
+		// Receive: bytes packets errs drop ...; transmit from field 8.
+		for k, m := range []string{"receive_bytes", "receive_packets", "receive_errors", "receive_packets_dropped"} {
+			ms.add("container_network_"+m+"_total", counter, float64(i.counters[k]), i.name)
+		}
+		for k, m := range []string{"transmit_bytes", "transmit_packets", "transmit_errors", "transmit_packets_dropped"} {
+			ms.add("container_network_"+m+"_total", counter, float64(i.counters[8+k]), i.name)
+		}
+	}
+	return ms.out
+}
+
+// iface is a line of /proc/net/dev: a name and its 16 counters (receive
+// bytes, packets, errs, drop, fifo, frame, compressed, multicast, then
+// transmit bytes, packets, errs, drop, fifo, colls, carrier, compressed).
+type iface struct {
+	name     string
+	counters [16]uint64
+}
+
+// podInterfaces reads the counters of the pod's interfaces but loopback,
+// inside its network namespace (/proc/thread-self/net/dev follows the
+// thread's); none for a pod on the host's network, the node's to report.
+func podInterfaces(sb *sandbox.Sandbox) ([]iface, error) {
+	if sb.NS.Net == "" {
+		return nil, nil
+	}
+	var out []iface
+	err := sandbox.InNetNS(sb.NS.Net, func() error {
 		f, err := os.Open("/proc/thread-self/net/dev")
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			name, rest, ok := strings.Cut(sc.Text(), ":")
-			name = strings.TrimSpace(name)
-			if !ok || name == "lo" {
-				continue
-			}
-			var v [16]uint64
-			if n, _ := fmt.Sscan(rest, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11], &v[12], &v[13], &v[14], &v[15]); n != 16 {
-				continue
-			}
-			// Receive: bytes packets errs drop ...; transmit from field 8.
-			for i, m := range []string{"receive_bytes", "receive_packets", "receive_errors", "receive_packets_dropped"} {
-				ms.add("container_network_"+m+"_total", counter, float64(v[i]), name)
-			}
-			for i, m := range []string{"transmit_bytes", "transmit_packets", "transmit_errors", "transmit_packets_dropped"} {
-				ms.add("container_network_"+m+"_total", counter, float64(v[8+i]), name)
-			}
-		}
-		return sc.Err()
+		out, err = parseNetDev(f)
+		return err
 	})
-	return ms.out
+	return out, err
+}
+
+// parseNetDev reads /proc/net/dev, leaving out loopback and the headers.
+func parseNetDev(r io.Reader) ([]iface, error) {
+	var out []iface
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "lo" {
+			continue
+		}
+		i := iface{name: name}
+		v := &i.counters
+		if n, _ := fmt.Sscan(rest, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11], &v[12], &v[13], &v[14], &v[15]); n != 16 {
+			continue
+		}
+		out = append(out, i)
+	}
+	return out, sc.Err()
 }

@@ -38,7 +38,7 @@ func (s *Server) Status(ctx context.Context, req *runtime.StatusRequest) (*runti
 	}
 
 	resp := &runtime.StatusResponse{
-		Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{runtimeReady, networkReady}},
+		Status:          &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{runtimeReady, networkReady}},
 		RuntimeHandlers: s.runtimeHandlers(),
 		// Supplemental groups policy (Merge and Strict) is honoured by the
 		// spec generator; the rest waits for the executor to offer it.

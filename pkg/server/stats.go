@@ -4,11 +4,13 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
+	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/container"
+	"github.com/crid-dev/crid/pkg/sandbox"
 )
 
 func u64(v uint64) *runtime.UInt64Value { return &runtime.UInt64Value{Value: v} }
@@ -88,10 +90,35 @@ func (s *Server) podStats(ctx context.Context, id string) (*runtime.PodSandboxSt
 		out.Linux.Cpu, out.Linux.Memory = cpu, mem
 		out.Linux.Process = &runtime.ProcessUsage{Timestamp: st.Time.UnixNano(), ProcessCount: u64(st.Pids.Current)}
 	}
+	out.Linux.Network = networkUsage(sb)
 	for _, c := range s.containers.ForSandbox(sb.ID) {
 		out.Linux.Containers = append(out.Linux.Containers, s.containerStats(ctx, c))
 	}
 	return out, nil
+}
+
+// networkUsage is the pod's interfaces' use, the kubelet's summary API's
+// pod network stats: every interface, and among them the default, eth0
+// (the interface CNI makes), else the first. Nil for a pod on the host's
+// network.
+func networkUsage(sb *sandbox.Sandbox) *runtime.NetworkUsage {
+	ifaces, err := podInterfaces(sb)
+	if err != nil || len(ifaces) == 0 {
+		return nil
+	}
+	out := &runtime.NetworkUsage{Timestamp: time.Now().UnixNano()}
+	for _, i := range ifaces {
+		u := &runtime.NetworkInterfaceUsage{Name: i.name,
+			RxBytes: u64(i.counters[0]), RxErrors: u64(i.counters[2]), TxBytes: u64(i.counters[8]), TxErrors: u64(i.counters[10])}
+		if i.name == "eth0" {
+			out.DefaultInterface = u
+		}
+		out.Interfaces = append(out.Interfaces, u)
+	}
+	if out.DefaultInterface == nil {
+		out.DefaultInterface = out.Interfaces[0]
+	}
+	return out
 }
 
 // PodSandboxStats reports a pod's resource use from its cgroup.

@@ -111,6 +111,17 @@ func TestTwoPodsReachEachOtherByPodIP(t *testing.T) {
 	if err != nil || got != "hello from b" {
 		t.Fatalf("pod a to pod b: %q, %v", got, err)
 	}
+	// What went over the wire shows in b's stats, the kubelet's summary
+	// API's pod network figures.
+	st, err := rt.PodSandboxStats(context.Background(), &runtime.PodSandboxStatsRequest{PodSandboxId: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth := st.GetStats().GetLinux().GetNetwork().GetDefaultInterface()
+	if ifs := st.GetStats().GetLinux().GetNetwork().GetInterfaces(); len(ifs) != 1 || ifs[0].GetName() != "eth0" ||
+		eth.GetName() != "eth0" || eth.GetRxBytes().GetValue() == 0 || eth.GetTxBytes().GetValue() < uint64(len("hello from b")) {
+		t.Errorf("pod b's network stats %+v, want eth0 with bytes both ways", st.GetStats().GetLinux().GetNetwork())
+	}
 }
 
 func TestHostPortReachesThePod(t *testing.T) {
