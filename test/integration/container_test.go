@@ -803,3 +803,30 @@ func TestKubeletHugepageLimitsStartOnThisHost(t *testing.T) {
 	}
 	harness.RemovePod(t, e.rt, e.pod)
 }
+
+// Environment variable names need not be shell identifiers (Kubernetes
+// 1.34 took any printable name but '='; envFrom of a ConfigMap key
+// data-1 gives one): they reach the process as given. (A shell may drop
+// them before a command it runs: Debian's busybox ash does.)
+func TestEnvNamesBeyondShellIdentifiers(t *testing.T) {
+	e := newCtrEnv(t, 28)
+	ctx := context.Background()
+	resp, err := e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "env"}, Image: &runtime.ImageSpec{Image: e.image},
+		Command: []string{"env"}, LogPath: "env.log",
+		Envs: []*runtime.KeyValue{{Key: "data-1", Value: []byte("value-1")}, {Key: "p.data 2", Value: []byte("value 2")}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitExited(t, resp.ContainerId)
+	data, _ := os.ReadFile(filepath.Join(e.logDir, "env.log"))
+	for _, want := range []string{" stdout F data-1=value-1\n", " stdout F p.data 2=value 2\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("log lacks %q:\n%s", want, data)
+		}
+	}
+}
