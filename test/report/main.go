@@ -21,10 +21,14 @@
 //
 // A check is absent:PATH (the machine lacks what the spec needs: the path
 // must not exist), missing:REPO@DIGEST (bytes this machine cannot have:
-// the loopback test registry must not hold that manifest) or gap (crid
-// lacks it: to be done, counted apart) or mode:NAME (the spec runs in
-// another mode of the harness, as critest's benchmarks do). A skipped spec no skip rule names, or a rule whose
-// check fails, fails the run.
+// the loopback test registry must not hold that manifest), fails:COMMAND
+// (a shell command that shows the reason, say a kernel feature or an
+// image's behaviour, must exit non-zero), probed (the suite asked the
+// runtime and skipped on its answer: the rule matches that answer in the
+// skip's message, which is the check), gap (crid lacks it: to be done,
+// counted apart) or mode:NAME (the spec runs in another mode of the
+// harness, as critest's benchmarks do). A skipped spec no skip rule names,
+// or a rule whose check fails, fails the run.
 package main
 
 import (
@@ -36,6 +40,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"time"
@@ -198,9 +203,13 @@ func holds(r rule, probe func(ref string) (found bool, err error)) string {
 		if found {
 			return arg + " is there: the spec can run now"
 		}
-	case kind == "gap", kind == "mode":
+	case kind == "fails":
+		if err := exec.Command("sh", "-c", arg).Run(); err == nil {
+			return "`" + arg + "` succeeds: the spec can pass now"
+		}
+	case kind == "gap", kind == "mode", kind == "probed":
 	default:
-		return fmt.Sprintf("check %q is not absent:PATH, missing:REPO@DIGEST, gap or mode:NAME", r.check)
+		return fmt.Sprintf("check %q is not absent:PATH, missing:REPO@DIGEST, fails:COMMAND, probed, gap or mode:NAME", r.check)
 	}
 	return ""
 }
@@ -366,7 +375,7 @@ func (h harness) run(reportPath, listPath string, update bool, out io.Writer) (b
 
 const listHeader = `# %s specs expected to fail with crid, one full spec name a line,
 # with why beside it and how the harness checks the why:
-#   name || reason || check   (check: absent:PATH, missing:REPO@DIGEST, gap)
+#   name || reason || check   (check: absent:PATH, missing:REPO@DIGEST, fails:COMMAND, gap)
 # %s fails when a spec outside this list fails, when a
 # spec in it no longer fails, or when its check fails: remove a line as
 # soon as its spec passes. Regenerate from a run with: run.sh -update

@@ -128,6 +128,8 @@ func TestSkipsNeedAReasonThatHolds(t *testing.T) {
 		{"the machine gained the feature", "[k8s.io] AppArmor || no AppArmor || absent:" + present + "\n[k8s.io] NRI || not yet || gap\n", false, false, "REASON NO LONGER HOLDS"},
 		{"the digest is served now", "[k8s.io] AppArmor || x || gap\n[k8s.io] NRI || y || gap\n", true, false, "is there: the spec can run now"},
 		{"a rule without a reason", "[k8s.io] AppArmor\n[k8s.io] NRI || y || gap\n", false, false, "no reason given"},
+		{"a command shows the reason", "[k8s.io] AppArmor || x || fails:exit 3\n[k8s.io] NRI || y || gap\n", false, true, "1 skipped for work"},
+		{"the command succeeds now", "[k8s.io] AppArmor || x || fails:true\n[k8s.io] NRI || y || gap\n", false, false, "`true` succeeds: the spec can pass now"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
