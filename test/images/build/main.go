@@ -28,16 +28,18 @@ func main() {
 	set := flag.String("set", "critest", "which images: critest, or node-e2e (the node e2e suite's)")
 	curl := flag.String("curl", "/usr/bin/curl", "dynamically linked curl of the host (node-e2e only)")
 	netcat := flag.String("netcat", "/bin/nc.openbsd", "dynamically linked OpenBSD netcat of the host (node-e2e only)")
+	bash := flag.String("bash", "/bin/bash", "dynamically linked bash of the host (node-e2e only)")
+	agnhostSource := flag.String("agnhost-source", "", "k8s.io/kubernetes/test/images/agnhost of the release (node-e2e only), for porter's TLS pair")
 	agnhost := flag.String("agnhost", "", "static agnhost binary (node-e2e only; test/e2e/build-k8s.sh agnhost)")
 	extraHosts := flag.String("remap-hosts", "", "comma-separated hosts also sent to -registry, where nothing is: images meant to fail to pull fail here")
 	flag.Parse()
-	if err := run(*set, *registry, *busybox, *helpers, *agnhost, *curl, *netcat, *regConf, *extraHosts); err != nil {
+	if err := run(*set, *registry, *busybox, *helpers, *agnhost, *agnhostSource, *curl, *netcat, *bash, *regConf, *extraHosts); err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)
 		os.Exit(1)
 	}
 }
 
-func run(set, registry, busybox, helpers, agnhost, curl, netcat, regConf, extraHosts string) error {
+func run(set, registry, busybox, helpers, agnhost, agnhostSource, curl, netcat, bash, regConf, extraHosts string) error {
 	opts := catalog.Options{
 		Busybox:   busybox,
 		Pause:     filepath.Join(helpers, "pause"),
@@ -47,6 +49,9 @@ func run(set, registry, busybox, helpers, agnhost, curl, netcat, regConf, extraH
 		Nmeter:    filepath.Join(helpers, "nmeter"),
 		Curl:      curl,
 		Netcat:    netcat,
+		Bash:      bash,
+		// agnhost's source directory: where the binary was built from.
+		AgnhostSource: agnhostSource,
 	}
 	var images []catalog.Image
 	var err error

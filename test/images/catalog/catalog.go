@@ -24,12 +24,13 @@ type Options struct {
 	Busybox string // a dynamically linked busybox (Debian's busybox package)
 	// Static helper binaries, built from test/images/{pause,fakenginx,nnp}.
 	Pause, FakeNginx, NNP string
-	// Agnhost is k8s.io/kubernetes/test/images/agnhost, built static: the
-	// node e2e images only.
-	Agnhost string
-	// Nmeter is test/images/nmeter, Curl and Netcat the host's (Debian's)
-	// curl and OpenBSD netcat: for the node e2e images only.
-	Nmeter, Curl, Netcat string
+	// Agnhost is k8s.io/kubernetes/test/images/agnhost, built static, and
+	// AgnhostSource that directory of the release, whose porter/localhost
+	// TLS pair upstream's image carries: the node e2e images only.
+	Agnhost, AgnhostSource string
+	// Nmeter is test/images/nmeter; Curl, Netcat and Bash the host's
+	// (Debian's) curl, OpenBSD netcat and bash: the node e2e images only.
+	Nmeter, Curl, Netcat, Bash string
 }
 
 // Image is one image and every name it is pushed under.

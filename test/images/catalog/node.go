@@ -3,6 +3,7 @@ package catalog
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -15,16 +16,20 @@ import (
 //   - agnhost 2.66.1 (also tagged 2.55, the suite's "previous" agnhost):
 //     the real agnhost, built from k8s.io/kubernetes/test/images/agnhost
 //     of the same release, on the busybox layer instead of Alpine, with
-//     Debian's curl and OpenBSD netcat (as upstream's Alpine packages; with
-//     their libraries), which the networking specs exec;
-//     no dig, bash, iperf, socat or CoreDNS, whose specs are outside node
-//     conformance; /agnhost-2, /uploads and the user and group 1000 and
-//     50000 of the upstream Dockerfile are there.
+//     Debian's curl, OpenBSD netcat and bash (as upstream's Alpine
+//     packages; with their libraries), which the networking and probe
+//     specs exec; no dig, iperf, socat or CoreDNS, whose specs are outside
+//     node conformance; /agnhost-2, /uploads, porter's localhost TLS pair
+//     and the user and group 1000 and 50000 of the upstream Dockerfile are
+//     there.
 //   - busybox 1.37.0-2, nonroot 1.5 (user 1234) and glibc-dns-testing 2.1.1:
 //     Debian's busybox, which is linked against glibc, so `hostname -f`
 //     resolves through glibc as in the Debian-based upstream image; no dig.
 //     Debian's busybox has no nmeter applet, which the suite's lifecycle
-//     specs time with: busybox has test/images/nmeter's time fields.
+//     specs time with: busybox and agnhost (whose Alpine base has it) have
+//     test/images/nmeter's time fields. Debian's busybox 1.35 ash drops
+//     environment variables whose names are not shell identifiers
+//     (data-1), which upstream's busybox 1.37 passes on.
 //   - nginx 1.27.0-2 and 1.28.0-2: test/images/fakenginx serving port 80.
 //   - nonewprivs 1.4: test/images/nnp, setuid root, as CMD ["nnp"].
 //   - pause 3.10.2: test/images/pause, as user 65535.
@@ -34,7 +39,11 @@ func NodeE2E(o Options) ([]Image, error) {
 		return nil, err
 	}
 	helpers := map[string][]byte{}
-	for name, p := range map[string]string{"agnhost": o.Agnhost, "pause": o.Pause, "nginx": o.FakeNginx, "nnp": o.NNP, "nmeter": o.Nmeter} {
+	for name, p := range map[string]string{
+		"agnhost": o.Agnhost, "pause": o.Pause, "nginx": o.FakeNginx, "nnp": o.NNP, "nmeter": o.Nmeter,
+		"localhost.crt": filepath.Join(o.AgnhostSource, "porter", "localhost.crt"),
+		"localhost.key": filepath.Join(o.AgnhostSource, "porter", "localhost.key"),
+	} {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("read helper %s: %w", name, err)
@@ -42,13 +51,13 @@ func NodeE2E(o Options) ([]Image, error) {
 		helpers[name] = data
 	}
 
-	curl, err := HostProgram(o.Busybox, o.Curl, "usr/bin/curl")
-	if err != nil {
-		return nil, err
-	}
-	netcat, err := HostProgram(o.Busybox, o.Netcat, "usr/bin/nc")
-	if err != nil {
-		return nil, err
+	var tools []Entry
+	for _, p := range []struct{ host, inImage string }{{o.Curl, "usr/bin/curl"}, {o.Netcat, "usr/bin/nc"}, {o.Bash, "bin/bash"}} {
+		entries, err := HostProgram(o.Busybox, p.host, p.inImage)
+		if err != nil {
+			return nil, err
+		}
+		tools = append(tools, entries...)
 	}
 
 	b := builder{base: base}
@@ -69,11 +78,14 @@ func NodeE2E(o Options) ([]Image, error) {
 	}, append([]Entry{
 		File("agnhost", 0o755, helpers["agnhost"]),
 		Symlink("agnhost-2", "agnhost"),
+		File("bin/nmeter", 0o755, helpers["nmeter"]),
+		File("localhost.crt", 0o644, helpers["localhost.crt"]),
+		File("localhost.key", 0o644, helpers["localhost.key"]),
 		Dir("uploads", 0o755),
 		File("etc/passwd", 0o644, []byte(passwd+"user-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh\n")),
 		File("etc/group", 0o644, []byte(group+"user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")),
 		Dir("home/user-defined-in-image", 0o755),
-	}, append(curl, netcat...)...)...)
+	}, tools...)...)
 
 	nginx := v1.Config{
 		Env: []string{"PATH=" + path}, Cmd: []string{"nginx", "-g", "daemon off;"},

@@ -19,6 +19,11 @@ func buildNodeE2E(t *testing.T) map[string]v1.Image {
 		}
 	}
 	dir := t.TempDir()
+	// A stand-in of agnhost's source directory: porter's TLS pair.
+	source := filepath.Join(dir, "agnhost")
+	os.MkdirAll(filepath.Join(source, "porter"), 0o755)
+	os.WriteFile(filepath.Join(source, "porter", "localhost.crt"), []byte("cert"), 0o644)
+	os.WriteFile(filepath.Join(source, "porter", "localhost.key"), []byte("key"), 0o644)
 	for _, h := range []string{"pause", "fakenginx", "nnp", "nmeter"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, h), "../"+h)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -29,7 +34,7 @@ func buildNodeE2E(t *testing.T) map[string]v1.Image {
 	images, err := NodeE2E(Options{Busybox: "/bin/busybox", Pause: filepath.Join(dir, "pause"),
 		FakeNginx: filepath.Join(dir, "fakenginx"), NNP: filepath.Join(dir, "nnp"),
 		Agnhost: filepath.Join(dir, "nnp"), Nmeter: filepath.Join(dir, "nmeter"),
-		Curl: "/usr/bin/curl", Netcat: "/bin/nc.openbsd"})
+		Curl: "/usr/bin/curl", Netcat: "/bin/nc.openbsd", Bash: "/bin/bash", AgnhostSource: source})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +71,7 @@ func TestNodeE2EImages(t *testing.T) {
 		t.Errorf("agnhost runs %q %q, want [/agnhost] [pause]", c.Entrypoint, c.Cmd)
 	}
 	agnhost := files(t, imgs[e2e+"agnhost:2.66.1"])
-	for _, p := range []string{"agnhost", "agnhost-2", "uploads", "usr/bin/curl", "usr/bin/nc", "bin/sh"} {
+	for _, p := range []string{"agnhost", "agnhost-2", "uploads", "usr/bin/curl", "usr/bin/nc", "bin/sh", "bin/bash", "bin/nmeter", "localhost.crt", "localhost.key"} {
 		if agnhost[p] == nil {
 			t.Errorf("agnhost lacks /%s", p)
 		}
