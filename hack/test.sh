@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs every test layer: unit tests, the root
-# integration tests, and the critest conformance harness.
+# integration tests, the hostile-tenant suite, the critest conformance
+# harness, a standalone kubelet, and the kubelet's node e2e suite.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=$PATH:/usr/local/go/bin
@@ -37,3 +38,7 @@ CRITEST_RUNS=3 CRITEST_PARALLEL=4 ./test/critest/run.sh
 echo "== a standalone kubelet on crid (test/e2e/kubelet; the kubelet is built once per version, cached)"
 ./test/e2e/build-k8s.sh kubelet >/dev/null
 go test -count=1 -v -timeout 15m ./test/e2e/kubelet/ | grep -E '^(PASS|FAIL) |^(--- )?(PASS|FAIL)|^ok|skipping'
+
+# The same rule: the node e2e suite's kubelet owns /kubepods while it runs.
+echo "== the node e2e suite of Kubernetes on crid: NodeConformance (test/e2e/node)"
+./test/e2e/node/run.sh
