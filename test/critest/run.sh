@@ -51,22 +51,7 @@ trap cleanup EXIT
 # The registry: ours if it already answers (a previous run's data is
 # reused: pushing is idempotent), else started here on loopback.
 if ! curl -fsS "http://$registry/v2/" >/dev/null 2>&1; then
-	cat >"$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-  delete:
-    enabled: true
-http:
-  addr: $registry
-YML
-	docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-	pids+=($!)
-	for _ in $(seq 50); do curl -fsS "http://$registry/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
-	curl -fsS "http://$registry/v2/" >/dev/null || { cat "$work/registry.log"; echo "critest: registry on $registry did not start" >&2; exit 1; }
+	pids+=("$("$repo/test/registry.sh" "$registry" "$work")")
 fi
 
 for h in pause fakenginx nnp; do

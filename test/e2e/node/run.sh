@@ -149,19 +149,7 @@ if [ -e /usr/bin/systemd-run ]; then mount --bind /dev/null /usr/bin/systemd-run
 
 # The registry, on the run's own loopback; its storage outlives the run,
 # so pushes after the first are no-ops.
-cat >"$scratch/registry.yml" <<YML
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: $registry
-YML
-docker-registry serve "$scratch/registry.yml" >"$scratch/registry.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do curl -fsS "http://$registry/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
+pids+=("$(test/registry.sh "$registry" "$work")")
 # The hosts of the two images meant not to pull (an invalid registry, and
 # a private one needing upstream's credentials) go to the registry too,
 # which does not have them.
