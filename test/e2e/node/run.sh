@@ -58,8 +58,12 @@ if [ "${1:-}" != --inside ]; then
 	"$repo/hack/build.sh"
 	bin=$(dirname "$("$repo/test/e2e/build-k8s.sh" e2e_node "$version" | tail -1)")
 	"$repo/test/e2e/build-k8s.sh" agnhost "$version" >/dev/null
-	# agnhost's own directory in the release, for the files its image has.
-	agnhost_source=$(cd "$repo/_output/k8s/$version/src" && GOFLAGS=-mod=mod GOPROXY=off go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost
+	# agnhost's own directory in the release, for the files its image has
+	# (from the module cache; through the proxy if the binaries came from
+	# the build cache and the sources never were fetched here).
+	k8s_src=$(cd /tmp && GOPROXY=https://proxy.golang.org GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+	[ -d "$k8s_src/test/images/agnhost" ] || { echo "node-e2e: no source of k8s.io/kubernetes@$version in the module cache" >&2; exit 1; }
+	agnhost_source=$k8s_src/test/images/agnhost
 	mkdir -p "$work" "$repo/_output/helpers"
 	cd "$repo"
 	for h in pause fakenginx nnp nmeter; do
