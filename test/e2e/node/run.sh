@@ -168,7 +168,6 @@ _output/helpers/build-images -set node-e2e -registry "$registry" -busybox /bin/b
 ln -s "$bin/e2e_node.test" "$scratch/suite/e2e_node.test"
 ln -s "$bin/kubelet" "$scratch/suite/kubelet"
 
-
 cp deploy/cni/10-crid-bridge.conflist "$scratch/net.d/"
 case $runtime in
 crid)
