@@ -120,10 +120,11 @@ func newNode(t *testing.T) *node {
 	})
 	// The kubelet makes its device plugin socket in
 	// /var/lib/kubelet/device-plugins whatever --root-dir says (the path
-	// is a constant of the device plugin API): what of it the host did not
-	// have goes again.
+	// is a constant of the device plugin API), and its links to container
+	// logs in /var/log/containers whatever podLogsDir says: what of them
+	// the host did not have goes again.
 	var made []string
-	for _, p := range []string{"/var/lib/kubelet", "/var/lib/kubelet/device-plugins", "/var/lib/kubelet/device-plugins/kubelet.sock"} {
+	for _, p := range []string{"/var/lib/kubelet", "/var/lib/kubelet/device-plugins", "/var/lib/kubelet/device-plugins/kubelet.sock", "/var/log/containers"} {
 		if _, err := os.Lstat(p); os.IsNotExist(err) {
 			made = append(made, p)
 		}
