@@ -83,11 +83,21 @@ func (e *ctrEnv) connect(t *testing.T) {
 
 func (e *ctrEnv) run(t *testing.T, name, script string) string {
 	t.Helper()
+	return e.start(t, &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: name}, Command: []string{"sh", "-c", script}})
+}
+
+// start creates and starts a container of the pod from cfg, of the test
+// image and logging to NAME.log unless cfg says otherwise.
+func (e *ctrEnv) start(t *testing.T, cfg *runtime.ContainerConfig) string {
+	t.Helper()
 	ctx := context.Background()
-	resp, err := e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg, Config: &runtime.ContainerConfig{
-		Metadata: &runtime.ContainerMetadata{Name: name}, Image: &runtime.ImageSpec{Image: e.image},
-		Command: []string{"sh", "-c", script}, LogPath: name + ".log",
-	}})
+	if cfg.Image == nil {
+		cfg.Image = &runtime.ImageSpec{Image: e.image}
+	}
+	if cfg.LogPath == "" {
+		cfg.LogPath = cfg.Metadata.Name + ".log"
+	}
+	resp, err := e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -810,19 +820,9 @@ func TestKubeletHugepageLimitsStartOnThisHost(t *testing.T) {
 // them before a command it runs: Debian's busybox ash does.)
 func TestEnvNamesBeyondShellIdentifiers(t *testing.T) {
 	e := newCtrEnv(t, 28)
-	ctx := context.Background()
-	resp, err := e.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: e.pod, SandboxConfig: e.podCfg, Config: &runtime.ContainerConfig{
-		Metadata: &runtime.ContainerMetadata{Name: "env"}, Image: &runtime.ImageSpec{Image: e.image},
-		Command: []string{"env"}, LogPath: "env.log",
-		Envs: []*runtime.KeyValue{{Key: "data-1", Value: []byte("value-1")}, {Key: "p.data 2", Value: []byte("value 2")}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
-		t.Fatal(err)
-	}
-	e.waitExited(t, resp.ContainerId)
+	id := e.start(t, &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "env"}, Command: []string{"env"},
+		Envs: []*runtime.KeyValue{{Key: "data-1", Value: []byte("value-1")}, {Key: "p.data 2", Value: []byte("value 2")}}})
+	e.waitExited(t, id)
 	data, _ := os.ReadFile(filepath.Join(e.logDir, "env.log"))
 	for _, want := range []string{" stdout F data-1=value-1\n", " stdout F p.data 2=value 2\n"} {
 		if !strings.Contains(string(data), want) {
