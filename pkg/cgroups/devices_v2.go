@@ -114,14 +114,38 @@ func accessMask(access string) int32 {
 	return m
 }
 
-// attachDevicePrograms loads the rules' program and attaches it to the
+// attachDeviceProgram loads the rules' program and attaches it to the
 // cgroup at dir (with BPF_F_ALLOW_MULTI, so programs of the cgroups above
 // it, a systemd's say, still have their say). The attachment holds the
 // program as long as the cgroup lives.
 func attachDeviceProgram(dir string, rules []DeviceRule) error {
-	prog, err := deviceProgram(rules)
+	fd, err := loadDeviceProgram(rules)
 	if err != nil {
 		return err
+	}
+	defer unix.Close(int(fd))
+	cg, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer cg.Close()
+	attach := struct {
+		targetFd, attachBpfFd, attachType, attachFlags, replaceBpfFd uint32
+	}{
+		targetFd: uint32(cg.Fd()), attachBpfFd: uint32(fd), attachType: unix.BPF_CGROUP_DEVICE, attachFlags: unix.BPF_F_ALLOW_MULTI,
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_ATTACH, uintptr(unsafe.Pointer(&attach)), unsafe.Sizeof(attach)); errno != 0 {
+		return fmt.Errorf("attach the device program to %s: %w", dir, errno)
+	}
+	return nil
+}
+
+// loadDeviceProgram has the kernel verify and load the rules' program and
+// returns its descriptor.
+func loadDeviceProgram(rules []DeviceRule) (uintptr, error) {
+	prog, err := deviceProgram(rules)
+	if err != nil {
+		return 0, err
 	}
 	code := make([]byte, len(prog)*bpfInsnSize)
 	for i, in := range prog {
@@ -140,27 +164,38 @@ func attachDeviceProgram(dir string, rules []DeviceRule) error {
 		insns: uint64(uintptr(unsafe.Pointer(&code[0]))), license: uint64(uintptr(unsafe.Pointer(&license[0]))),
 		logLevel: 1, logSize: uint32(len(logBuf)), logBuf: uint64(uintptr(unsafe.Pointer(&logBuf[0]))),
 	}
-	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&load)), unsafe.Sizeof(load))
+	// The verifier gives up with EAGAIN when a signal is pending on the
+	// loading thread (since 4.20), and Go's runtime signals its threads all
+	// the time (SIGURG preempts goroutines), so a busy crid failed pod
+	// starts with "resource temporarily unavailable" at the first
+	// instruction. The load runs on a locked thread with signals blocked;
+	// they stay pending and are taken once the mask is back.
+	fd, errno := withSignalsBlocked(func() (uintptr, unix.Errno) {
+		fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&load)), unsafe.Sizeof(load))
+		return fd, errno
+	})
 	runtime.KeepAlive(code)
 	runtime.KeepAlive(license)
 	if errno != 0 {
-		return fmt.Errorf("load the device program: %w (verifier: %s)", errno, cString(logBuf))
+		return 0, fmt.Errorf("load the device program: %w (verifier: %s)", errno, cString(logBuf))
 	}
-	defer unix.Close(int(fd))
-	cg, err := os.Open(dir)
-	if err != nil {
-		return err
+	return fd, nil
+}
+
+// withSignalsBlocked runs call on this goroutine's thread, locked to it,
+// with every signal blocked.
+func withSignalsBlocked(call func() (uintptr, unix.Errno)) (uintptr, unix.Errno) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
 	}
-	defer cg.Close()
-	attach := struct {
-		targetFd, attachBpfFd, attachType, attachFlags, replaceBpfFd uint32
-	}{
-		targetFd: uint32(cg.Fd()), attachBpfFd: uint32(fd), attachType: unix.BPF_CGROUP_DEVICE, attachFlags: unix.BPF_F_ALLOW_MULTI,
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
+		return call()
 	}
-	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_ATTACH, uintptr(unsafe.Pointer(&attach)), unsafe.Sizeof(attach)); errno != 0 {
-		return fmt.Errorf("attach the device program to %s: %w", dir, errno)
-	}
-	return nil
+	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	return call()
 }
 
 func cString(b []byte) string {

@@ -146,3 +146,38 @@ func TestDeviceProgramIsEnforced(t *testing.T) {
 		t.Errorf("in the cgroup: %q %v, want null-ok and full refused", out, err)
 	}
 }
+
+// The verifier returns EAGAIN when a signal arrives while it runs; Go's
+// runtime sends itself SIGURG to preempt goroutines, so a busy crid saw
+// "load the device program: resource temporarily unavailable". Loads under
+// a storm of SIGURG (which the runtime takes and ignores) must all succeed.
+func TestDeviceProgramLoadsWhileSignalled(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loading a BPF program needs root")
+	}
+	rules := []DeviceRule{{Type: 'a', Major: -1, Minor: -1, Access: "rwm"}}
+	for i := 0; i < 64; i++ {
+		rules = append(rules, DeviceRule{Allow: true, Type: 'c', Major: 1, Minor: int64(i), Access: "rwm"})
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = unix.Kill(os.Getpid(), unix.SIGURG)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := 0; i < 300; i++ {
+		fd, err := loadDeviceProgram(rules)
+		if err != nil {
+			t.Fatalf("load %d: %v", i, err)
+		}
+		unix.Close(int(fd))
+	}
+}
