@@ -30,6 +30,7 @@ import (
 	"github.com/crid-dev/crid/pkg/nri"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
+	"github.com/crid-dev/crid/pkg/sdnotify"
 	"github.com/crid-dev/crid/pkg/server"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
@@ -41,6 +42,8 @@ const shutdownGrace = 10 * time.Second
 
 // serve runs the daemon until SIGTERM or SIGINT.
 func serve(cfg config.Config) error {
+	// Taken first, so that nothing crid starts inherits it.
+	notify := sdnotify.FromEnv()
 	if err := setupLogging(cfg.LogLevel); err != nil {
 		return err
 	}
@@ -179,6 +182,11 @@ func serve(cfg config.Config) error {
 
 	klog.InfoS("crid serving", "version", version.Version, "commit", version.Commit(), "socket", cfg.Listen,
 		"root", cfg.Root, "runroot", cfg.RunRoot, "cgroups", cg.String(), "cgroupDriver", cfg.Runtime.CgroupDriver)
+	// Connections queue on the listener until Serve takes them, so the
+	// socket serves from here: what a Type=notify unit waits for.
+	if err := notify.Notify(sdnotify.Ready, "STATUS=serving "+cfg.Listen); err != nil {
+		klog.ErrorS(err, "Could not tell the service manager crid is ready")
+	}
 
 	select {
 	case <-ctx.Done():
@@ -186,6 +194,9 @@ func serve(cfg config.Config) error {
 		err = nil
 	case err = <-errc:
 		err = fmt.Errorf("serve: %w", err)
+	}
+	if err := notify.Notify(sdnotify.Stopping); err != nil {
+		klog.ErrorS(err, "Could not tell the service manager crid is stopping")
 	}
 	broker.Close() // event streams end, not waited for
 	gracefulStop(g, shutdownGrace)

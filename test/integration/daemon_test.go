@@ -4,9 +4,11 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/test/harness"
@@ -106,6 +110,59 @@ func TestSecondCridOnTheSameRootNamesTheFirst(t *testing.T) {
 	// The first is unharmed.
 	if _, err := first.Client(t).Version(context.Background(), &runtime.VersionRequest{}); err != nil {
 		t.Fatalf("first crid broken by the refused ones: %v", err)
+	}
+}
+
+// Under a Type=notify unit crid says READY=1 once its socket serves, and
+// STOPPING=1 on SIGTERM. (That what crid starts does not inherit
+// NOTIFY_SOCKET is pkg/sdnotify's test.)
+func TestNotifiesTheServiceManager(t *testing.T) {
+	harness.RequireRoot(t)
+	dir := t.TempDir()
+	addr := filepath.Join(dir, "notify")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	t.Setenv("NOTIFY_SOCKET", addr)
+	cmd := exec.Command(cridBin, harness.Args(dir)...)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	defer harness.DetachMountsUnder(dir)
+	receive := func() string {
+		l.SetReadDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 1024)
+		n, err := l.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v\n%s", err, &log)
+		}
+		return string(buf[:n])
+	}
+	if got := receive(); !strings.HasPrefix(got, "READY=1\n") {
+		t.Fatalf("first notification %q, want READY=1", got)
+	}
+	// Ready means served: the very next call gets its answer.
+	c, err := grpc.NewClient("unix://"+filepath.Join(dir, "sock", "crid.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := runtime.NewRuntimeServiceClient(c).Version(ctx, &runtime.VersionRequest{}); err != nil {
+		t.Fatalf("Version right after READY=1: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if got := receive(); got != "STOPPING=1\n" {
+		t.Errorf("notification on SIGTERM %q, want STOPPING=1", got)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, &log)
 	}
 }
 
