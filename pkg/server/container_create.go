@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -121,7 +123,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			ImageVolumes:               imageVolumes,
 			DaemonCaps:                 daemonCaps,
 			StatDevice:                 statDevice,
-			ResolveSource:              filepath.EvalSymlinks,
+			ResolveSource:              resolveBindSource,
 			CgroupV2:                   s.cgroups.Mode == cgroups.Unified,
 			UserNS:                     sb.NS.User,
 			UIDMappings:                userns.UIDs,
@@ -236,4 +238,20 @@ func imageName(spec *runtime.ImageSpec, img *image.Image) string {
 		return img.RepoTags[0]
 	}
 	return spec.Image
+}
+
+// resolveBindSource resolves the symlinks of a bind mount's source, making
+// it a directory first when it does not exist. The kubelet leaves a hostPath
+// volume of type "" as it is, and a source that is not there to the
+// runtime, which makes it a directory (as Docker did; containerd and CRI-O
+// do too): kube-proxy's /lib/modules, on a host without modules, is one.
+func resolveBindSource(p string) (string, error) {
+	real, err := filepath.EvalSymlinks(p)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return real, err
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return "", fmt.Errorf("make the missing bind source %s: %w", p, err)
+	}
+	return filepath.EvalSymlinks(p)
 }

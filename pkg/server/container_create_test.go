@@ -1,6 +1,8 @@
 package server
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -30,5 +32,49 @@ func TestImageName(t *testing.T) {
 				t.Errorf("imageName = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A bind source is resolved through its symlinks (Debian's /lib is one,
+// to usr/lib), and made a directory when missing, under the symlink's
+// target: kube-proxy's /lib/modules on a host without modules.
+func TestResolveBindSource(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "usr/lib/present"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("usr/lib", filepath.Join(dir, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		source, want string
+		wantErr      bool
+	}{
+		{source: "usr/lib/present", want: "usr/lib/present"},
+		{source: "lib/present", want: "usr/lib/present"},
+		{source: "lib/modules", want: "usr/lib/modules"},
+		{source: "missing/deeper", want: "missing/deeper"},
+		{source: "file", want: "file"},
+		{source: "file/below", wantErr: true},
+	} {
+		got, err := resolveBindSource(filepath.Join(dir, tc.source))
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("%s: resolved to %s, want an error", tc.source, got)
+			}
+			continue
+		}
+		if err != nil || got != filepath.Join(dir, tc.want) {
+			t.Errorf("%s: %q, %v; want %s", tc.source, got, err, tc.want)
+			continue
+		}
+		if fi, err := os.Stat(got); err != nil {
+			t.Errorf("%s: %v", tc.source, err)
+		} else if tc.source != "file" && !fi.IsDir() {
+			t.Errorf("%s: made %v, want a directory", tc.source, fi.Mode())
+		}
 	}
 }
