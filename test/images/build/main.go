@@ -1,10 +1,11 @@
 // Command build makes a set of test images (test/images/catalog: critest's,
-// or the node e2e suite's) and pushes them to a local registry, each upstream name R stored as REGISTRY/R, and
+// the node e2e suite's, or a kubeadm cluster's) and pushes them to a local registry, each upstream name R stored as REGISTRY/R, and
 // writes the registries.conf that sends those upstream hosts there and
 // nowhere else: critest keeps its names, and nothing leaves the machine.
 //
 //	build -registry 127.0.0.1:5000 -busybox /bin/busybox -helpers DIR -registries-conf FILE
 //	build -set node-e2e -agnhost FILE ...
+//	build -set cluster -agnhost FILE -kube-bin DIR -kube-version V -etcd FILE ...
 package main
 
 import (
@@ -25,34 +26,36 @@ func main() {
 	busybox := flag.String("busybox", "/bin/busybox", "dynamically linked busybox binary")
 	helpers := flag.String("helpers", "", "directory holding the static pause, fakenginx, nnp (and for node-e2e nmeter) binaries")
 	regConf := flag.String("registries-conf", "", "write a registries.conf remapping the images' hosts to -registry")
-	set := flag.String("set", "critest", "which images: critest, or node-e2e (the node e2e suite's)")
-	curl := flag.String("curl", "/usr/bin/curl", "dynamically linked curl of the host (node-e2e only)")
-	netcat := flag.String("netcat", "/bin/nc.openbsd", "dynamically linked OpenBSD netcat of the host (node-e2e only)")
-	bash := flag.String("bash", "/bin/bash", "dynamically linked bash of the host (node-e2e only)")
-	agnhostSource := flag.String("agnhost-source", "", "k8s.io/kubernetes/test/images/agnhost of the release (node-e2e only), for porter's TLS pair")
-	agnhost := flag.String("agnhost", "", "static agnhost binary (node-e2e only; test/e2e/build-k8s.sh agnhost)")
+	set := flag.String("set", "critest", "which images: critest, node-e2e (the node e2e suite's) or cluster (kubeadm's and node-e2e's)")
+	var o catalog.Options
+	var c catalog.ClusterOptions
+	flag.StringVar(&o.Curl, "curl", "/usr/bin/curl", "dynamically linked curl of the host (node-e2e, cluster)")
+	flag.StringVar(&o.Netcat, "netcat", "/bin/nc.openbsd", "dynamically linked OpenBSD netcat of the host (node-e2e, cluster)")
+	flag.StringVar(&o.Bash, "bash", "/bin/bash", "dynamically linked bash of the host (node-e2e, cluster)")
+	flag.StringVar(&o.AgnhostSource, "agnhost-source", "", "k8s.io/kubernetes/test/images/agnhost of the release (node-e2e, cluster), for porter's TLS pair")
+	flag.StringVar(&o.Agnhost, "agnhost", "", "static agnhost binary (node-e2e, cluster; test/e2e/build-k8s.sh agnhost)")
+	flag.StringVar(&c.KubeBin, "kube-bin", "", "directory of kube-apiserver, kube-controller-manager, kube-scheduler and kube-proxy (cluster)")
+	flag.StringVar(&c.KubeVersion, "kube-version", "", "their version, the images' tag (cluster)")
+	flag.StringVar(&c.Etcd, "etcd", "", "static etcd binary (cluster)")
+	flag.StringVar(&c.EtcdTag, "etcd-tag", "", "tag of registry.k8s.io/etcd kubeadm asks for (cluster)")
+	flag.StringVar(&c.CoreDNS, "coredns", "", "static coredns binary (cluster)")
+	flag.StringVar(&c.CoreDNSTag, "coredns-tag", "", "tag of registry.k8s.io/coredns/coredns kubeadm asks for (cluster)")
+	flag.StringVar(&c.Xtables, "xtables", "/usr/sbin/xtables-nft-multi", "the host's iptables, nf_tables backend (cluster)")
+	flag.StringVar(&c.XtablesLib, "xtables-lib", "/usr/lib/x86_64-linux-gnu/xtables", "its extensions (cluster)")
 	extraHosts := flag.String("remap-hosts", "", "comma-separated hosts also sent to -registry, where nothing is: images meant to fail to pull fail here")
 	flag.Parse()
-	if err := run(*set, *registry, *busybox, *helpers, *agnhost, *agnhostSource, *curl, *netcat, *bash, *regConf, *extraHosts); err != nil {
+	o.Busybox = *busybox
+	o.Pause = filepath.Join(*helpers, "pause")
+	o.FakeNginx = filepath.Join(*helpers, "fakenginx")
+	o.NNP = filepath.Join(*helpers, "nnp")
+	o.Nmeter = filepath.Join(*helpers, "nmeter")
+	if err := run(*set, *registry, o, c, *regConf, *extraHosts); err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)
 		os.Exit(1)
 	}
 }
 
-func run(set, registry, busybox, helpers, agnhost, agnhostSource, curl, netcat, bash, regConf, extraHosts string) error {
-	opts := catalog.Options{
-		Busybox:   busybox,
-		Pause:     filepath.Join(helpers, "pause"),
-		FakeNginx: filepath.Join(helpers, "fakenginx"),
-		NNP:       filepath.Join(helpers, "nnp"),
-		Agnhost:   agnhost,
-		Nmeter:    filepath.Join(helpers, "nmeter"),
-		Curl:      curl,
-		Netcat:    netcat,
-		Bash:      bash,
-		// agnhost's source directory: where the binary was built from.
-		AgnhostSource: agnhostSource,
-	}
+func run(set, registry string, opts catalog.Options, c catalog.ClusterOptions, regConf, extraHosts string) error {
 	var images []catalog.Image
 	var err error
 	switch set {
@@ -60,8 +63,10 @@ func run(set, registry, busybox, helpers, agnhost, agnhostSource, curl, netcat, 
 		images, err = catalog.Critest(opts)
 	case "node-e2e":
 		images, err = catalog.NodeE2E(opts)
+	case "cluster":
+		images, err = catalog.Cluster(opts, c)
 	default:
-		err = fmt.Errorf("-set %q: want critest or node-e2e", set)
+		err = fmt.Errorf("-set %q: want critest, node-e2e or cluster", set)
 	}
 	if err != nil {
 		return err
