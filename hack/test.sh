@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs every test layer: unit tests, the root
 # integration tests, the hostile-tenant suite, the critest conformance
-# harness, a standalone kubelet, and the kubelet's node e2e suite.
+# harness, a standalone kubelet, the kubelet's node e2e suite, and a
+# three-node kubeadm cluster.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=$PATH:/usr/local/go/bin
@@ -42,3 +43,7 @@ go test -count=1 -v -timeout 15m ./test/e2e/kubelet/ | grep -E '^(PASS|FAIL) |^(
 # The same rule: the node e2e suite's kubelet owns /kubepods while it runs.
 echo "== the node e2e suite of Kubernetes on crid: NodeConformance (test/e2e/node)"
 ./test/e2e/node/run.sh
+
+# Three kubelets, each owning a cgroup root /crid-cluster/nodeN: alone too.
+echo "== a three-node kubeadm cluster on crid (test/e2e/cluster)"
+./test/e2e/cluster/run.sh
