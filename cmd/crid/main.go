@@ -4,6 +4,9 @@
 //	crid [flags] config     print the configuration in force as TOML
 //	crid config --defaults  print the defaults (deploy/crid.toml)
 //	crid version            print the version
+//	crid images import [--name REF] FILE|-
+//	                        load a docker-archive or OCI archive into the
+//	                        running crid (for air-gapped nodes, kind load)
 //
 // Flags use CRI-O's names, so an operator's habits carry over.
 package main
@@ -58,6 +61,8 @@ type options struct {
 	defaults      bool
 
 	fs *flag.FlagSet
+	// sub is what follows the images command: its own command and flags.
+	sub []string
 }
 
 // dirList is a flag that may be given more than once, each value itself a
@@ -88,7 +93,7 @@ func newOptions(stderr io.Writer) *options {
 	fs.StringVar(&o.logLevel, "log-level", "", "info, debug, trace, or a verbosity 0-10 (default info)")
 	fs.BoolVar(&o.defaults, "defaults", false, "with config: print the defaults, ignoring the file and other flags")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: crid [flags] [serve|config|version]\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: crid [flags] [serve|config|version|images import [--name REF] FILE|-]\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return o
@@ -103,6 +108,10 @@ func (o *options) parse(args []string) (string, error) {
 	cmd := "serve"
 	if rest := o.fs.Args(); len(rest) > 0 {
 		cmd = rest[0]
+		if cmd == "images" {
+			o.sub = rest[1:]
+			return cmd, nil
+		}
 		if err := o.fs.Parse(rest[1:]); err != nil {
 			return "", err
 		}
@@ -174,6 +183,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "version":
 		_, err := fmt.Fprintln(stdout, version.String())
 		return err
+	case "images":
+		cfg, err := o.load()
+		if err != nil {
+			return err
+		}
+		return images(cfg, o.sub, os.Stdin, stdout, stderr)
 	case "config":
 		cfg := config.Default()
 		if !o.defaults {

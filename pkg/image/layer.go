@@ -43,7 +43,7 @@ func chainIDs(diffIDs []v1.Hash) []string {
 // ensureLayer makes sure the layer is unpacked under its chain ID,
 // fetching it if not. Concurrent calls for one chain ID share one unpack.
 // It returns the compressed bytes it fetched (0 when already there).
-func (s *Service) ensureLayer(ctx context.Context, l v1.Layer, meta Layer) (int64, error) {
+func (s *Service) ensureLayer(ctx context.Context, open blobOpener, meta Layer) (int64, error) {
 	// Only the caller whose function ran counts the bytes: the others
 	// shared its work.
 	var fetched int64
@@ -51,17 +51,21 @@ func (s *Service) ensureLayer(ctx context.Context, l v1.Layer, meta Layer) (int6
 		if _, err := os.Stat(s.layerDir(meta.ChainID)); err == nil {
 			return nil, nil
 		}
-		n, err := s.unpackLayer(ctx, l, meta)
+		n, err := s.unpackLayer(ctx, open, meta)
 		fetched = n
 		return nil, err
 	})
 	return fetched, err
 }
 
+// blobOpener opens a layer's blob as stored: from a registry (a v1.Layer's
+// Compressed) or from an imported archive.
+type blobOpener func() (io.ReadCloser, error)
+
 // unpackLayer streams the layer blob through its digest check, the
 // decompressor, the diff ID check and the extractor into a temporary dir,
 // and publishes the dir only when both digests match.
-func (s *Service) unpackLayer(ctx context.Context, l v1.Layer, meta Layer) (int64, error) {
+func (s *Service) unpackLayer(ctx context.Context, open blobOpener, meta Layer) (int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -76,7 +80,7 @@ func (s *Service) unpackLayer(ctx context.Context, l v1.Layer, meta Layer) (int6
 		}
 	}()
 
-	rc, err := l.Compressed()
+	rc, err := open()
 	if err != nil {
 		return 0, fmt.Errorf("fetch layer %s: %w", meta.Digest, err)
 	}

@@ -206,32 +206,50 @@ func (s *Service) pullFrom(ctx context.Context, want reference.Named, ep registr
 		size += uint64(sz)
 	}
 
-	release := s.hold(chains)
-	defer release()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.opts.ParallelLayers)
-	fetched := make([]int64, len(layers))
-	for i := range layers {
-		g.Go(func() error {
-			n, err := s.ensureLayer(gctx, layers[i], metas[i])
-			fetched[i] = n
-			return err
-		})
+	openers := make([]blobOpener, len(layers))
+	for i, l := range layers {
+		openers[i] = l.Compressed
 	}
-	if err := g.Wait(); err != nil {
+	total, err := s.unpackAll(ctx, metas, openers)
+	if err != nil {
 		return nil, 0, err
 	}
-	var total int64
-	for _, n := range fetched {
-		total += n
-	}
-
 	rec, err := s.record(want, desc.Digest.String(), id.String(), rawCfg, metas, size)
 	if err != nil {
 		return nil, 0, err
 	}
 	klog.InfoS("Image pulled", "image", want.String(), "from", ep.Ref.String(), "id", rec.ID, "layers", len(metas), "fetchedBytes", total)
 	return rec, total, nil
+}
+
+// unpackAll makes sure every layer is unpacked, ParallelLayers at a time,
+// holding their chain IDs from the layer GC meanwhile, and returns the
+// bytes it read.
+func (s *Service) unpackAll(ctx context.Context, metas []Layer, open []blobOpener) (int64, error) {
+	chains := make([]string, len(metas))
+	for i, m := range metas {
+		chains[i] = m.ChainID
+	}
+	release := s.hold(chains)
+	defer release()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.ParallelLayers)
+	fetched := make([]int64, len(metas))
+	for i := range metas {
+		g.Go(func() error {
+			n, err := s.ensureLayer(gctx, open[i], metas[i])
+			fetched[i] = n
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, n := range fetched {
+		total += n
+	}
+	return total, nil
 }
 
 // record adds the pulled name to the image's record, creating it if this is
@@ -247,7 +265,8 @@ func (s *Service) record(n reference.Named, manifestDigest, id string, rawCfg []
 		img.RepoDigests = append([]string(nil), old.RepoDigests...)
 	}
 	changed := map[string]*Image{id: img}
-	if n.Tag != "" {
+	// An image imported without a name is known by its ID alone.
+	if n.Tag != "" && n.Path != "" {
 		tag := n.String()
 		if prev, ok := s.byName[tag]; ok && prev != id {
 			// The tag moved: the image it named keeps its other names.
@@ -257,7 +276,10 @@ func (s *Service) record(n reference.Named, manifestDigest, id string, rawCfg []
 		}
 		img.RepoTags = with(img.RepoTags, tag)
 	}
-	img.RepoDigests = with(img.RepoDigests, n.WithDigest(manifestDigest).String())
+	// A docker-archive has no registry manifest, so no digest to name.
+	if manifestDigest != "" && n.Path != "" {
+		img.RepoDigests = with(img.RepoDigests, n.WithDigest(manifestDigest).String())
+	}
 
 	err := s.opts.Store.Update(func(tx *store.Tx) error {
 		for _, c := range changed {

@@ -68,10 +68,11 @@ func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *imag
 	}
 }
 
-// Register adds both CRI services to g.
+// Register adds both CRI services to g, and crid's own import call.
 func (s *Server) Register(g *grpc.Server) {
 	runtime.RegisterRuntimeServiceServer(g, s)
 	runtime.RegisterImageServiceServer(g, s)
+	g.RegisterService(&importService, s)
 }
 
 // ServerOptions returns the gRPC options every crid server runs with: the

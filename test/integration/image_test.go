@@ -260,7 +260,13 @@ func TestPullMultiLayerWithWhiteoutsAndHardLinks(t *testing.T) {
 	if len(got.Layers) != 3 {
 		t.Fatalf("%d layers", len(got.Layers))
 	}
-	gotTree := tree(t, mount(t, im, got))
+	checkTree(t, tree(t, mount(t, im, got)), wantTree)
+}
+
+// checkTree fails the test with every difference of a merged tree from
+// the one wanted.
+func checkTree(t *testing.T, gotTree, wantTree map[string]string) {
+	t.Helper()
 	var diffs []string
 	for p, want := range wantTree {
 		if gotTree[p] != want {
