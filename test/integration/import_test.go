@@ -135,7 +135,8 @@ func TestImportRefusesHostileArchives(t *testing.T) {
 }
 
 // `crid images import -` reads the archive on stdin, as `kind load` pipes
-// it, and the running crid serves the image: ImageStatus finds it by name
+// it (to ctr, which deploy/kind/ctr turns into crid), and the running crid
+// serves the image: ImageStatus finds it by name
 // and a container runs from it.
 func TestImportCommandLoadsIntoTheRunningCrid(t *testing.T) {
 	harness.RequireRoot(t)
@@ -153,11 +154,16 @@ func TestImportCommandLoadsIntoTheRunningCrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(cridBin, append(harness.Args(dir), "images", "import", "-")...)
+	// Through deploy/kind/ctr, with the arguments `kind load` gives ctr.
+	cmd := exec.Command("../../deploy/kind/ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--digests", "--snapshotter=overlayfs", "-")
+	cmd.Env = append(os.Environ(), "CRID="+cridBin, "CRID_ARGS="+strings.Join(harness.Args(dir), " "))
 	cmd.Stdin = bytes.NewReader(archive)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "imported "+configID(t, img)+" example.com/imported/busybox:1") {
-		t.Fatalf("crid images import -: %v\n%s", err, out)
+		t.Fatalf("kind's ctr images import -, through crid images import -: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("../../deploy/kind/ctr", "containers", "list").CombinedOutput(); err == nil {
+		t.Errorf("the ctr shim took a command it cannot do:\n%s", out)
 	}
 	rt, is := d.Clients(t)
 	st, err := is.ImageStatus(context.Background(), &runtime.ImageStatusRequest{Image: &runtime.ImageSpec{Image: "example.com/imported/busybox:1"}})
