@@ -54,10 +54,8 @@ if ! curl -fsS "http://$registry/v2/" >/dev/null 2>&1; then
 	pids+=("$("$repo/test/registry.sh" "$registry" "$work")")
 fi
 
-for h in pause fakenginx nnp; do
-	CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "_output/helpers/$h" "./test/images/$h"
-done
-go run ./test/images/build -registry "$registry" -busybox /bin/busybox \
+test/images/build-tools.sh
+_output/helpers/build-images -registry "$registry" -busybox /bin/busybox \
 	-helpers _output/helpers -registries-conf "$work/registries.conf"
 
 # crid on a scratch root, with the default pod network and its metrics on

@@ -372,9 +372,8 @@ func Monitors(dir string) []int {
 	return out
 }
 
-// PushBusybox pushes Debian's busybox as an image (PATH=/bin, sh) to the
-// registry at ref.
-func PushBusybox(t testing.TB, ref string) {
+// BusyboxImage is Debian's busybox as an image (PATH=/bin, sh).
+func BusyboxImage(t testing.TB) v1.Image {
 	t.Helper()
 	base, err := catalog.BusyboxLayer("/bin/busybox")
 	if err != nil {
@@ -384,5 +383,11 @@ func PushBusybox(t testing.TB, ref string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Push(t, ref, img)
+	return img
+}
+
+// PushBusybox pushes BusyboxImage to the registry at ref.
+func PushBusybox(t testing.TB, ref string) {
+	t.Helper()
+	Push(t, ref, BusyboxImage(t))
 }

@@ -142,14 +142,7 @@ func TestImportCommandLoadsIntoTheRunningCrid(t *testing.T) {
 	harness.RequireRoot(t)
 	dir := t.TempDir()
 	d := harness.Start(t, cridBin, dir)
-	base, err := catalog.BusyboxLayer("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := catalog.Assemble(v1.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}}, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := harness.BusyboxImage(t)
 	archive, err := os.ReadFile(writeOCIArchive(t, img, "example.com/imported/busybox:1"))
 	if err != nil {
 		t.Fatal(err)

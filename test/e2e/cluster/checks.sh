@@ -184,7 +184,9 @@ load=$!
 nd=$work/node$restart_node
 kill -TERM "$(cat "$nd/crid.pid")"
 while kill -0 "$(cat "$nd/crid.pid")" 2>/dev/null; do sleep 0.1; done
-innode "$restart_node" "$repo/_output/bin/crid" >>"$nd/crid.log" 2>&1 &
+# nsenter itself, not innode (a function, so a subshell of its own): $! is
+# then crid's PID, which the node stops at its end.
+nsenter -t "${holder[$restart_node]}" -n -u -m -- "$repo/_output/bin/crid" >>"$nd/crid.log" 2>&1 &
 echo $! >"$nd/crid.pid"
 wait "$load" || true
 wait_for 30 innode "$restart_node" "$tools/crictl" version || true
@@ -241,7 +243,8 @@ for n in "${nodes[@]}"; do
 	innode "$n" "$tools/crictl" rmp -fa >/dev/null 2>&1
 	pods=$(innode "$n" "$tools/crictl" pods -q | wc -l)
 	mounts=$(innode "$n" grep -c -e " $nd/crid-root" -e " $nd/crid-run" /proc/self/mountinfo || true)
-	pins=$(find "$nd/crid-run" -path '*netns*' -type f 2>/dev/null | wc -l)
+	# Namespace pins are bind mounts (counted above) on files here.
+	pins=$(find "$nd/crid-run/sandboxes" -path '*/ns/*' 2>/dev/null | wc -l)
 	veths=$(innode "$n" ip -o link show type veth | grep -vc ' eth0@' || true)
 	procs=$(find /sys/fs/cgroup/*/"$cgroot/node$n" -name cgroup.procs -exec cat {} + 2>/dev/null | wc -l)
 	[ "$pods$mounts$pins$veths$procs" = 00000 ] || leaks+="node$n: $pods pods, $mounts mounts, $pins pins, $veths veths, $procs processes in its cgroups; "

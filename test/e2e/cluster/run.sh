@@ -67,10 +67,7 @@ if [ "${1:-}" != --lab ] && [ "${1:-}" != --node ]; then
 	[ -d "$k8s_src/test/images/agnhost" ] || { echo "cluster: no source of k8s.io/kubernetes@$version in the module cache" >&2; exit 1; }
 	mkdir -p "$work" "$repo/_output/helpers"
 	cd "$repo"
-	for h in pause fakenginx nnp nmeter; do
-		CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "_output/helpers/$h" "./test/images/$h"
-	done
-	go build -o _output/helpers/build-images ./test/images/build
+	test/images/build-tools.sh
 	cat >"$work/images.env" <<ENV
 etcd=$etcd
 etcd_tag=$etcd_tag
@@ -119,7 +116,10 @@ if [ "$1" = --node ]; then
 	ip link set eth0 up
 	# Everything that is not a node goes into the bridge, and no further.
 	ip route add default dev eth0
-	sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1
+	# What kubeadm's preflight checks, per network namespace.
+	for k in ipv4/ip_forward bridge/bridge-nf-call-iptables bridge/bridge-nf-call-ip6tables; do
+		echo 1 >"/proc/sys/net/$k"
+	done
 	hostname "node$n"
 	for m in etc-kubernetes:/etc/kubernetes etc-crid:/etc/crid net.d:/etc/cni/net.d var-lib-kubelet:/var/lib/kubelet \
 		var-lib-etcd:/var/lib/etcd var-lib-cni:/var/lib/cni var-log-pods:/var/log/pods var-log-containers:/var/log/containers \
@@ -164,9 +164,13 @@ if [ "$1" = --node ]; then
 		wait "$superpid" 2>/dev/null
 		# Every pod goes before crid stops: nothing outlives the node.
 		"$tools/crictl" rmp -fa >/dev/null 2>&1
-		kill -TERM "$(cat "$nd/crid.pid")" "$regpid" 2>/dev/null
+		crid=$(cat "$nd/crid.pid")
+		kill -TERM "$crid" "$regpid" 2>/dev/null
 		wait 2>/dev/null
-		exit 0
+		# A crid restarted by the checks is not this shell's child.
+		for _ in $(seq 300); do kill -0 "$crid" 2>/dev/null || exit 0; sleep 0.1; done
+		echo "cluster: node$n's crid ($crid) did not stop" >&2
+		exit 1
 	}
 	trap stop TERM
 	touch "$nd/up"
@@ -210,8 +214,17 @@ cleanup() {
 		while [ -n "$CLUSTER_KEEP" ]; do sleep 1 & wait $! || true; done
 	fi
 	for n in "${nodes[@]}"; do [ -n "${holder[$n]:-}" ] && kill -TERM "${holder[$n]}"; done
-	wait
+	# A node stops cleanly only when its crid, the last restarted one
+	# too, has exited.
+	local bad=
+	for n in "${nodes[@]}"; do
+		[ -z "${holder[$n]:-}" ] || wait "${holder[$n]}" || bad+=" node$n"
+	done
 	[ -z "${regpid:-}" ] || kill "$regpid" 2>/dev/null
+	if [ -n "$bad" ]; then
+		echo "cluster: FAIL these nodes did not stop cleanly:$bad"
+		exit 1
+	fi
 }
 trap cleanup EXIT
 
@@ -228,7 +241,7 @@ for n in "${nodes[@]}"; do
 		kill -TERM "$old" 2>/dev/null
 		wait "$old" || true
 	fi
-	rm -rf "$nd"
+	rm -rf "$nd" || { echo "cluster: cannot remove the previous run's $nd" >&2; exit 1; }
 done
 
 # The images, pushed once into the registry's storage (later runs find them

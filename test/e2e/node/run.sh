@@ -66,10 +66,7 @@ if [ "${1:-}" != --inside ]; then
 	agnhost_source=$k8s_src/test/images/agnhost
 	mkdir -p "$work" "$repo/_output/helpers"
 	cd "$repo"
-	for h in pause fakenginx nnp nmeter; do
-		CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "_output/helpers/$h" "./test/images/$h"
-	done
-	go build -o _output/helpers/build-images ./test/images/build
+	test/images/build-tools.sh
 	if [ "$runtime" = containerd ] && ! command -v containerd >/dev/null; then
 		echo "node-e2e: installing Debian's containerd, for the side-by-side report"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd >/dev/null
