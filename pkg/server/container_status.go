@@ -60,7 +60,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 		CreatedAt: created, StartedAt: started, FinishedAt: finished, ExitCode: c.ExitCode,
 		Image: &runtime.ImageSpec{Image: c.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
 		Reason: c.Reason, Message: c.Message, Labels: c.Labels, Annotations: c.Annotations,
-		LogPath: c.LogPath, Mounts: cfg.Mounts,
+		LogPath: c.LogPath, Mounts: cfg.Mounts, Resources: criResources(c.Resources),
 	}
 	for i, m := range st.Mounts {
 		if id, ok := c.ImageVolumes[i]; ok && m.Image != nil {

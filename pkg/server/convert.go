@@ -54,3 +54,37 @@ func cgroupResources(r *runtime.LinuxContainerResources, pidsDefault int64) (*cg
 	}
 	return out, nil
 }
+
+// criResources is the CRI's view of the limits crid last applied to a
+// container (at create, or by UpdateContainerResources): what
+// ContainerStatus reports, and what the kubelet compares a resize against.
+// Without it the kubelet takes a container's status resources from what it
+// asked for, and fills every missing request with zero (memory "0" in the
+// status of a container that asked for none, which the in-place resize
+// conformance specs catch). crid's -1 (no limit) is the CRI's 0 (not set),
+// but for the cpu quota, where the kubelet itself sends -1.
+func criResources(r *cgroups.Resources) *runtime.ContainerResources {
+	if r == nil {
+		return nil
+	}
+	out := &runtime.LinuxContainerResources{
+		CpuShares: int64(r.CPUShares), CpuPeriod: int64(r.CPUPeriod), CpuQuota: r.CPUQuota,
+		CpusetCpus: r.CPUSetCPUs, CpusetMems: r.CPUSetMems,
+	}
+	if r.MemoryLimit > 0 {
+		out.MemoryLimitInBytes = r.MemoryLimit
+	}
+	if r.MemorySwapLimit > 0 || r.MemorySwapLimit == -1 {
+		out.MemorySwapLimitInBytes = r.MemorySwapLimit
+	}
+	for _, h := range r.HugepageLimits {
+		out.HugepageLimits = append(out.HugepageLimits, &runtime.HugepageLimit{PageSize: h.PageSize, Limit: h.Limit})
+	}
+	if len(r.Unified) > 0 {
+		out.Unified = map[string]string{}
+		for k, v := range r.Unified {
+			out.Unified[k] = v
+		}
+	}
+	return &runtime.ContainerResources{Linux: out}
+}

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
@@ -83,5 +84,29 @@ func TestParseNetDev(t *testing.T) {
 	c := got[0].counters
 	if c[0] != 9312 || c[1] != 87 || c[2] != 1 || c[3] != 2 || c[8] != 5054 || c[9] != 42 || c[10] != 3 || c[11] != 4 {
 		t.Errorf("counters %v", c)
+	}
+}
+
+// What ContainerStatus reports is what the kubelet sent, back: a resize's
+// round trip through crid's record changes nothing the kubelet reads.
+func TestCriResourcesUndoCgroupResources(t *testing.T) {
+	for _, in := range []*runtime.LinuxContainerResources{
+		{CpuShares: 2, CpuPeriod: 100000, CpuQuota: 1000},
+		{CpuShares: 512, CpuPeriod: 100000, CpuQuota: 50000, MemoryLimitInBytes: 256 << 20, MemorySwapLimitInBytes: 256 << 20,
+			CpusetCpus: "0-1", CpusetMems: "0", HugepageLimits: []*runtime.HugepageLimit{{PageSize: "2MB", Limit: 0}},
+			Unified: map[string]string{"memory.high": "200000000"}},
+		{CpuShares: 1024, CpuPeriod: 100000, CpuQuota: -1},
+		{MemoryLimitInBytes: 1 << 20, MemorySwapLimitInBytes: -1},
+	} {
+		r, err := cgroupResources(in, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := criResources(r).GetLinux(); !proto.Equal(got, in) {
+			t.Errorf("sent %+v\nreported %+v", in, got)
+		}
+	}
+	if criResources(nil) != nil {
+		t.Error("a container without a record of its limits reports some")
 	}
 }

@@ -259,6 +259,15 @@ func TestUpdateContainerResourcesInPlace(t *testing.T) {
 	if err != nil || resp.Stats.Memory.GetAvailableBytes().GetValue() == 0 || resp.Stats.Memory.GetAvailableBytes().GetValue() > 96<<20 {
 		t.Fatalf("after resize: %v, %v", resp.GetStats().GetMemory(), err)
 	}
+	// The status reports the limits now in force, which the kubelet
+	// compares a resize against.
+	st, err := e.rt.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.Status.GetResources().GetLinux(); r.GetMemoryLimitInBytes() != 96<<20 || r.GetCpuQuota() != 20000 || r.GetCpuPeriod() != 100000 {
+		t.Errorf("status resources after the resize: %+v", r)
+	}
 	_, err = e.rt.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{ContainerId: id,
 		Linux: &runtime.LinuxContainerResources{CpuQuota: 10}})
 	if err == nil || !strings.Contains(err.Error(), "cpu_quota") {
