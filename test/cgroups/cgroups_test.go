@@ -2,6 +2,7 @@ package cgroupstest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -18,8 +19,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/oci/executor"
+	"github.com/crid-dev/crid/pkg/oci/generate"
+	"github.com/crid-dev/crid/pkg/reexec"
 )
 
 func flagLookup(name string) *flag.Flag { return flag.Lookup(name) }
@@ -472,5 +479,58 @@ func TestWhatTheKubeletSendsIsTaken(t *testing.T) {
 	m, _ := newCgroup(t, r)
 	if err := m.Update(r); err != nil {
 		t.Fatalf("an in-place update with the same: %v", err)
+	}
+}
+
+// On cgroup v2 a container's /sys/fs/cgroup is a cgroup2 mount in its own
+// cgroup namespace: its cgroup's files at the root (memory.max is its
+// limit), read-only. The container is this binary, as a helper, in a root
+// of its own. (v1 hosts: pkg/oci/executor's TestContainerSeesItsCgroups.)
+func TestContainerSeesItsCgroupOnV2(t *testing.T) {
+	m, h := newCgroup(t, &cgroups.Resources{MemoryLimit: 64 << 20})
+	if h.Mode != cgroups.Unified {
+		t.Skipf("%s: the executor's own test covers v1 and hybrid hosts", h)
+	}
+	dir, err := m.CloneInto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	root := t.TempDir()
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "helper"), self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"proc", "sys", "dev", "tmp"} {
+		os.Mkdir(filepath.Join(root, d), 0o755)
+	}
+	spec, err := generate.Spec(generate.Input{
+		Container: &runtime.ContainerConfig{Command: []string{"/helper"}, Envs: []*runtime.KeyValue{{Key: helperEnv, Value: []byte("cgroupfs")}}},
+		Sandbox:   &runtime.PodSandboxConfig{},
+		Image:     &v1.ConfigFile{},
+		Rootfs:    root, Hostname: "cgroupfs", DaemonCaps: generate.DefaultCapabilities, CgroupV2: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := reexec.Seal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	var out bytes.Buffer
+	p, err := executor.Start(bin, spec, executor.Stdio{Stdin: strings.NewReader("go\n"), Stdout: &out, Stderr: &out}, executor.Options{CgroupDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Wait()
+	t.Logf("the container said:\n%s", &out)
+	for _, want := range []string{"cgroup.controllers true", "memory.max 67108864 <nil>", "write true"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the container did not say %q", want)
+		}
 	}
 }

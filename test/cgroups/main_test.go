@@ -13,12 +13,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crid-dev/crid/pkg/oci/executor"
 )
 
 // helperEnv makes the test binary act as a workload instead of running
@@ -27,6 +30,11 @@ import (
 const helperEnv = "CRID_CGTEST_HELPER"
 
 func TestMain(m *testing.M) {
+	// The sealed copy of this binary is the init of the containers the
+	// executor test starts.
+	if len(os.Args) > 1 && os.Args[1] == executor.InitCommand {
+		os.Exit(executor.Init())
+	}
 	if h := os.Getenv(helperEnv); h != "" {
 		bufio.NewReader(os.Stdin).ReadString('\n')
 		os.Exit(helper(h))
@@ -43,6 +51,21 @@ func TestMain(m *testing.M) {
 // runAsInit is the VM's init: it mounts what the tests need, runs them and
 // powers off, printing a verdict line the host harness looks for.
 func runAsInit(m *testing.M) int {
+	// The initramfs's rootfs has no parent mount, so pivot_root (which the
+	// executor's containers need) refuses it: a bind of it, moved over /
+	// and chrooted into, is a root that has one, as switch_root makes.
+	if err := os.MkdirAll("/newroot", 0o755); err == nil {
+		if err := unix.Mount("/", "/newroot", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			fmt.Printf("init: bind /: %v\n", err)
+		} else if err := unix.Chdir("/newroot"); err == nil {
+			if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+				fmt.Printf("init: move the root: %v\n", err)
+			} else if err := unix.Chroot("."); err != nil {
+				fmt.Printf("init: chroot: %v\n", err)
+			}
+			unix.Chdir("/")
+		}
+	}
 	mounts := []struct{ src, target, fstype string }{
 		{"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}, {"devtmpfs", "/dev", "devtmpfs"},
 		{"tmpfs", "/tmp", "tmpfs"}, {"cgroup2", "/sys/fs/cgroup", "cgroup2"},
@@ -96,6 +119,17 @@ func helper(kind string) int {
 		}
 	case "sleep":
 		time.Sleep(time.Hour)
+	case "cgroupfs": // what a container sees at /sys/fs/cgroup: names, memory.max, a write
+		entries, _ := os.ReadDir("/sys/fs/cgroup")
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		max, err := os.ReadFile("/sys/fs/cgroup/memory.max")
+		fmt.Printf("entries %d cgroup.controllers %v\n", len(names), slices.Contains(names, "cgroup.controllers"))
+		fmt.Printf("memory.max %s %v\n", strings.TrimSpace(string(max)), err)
+		werr := os.WriteFile("/sys/fs/cgroup/memory.high", []byte("max"), 0)
+		fmt.Printf("write %v\n", werr != nil)
 	case "open": // open each device in OPEN and say what came of it
 		for _, p := range strings.Split(os.Getenv("OPEN"), ":") {
 			f, err := os.OpenFile(p, os.O_RDWR, 0)

@@ -38,7 +38,9 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$repo"
-CGO_ENABLED=0 go test -c -o "$work/cgroups.test" ./test/cgroups
+# Static, with cgo: the executor test starts containers, and the executor's
+# namespace joining (pkg/oci/nsenter) is C run before Go starts.
+CGO_ENABLED=1 go test -c -tags netgo,osusergo -ldflags '-linkmode external -extldflags -static' -o "$work/cgroups.test" ./test/cgroups
 go run ./test/cgroups/mkinitramfs -init "$work/cgroups.test" -o "$work/initramfs.cpio"
 
 echo "qemu.sh: booting $(basename "$vmlinuz") (cgroup v2) with the cgroup tests as init"

@@ -268,6 +268,16 @@ func TestUpdateContainerResourcesInPlace(t *testing.T) {
 	if r := st.Status.GetResources().GetLinux(); r.GetMemoryLimitInBytes() != 96<<20 || r.GetCpuQuota() != 20000 || r.GetCpuPeriod() != 100000 {
 		t.Errorf("status resources after the resize: %+v", r)
 	}
+	// The container reads its own limits where runtimes look for them
+	// (the JVM's heap, Go's GOMAXPROCS), the resize's values.
+	read, err := e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Timeout: 10, Cmd: []string{"sh", "-c",
+		"cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(read.Stdout)); len(got) < 2 || got[0] != strconv.Itoa(96<<20) || got[1] != "20000" {
+		t.Errorf("the container reads its limits as %q, want %d and a 20000 quota", read.Stdout, 96<<20)
+	}
 	_, err = e.rt.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{ContainerId: id,
 		Linux: &runtime.LinuxContainerResources{CpuQuota: 10}})
 	if err == nil || !strings.Contains(err.Error(), "cpu_quota") {

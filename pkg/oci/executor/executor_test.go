@@ -587,3 +587,83 @@ func TestPutsItselfInItsCgroup(t *testing.T) {
 		t.Errorf("joining a missing cgroup: %v", err)
 	}
 }
+
+// TestContainerSeesItsCgroups: /sys/fs/cgroup shows the container's own
+// cgroups, read-only (rw when privileged), named as on the host, as runc
+// shows them: what runtimes read their limits from. On this v1 or hybrid
+// host, one bind per hierarchy; the cgroup the test runs in is the init's.
+func TestContainerSeesItsCgroups(t *testing.T) {
+	root := catalog.BusyboxRoot(t)
+	own, err := ownCgroupsOf("/proc/self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unified bool
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		unified = true
+	}
+	script := `ls /sys/fs/cgroup | tr '\n' ' '; echo; touch /sys/fs/cgroup/x 2>/dev/null && echo tmpfs-writable || echo tmpfs-ro; ` +
+		`grep ' /sys/fs/cgroup' /proc/self/mountinfo | wc -l`
+	for _, privileged := range []bool{false, true} {
+		r, err := runIn(t, root, script, func(in *generate.Input) {
+			if privileged {
+				in.Sandbox.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{Privileged: true}}
+				secctx(in).Privileged = true
+			}
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, r.stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		t.Logf("privileged %v: %q", privileged, lines)
+		if unified {
+			continue // the qemu tests check a cgroup2 host
+		}
+		if len(lines) != 3 {
+			t.Fatalf("container said %q", r.stdout)
+		}
+		for _, h := range own {
+			if !strings.Contains(" "+lines[0], " "+h.name+" ") {
+				t.Errorf("privileged %v: /sys/fs/cgroup lacks %s: %q", privileged, h.name, lines[0])
+			}
+		}
+		if want := map[bool]string{false: "tmpfs-ro", true: "tmpfs-writable"}[privileged]; lines[1] != want {
+			t.Errorf("privileged %v: /sys/fs/cgroup is %s, want %s", privileged, lines[1], want)
+		}
+		if want := strconv.Itoa(len(own) + 1); lines[2] != want {
+			t.Errorf("privileged %v: %s mounts at and under /sys/fs/cgroup, want %s", privileged, lines[2], want)
+		}
+	}
+	// What the container reads is its cgroup's: memory.limit_in_bytes of
+	// the test's own memory cgroup, and writes are refused unless
+	// privileged.
+	for _, h := range own {
+		if h.name != "memory" {
+			continue
+		}
+		want, err := os.ReadFile(h.source + "/memory.limit_in_bytes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := runIn(t, root, `cat /sys/fs/cgroup/memory/memory.limit_in_bytes; echo 1 > /sys/fs/cgroup/memory/memory.soft_limit_in_bytes 2>/dev/null && echo wrote || echo refused`, nil)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, r.stderr)
+		}
+		if got := strings.Fields(r.stdout); len(got) != 2 || got[0] != strings.TrimSpace(string(want)) || got[1] != "refused" {
+			t.Errorf("the container read %q, want its cgroup's limit %s, and a refused write", r.stdout, want)
+		}
+	}
+}
+
+// ownCgroupsOf is ownCgroups of a process, read from the host's /proc.
+func ownCgroupsOf(proc string) ([]cgroupHierarchy, error) {
+	mi, err := os.ReadFile(proc + "/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	cg, err := os.ReadFile(proc + "/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	return parseOwnCgroups(mi, cg)
+}

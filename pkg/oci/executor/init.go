@@ -123,7 +123,12 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 		if !ok {
 			tree = -1
 		}
-		err := mountInRoot(root, m, tree)
+		var err error
+		if m.Type == "cgroup" {
+			err = mountCgroups(root, oldRoot, m)
+		} else {
+			err = mountInRoot(root, m, tree)
+		}
 		if ok {
 			// The tree the monitor cloned from the host: once attached
 			// (or refused) it is not held.

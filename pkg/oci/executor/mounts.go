@@ -277,11 +277,6 @@ func bindTree(m specs.Mount, userns int) (int, error) {
 
 // fsMount makes a detached mount of a kernel file system.
 func fsMount(fstype, source string, o mountOptions) (int, error) {
-	if fstype == "cgroup" {
-		// A v1 cgroup hierarchy per controller is the host's business: the
-		// container sees an empty read-only /sys/fs/cgroup on v1 hosts.
-		fstype, o.params = "tmpfs", []string{"mode=755", "size=0"}
-	}
 	fs, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, err
