@@ -15,7 +15,7 @@ export PATH=$PATH:/usr/local/go/bin
 what=${1:-runtime}
 case "$what" in
 runtime) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev) ;;
-test) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev busybox docker-registry curl netcat-openbsd qemu-system-x86 bc) ;;
+test) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev busybox docker-registry curl netcat-openbsd bind9-dnsutils qemu-system-x86 bc) ;;
 *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
 esac
 

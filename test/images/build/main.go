@@ -32,6 +32,8 @@ func main() {
 	flag.StringVar(&o.Curl, "curl", "/usr/bin/curl", "dynamically linked curl of the host (node-e2e, cluster)")
 	flag.StringVar(&o.Netcat, "netcat", "/bin/nc.openbsd", "dynamically linked OpenBSD netcat of the host (node-e2e, cluster)")
 	flag.StringVar(&o.Bash, "bash", "/bin/bash", "dynamically linked bash of the host (node-e2e, cluster)")
+	flag.StringVar(&o.Dig, "dig", "/usr/bin/dig", "dig of the host, bind9-dnsutils (node-e2e, cluster)")
+	flag.StringVar(&o.Getent, "getent", "/usr/bin/getent", "glibc's getent of the host (node-e2e, cluster)")
 	flag.StringVar(&o.AgnhostSource, "agnhost-source", "", "k8s.io/kubernetes/test/images/agnhost of the release (node-e2e, cluster), for porter's TLS pair")
 	flag.StringVar(&o.Agnhost, "agnhost", "", "static agnhost binary (node-e2e, cluster; test/e2e/build-k8s.sh agnhost)")
 	flag.StringVar(&c.KubeBin, "kube-bin", "", "directory of kube-apiserver, kube-controller-manager, kube-scheduler and kube-proxy (cluster)")

@@ -29,8 +29,9 @@ type Options struct {
 	// TLS pair upstream's image carries: the node e2e images only.
 	Agnhost, AgnhostSource string
 	// Nmeter is test/images/nmeter; Curl, Netcat and Bash the host's
-	// (Debian's) curl, OpenBSD netcat and bash: the node e2e images only.
-	Nmeter, Curl, Netcat, Bash string
+	// (Debian's) curl, OpenBSD netcat and bash, Dig and Getent its dig
+	// (bind9-dnsutils) and glibc's getent: the node e2e images only.
+	Nmeter, Curl, Netcat, Bash, Dig, Getent string
 }
 
 // Image is one image and every name it is pushed under.

@@ -107,15 +107,20 @@ func kubeProxyFiles(busybox string, c ClusterOptions) ([]Entry, error) {
 		}
 		files = append(files, e...)
 	}
-	// Each extension brings libxtables (and its directories) again: one
-	// entry per path.
+	// Each extension brings libxtables (and its directories) again.
+	return dedupe(files), nil
+}
+
+// dedupe keeps the first entry of each path: programs copied from the
+// host bring the same libraries and directories.
+func dedupe(entries []Entry) []Entry {
 	seen := map[string]bool{}
-	out := files[:0]
-	for _, f := range files {
-		if !seen[f.Path] {
-			seen[f.Path] = true
-			out = append(out, f)
+	var out []Entry
+	for _, e := range entries {
+		if !seen[e.Path] {
+			seen[e.Path] = true
+			out = append(out, e)
 		}
 	}
-	return out, nil
+	return out
 }

@@ -18,13 +18,14 @@ import (
 //     of the same release, on the busybox layer instead of Alpine, with
 //     Debian's curl, OpenBSD netcat and bash (as upstream's Alpine
 //     packages; with their libraries), which the networking and probe
-//     specs exec; no dig, iperf, socat or CoreDNS, whose specs are outside
-//     node conformance; /agnhost-2, /uploads, porter's localhost TLS pair
+//     specs exec, and Debian's dig and glibc's getent, which the cluster
+//     DNS conformance specs run; no iperf, socat or CoreDNS; /agnhost-2, /uploads, porter's localhost TLS pair
 //     and the user and group 1000 and 50000 of the upstream Dockerfile are
 //     there.
 //   - busybox 1.37.0-2, nonroot 1.5 (user 1234) and glibc-dns-testing 2.1.1:
 //     Debian's busybox, which is linked against glibc, so `hostname -f`
-//     resolves through glibc as in the Debian-based upstream image; no dig.
+//     resolves through glibc as in the Debian-based upstream image;
+//     glibc-dns-testing has dig and getent too.
 //     Debian's busybox has no nmeter applet, which the suite's lifecycle
 //     specs time with: busybox and agnhost (whose Alpine base has it) have
 //     test/images/nmeter's time fields. Debian's busybox 1.35 ash drops
@@ -52,6 +53,14 @@ func NodeE2E(o Options) ([]Image, error) {
 	}
 
 	var tools []Entry
+	var dns []Entry
+	for _, p := range []struct{ host, inImage string }{{o.Dig, "usr/bin/dig"}, {o.Getent, "usr/bin/getent"}} {
+		entries, err := HostProgram(o.Busybox, p.host, p.inImage)
+		if err != nil {
+			return nil, err
+		}
+		dns = append(dns, entries...)
+	}
 	for _, p := range []struct{ host, inImage string }{{o.Curl, "usr/bin/curl"}, {o.Netcat, "usr/bin/nc"}, {o.Bash, "bin/bash"}} {
 		entries, err := HostProgram(o.Busybox, p.host, p.inImage)
 		if err != nil {
@@ -66,7 +75,7 @@ func NodeE2E(o Options) ([]Image, error) {
 	nonroot := sh
 	nonroot.User = "1234"
 	b.add([]string{e2e + "nonroot:1.5"}, nonroot)
-	b.add([]string{e2e + "glibc-dns-testing:2.1.1"}, sh)
+	b.add([]string{e2e + "glibc-dns-testing:2.1.1"}, sh, dedupe(dns)...)
 
 	b.add([]string{e2e + "agnhost:2.66.1", e2e + "agnhost:2.55"}, v1.Config{
 		Env:        []string{"PATH=" + path},
@@ -85,7 +94,7 @@ func NodeE2E(o Options) ([]Image, error) {
 		File("etc/passwd", 0o644, []byte(passwd+"user-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh\n")),
 		File("etc/group", 0o644, []byte(group+"user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n")),
 		Dir("home/user-defined-in-image", 0o755),
-	}, tools...)...)
+	}, dedupe(append(tools, dns...))...)...)
 
 	nginx := v1.Config{
 		Env: []string{"PATH=" + path}, Cmd: []string{"nginx", "-g", "daemon off;"},

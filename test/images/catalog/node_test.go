@@ -34,7 +34,8 @@ func buildNodeE2E(t *testing.T) map[string]v1.Image {
 	images, err := NodeE2E(Options{Busybox: "/bin/busybox", Pause: filepath.Join(dir, "pause"),
 		FakeNginx: filepath.Join(dir, "fakenginx"), NNP: filepath.Join(dir, "nnp"),
 		Agnhost: filepath.Join(dir, "nnp"), Nmeter: filepath.Join(dir, "nmeter"),
-		Curl: "/usr/bin/curl", Netcat: "/bin/nc.openbsd", Bash: "/bin/bash", AgnhostSource: source})
+		Curl: "/usr/bin/curl", Netcat: "/bin/nc.openbsd", Bash: "/bin/bash", Dig: "/usr/bin/dig", Getent: "/usr/bin/getent",
+		AgnhostSource: source})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,9 +72,16 @@ func TestNodeE2EImages(t *testing.T) {
 		t.Errorf("agnhost runs %q %q, want [/agnhost] [pause]", c.Entrypoint, c.Cmd)
 	}
 	agnhost := files(t, imgs[e2e+"agnhost:2.66.1"])
-	for _, p := range []string{"agnhost", "agnhost-2", "uploads", "usr/bin/curl", "usr/bin/nc", "bin/sh", "bin/bash", "bin/nmeter", "localhost.crt", "localhost.key"} {
+	for _, p := range []string{"agnhost", "agnhost-2", "uploads", "usr/bin/curl", "usr/bin/nc", "bin/sh", "bin/bash", "bin/nmeter", "localhost.crt", "localhost.key", "usr/bin/dig", "usr/bin/getent"} {
 		if agnhost[p] == nil {
 			t.Errorf("agnhost lacks /%s", p)
+		}
+	}
+	// The DNS specs' glibc querier runs dig and getent.
+	dnsTesting := files(t, imgs[e2e+"glibc-dns-testing:2.1.1"])
+	for _, p := range []string{"usr/bin/dig", "usr/bin/getent", "bin/sh"} {
+		if dnsTesting[p] == nil {
+			t.Errorf("glibc-dns-testing lacks /%s", p)
 		}
 	}
 	if c := config(e2e + "nonroot:1.5"); c.User != "1234" {
