@@ -21,11 +21,14 @@ import (
 //     rooted at its cgroup (it was born there, CLONE_INTO_CGROUP): a fresh
 //     cgroup2 mount shows that cgroup as its root.
 //   - On a v1 or hybrid host there is no such namespace: a tmpfs holds, for
-//     each of the host's hierarchies under /sys/fs/cgroup, a bind of the
+//     each of the host's v1 hierarchies under /sys/fs/cgroup, a bind of the
 //     init's own cgroup in it (found from /proc/self/cgroup and the host's
 //     mountinfo, read through oldRoot, the host's root), named as on the
-//     host (cpu,cpuacct, memory, unified...), with the host's symlinks for
-//     co-mounted controllers (cpu -> cpu,cpuacct).
+//     host (cpu,cpuacct, memory, systemd...), with the host's symlinks for
+//     co-mounted controllers (cpu -> cpu,cpuacct). A hybrid host's unified
+//     hierarchy is left out, as runc leaves it: a cgroup2 mount under
+//     /sys/fs/cgroup makes programs (the kubelet's e2e suite among them,
+//     `mount -t cgroup2`) take the container for a cgroup v2 one.
 //
 // Read-only unless the spec says rw (privileged containers).
 func mountCgroups(root, oldRoot int, m specs.Mount) error {
@@ -190,8 +193,6 @@ func parseOwnCgroups(mountinfo, cgroup []byte) ([]cgroupHierarchy, error) {
 		}
 		var key string
 		switch fstype {
-		case "cgroup2":
-			key = ""
 		case "cgroup":
 			var controllers []string
 			for _, opt := range strings.Split(super, ",") {

@@ -12,7 +12,7 @@ func TestParseOwnCgroups(t *testing.T) {
 		mountinfo, cgroup string
 		want              []cgroupHierarchy
 	}{{
-		name: "this host: hybrid, cpu and cpuacct apart, named systemd, unified",
+		name: "this host: hybrid, cpu and cpuacct apart, named systemd, unified left out",
 		mountinfo: `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
 33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
@@ -26,7 +26,6 @@ func TestParseOwnCgroups(t *testing.T) {
 			{"cpuacct", "/sys/fs/cgroup/cpuacct/kubepods/pod1/c1"},
 			{"memory", "/sys/fs/cgroup/memory/kubepods/pod1/c1"},
 			{"systemd", "/sys/fs/cgroup/systemd"},
-			{"unified", "/sys/fs/cgroup/unified/kubepods/pod1/c1"},
 		},
 	}, {
 		name: "co-mounted controllers, listed in another order, and mount options",

@@ -603,7 +603,7 @@ func TestContainerSeesItsCgroups(t *testing.T) {
 		unified = true
 	}
 	script := `ls /sys/fs/cgroup | tr '\n' ' '; echo; touch /sys/fs/cgroup/x 2>/dev/null && echo tmpfs-writable || echo tmpfs-ro; ` +
-		`grep ' /sys/fs/cgroup' /proc/self/mountinfo | wc -l`
+		`grep ' /sys/fs/cgroup' /proc/self/mountinfo | wc -l; grep ' /sys/fs/cgroup' /proc/self/mountinfo | grep -c ' - cgroup2 '`
 	for _, privileged := range []bool{false, true} {
 		r, err := runIn(t, root, script, func(in *generate.Input) {
 			if privileged {
@@ -619,8 +619,13 @@ func TestContainerSeesItsCgroups(t *testing.T) {
 		if unified {
 			continue // the qemu tests check a cgroup2 host
 		}
-		if len(lines) != 3 {
+		if len(lines) != 4 {
 			t.Fatalf("container said %q", r.stdout)
+		}
+		// No cgroup2 mount: on a hybrid host programs would take it for
+		// a v2 container (the kubelet's e2e specs run mount -t cgroup2).
+		if lines[3] != "0" {
+			t.Errorf("privileged %v: %s cgroup2 mounts under /sys/fs/cgroup of a v1 host", privileged, lines[3])
 		}
 		for _, h := range own {
 			if !strings.Contains(" "+lines[0], " "+h.name+" ") {
