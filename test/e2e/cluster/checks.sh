@@ -244,9 +244,13 @@ for n in "${nodes[@]}"; do
 	pods=$(innode "$n" "$tools/crictl" pods -q | wc -l)
 	mounts=$(innode "$n" grep -c -e " $nd/crid-root" -e " $nd/crid-run" /proc/self/mountinfo || true)
 	# Namespace pins are bind mounts (counted above) on files here.
-	pins=$(find "$nd/crid-run/sandboxes" -path '*/ns/*' 2>/dev/null | wc -l)
+	pins=$({ find "$nd/crid-run/sandboxes" -path '*/ns/*' 2>/dev/null || true; } | wc -l)
 	veths=$(innode "$n" ip -o link show type veth | grep -vc ' eth0@' || true)
-	procs=$(find /sys/fs/cgroup/*/"$cgroot/node$n" -name cgroup.procs -exec cat {} + 2>/dev/null | wc -l)
+	procs=0
+	for h in $(hierarchies); do
+		p=$({ find "$h$cgroot/node$n" -name cgroup.procs -exec cat {} + 2>/dev/null || true; } | wc -l)
+		procs=$((procs + p))
+	done
 	[ "$pods$mounts$pins$veths$procs" = 00000 ] || leaks+="node$n: $pods pods, $mounts mounts, $pins pins, $veths veths, $procs processes in its cgroups; "
 done
 if [ -z "$leaks" ]; then

@@ -50,6 +50,21 @@ cgroot=crid-cluster
 
 node_ip() { echo "$net.1$1"; }
 
+# The hierarchies a node's cgroup root is made in: the unified one on a
+# cgroup v2 host; each mounted one (a hybrid host's unified one too)
+# otherwise.
+hierarchies() {
+	if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+		echo /sys/fs/cgroup/
+		return 0
+	fi
+	local h
+	for h in /sys/fs/cgroup/*/; do
+		if [ -e "${h}cgroup.procs" ]; then echo "$h"; fi
+	done
+	return 0
+}
+
 if [ "${1:-}" != --lab ] && [ "${1:-}" != --node ]; then
 	"$repo/hack/install-deps.sh" test
 	"$repo/hack/build.sh"
@@ -77,8 +92,8 @@ agnhost_source=$k8s_src/test/images/agnhost
 ENV
 	# A kubelet kills what it does not know under its cgroup root: none
 	# may be in use.
-	for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do
-		if [ -d "$h$cgroot" ] && [ -n "$(find "$h$cgroot" -name cgroup.procs -exec cat {} + 2>/dev/null)" ]; then
+	for h in $(hierarchies); do
+		if [ -d "$h$cgroot" ] && [ -n "$(find "$h$cgroot" -name cgroup.procs -exec cat {} + 2>/dev/null || true)" ]; then
 			echo "cluster: $h$cgroot holds processes: another cluster test runs here" >&2
 			exit 1
 		fi
@@ -93,10 +108,12 @@ ENV
 	status=$?
 	set -e
 	for d in "${made[@]}"; do rm -d "$d" 2>/dev/null || rm -f "$d" 2>/dev/null || true; done
-	for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do
-		[ -d "$h$cgroot" ] && find "$h$cgroot" -depth -type d -exec rmdir {} + 2>/dev/null
+	left=0
+	for h in $(hierarchies); do
+		[ -d "$h$cgroot" ] || continue
+		find "$h$cgroot" -depth -type d -exec rmdir {} + 2>/dev/null || true
+		if [ -d "$h$cgroot" ]; then left=$((left + 1)); fi
 	done
-	left=$(find /sys/fs/cgroup/*/$cgroot /sys/fs/cgroup/unified/$cgroot -maxdepth 0 -type d 2>/dev/null | wc -l)
 	if [ "$left" != 0 ]; then
 		echo "cluster: FAIL $left cgroup hierarchies still hold /$cgroot: a process is left in it" >&2
 		status=1
@@ -277,8 +294,8 @@ socket_path = "$nd/nri.sock"
 plugin_path = "$nd/nri-plugins"
 plugin_config_path = "$nd/nri-conf.d"
 TOML
-	for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do
-		[ -e "${h}cgroup.procs" ] && mkdir -p "$h$cgroot/node$n"
+	for h in $(hierarchies); do
+		mkdir -p "$h$cgroot/node$n"
 	done
 	unshare --net --uts --mount --propagation private -- "$0" --node "$n" &
 	holder[$n]=$!
