@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -107,5 +109,36 @@ func TestVersionCommand(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "crid 0.") || !strings.Contains(out.String(), "commit") {
 		t.Fatalf("got %q", out.String())
+	}
+}
+
+func TestMetricsServeProfilesOnlyWhenAsked(t *testing.T) {
+	for _, pprofOn := range []bool{false, true} {
+		errc := make(chan error, 1)
+		srv, err := serveMetrics("127.0.0.1:0", pprofOn, errc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := "http://" + srv.Addr
+		get := func(path string) (int, string) {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "crid_build_info") {
+			t.Errorf("pprof=%v: /metrics: %d %.200s", pprofOn, code, body)
+		}
+		code, body := get("/debug/pprof/goroutine?debug=1")
+		switch {
+		case pprofOn && (code != 200 || !strings.Contains(body, "goroutine profile:")):
+			t.Errorf("pprof on: goroutine profile: %d %.200s", code, body)
+		case !pprofOn && code != http.StatusNotFound:
+			t.Errorf("pprof off: goroutine profile answered %d", code)
+		}
+		srv.Close()
 	}
 }

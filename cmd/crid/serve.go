@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -157,7 +158,7 @@ func serve(cfg config.Config) error {
 	errc := make(chan error, 2)
 	var metrics *http.Server
 	if cfg.Metrics.Address != "" {
-		metrics, err = serveMetrics(cfg.Metrics.Address, errc)
+		metrics, err = serveMetrics(cfg.Metrics.Address, cfg.Debug.Pprof, errc)
 		if err != nil {
 			return err
 		}
@@ -299,8 +300,12 @@ func peer(c *net.UnixConn) string {
 }
 
 // serveMetrics serves Prometheus metrics on addr from a registry of crid's
-// own, so that nothing registered by a library leaks into it unasked.
-func serveMetrics(addr string, errc chan<- error) (*http.Server, error) {
+// own, so that nothing registered by a library leaks into it unasked, and
+// Go's profiles beside them when pprof is set (config allows that only on
+// loopback). The profiles are mounted on this mux by hand: importing
+// net/http/pprof registers them on http.DefaultServeMux, which crid never
+// serves.
+func serveMetrics(addr string, pprofOn bool, errc chan<- error) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -320,13 +325,20 @@ func serveMetrics(addr string, errc chan<- error) (*http.Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	srv := &http.Server{Addr: lis.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("metrics: %w", err)
 		}
 	}()
-	klog.InfoS("Metrics serving", "address", lis.Addr().String())
+	klog.InfoS("Metrics serving", "address", lis.Addr().String(), "pprof", pprofOn)
 	return srv, nil
 }
 

@@ -60,6 +60,7 @@ type Config struct {
 	Streaming StreamingConfig `toml:"streaming" json:"streaming" doc:"The exec/attach/port-forward server the kubelet redirects clients to."`
 	Metrics   MetricsConfig   `toml:"metrics" json:"metrics" doc:"Prometheus metrics."`
 	NRI       NRIConfig       `toml:"nri" json:"nri" doc:"Node Resource Interface: plugins that see, and may adjust, pods and containers as they change."`
+	Debug     DebugConfig     `toml:"debug" json:"debug" doc:"Help for whoever debugs crid itself."`
 }
 
 // ServesHandler says whether a pod may name handler: "" (no RuntimeClass),
@@ -107,6 +108,11 @@ type StreamingConfig struct {
 // MetricsConfig is the [metrics] table.
 type MetricsConfig struct {
 	Address string `toml:"address" json:"address" doc:"host:port serving Prometheus metrics on /metrics; empty turns metrics off."`
+}
+
+// DebugConfig is the [debug] table.
+type DebugConfig struct {
+	Pprof bool `toml:"pprof" json:"pprof" doc:"Serve Go's profiles (goroutines, heap, CPU) on /debug/pprof/ beside /metrics. Only with metrics.address on loopback: a profile shows crid's memory."`
 }
 
 // Default returns the configuration crid runs with when nothing is said.
@@ -298,6 +304,9 @@ func (c *Config) Validate() error {
 
 	checkHostPort("streaming.address", c.Streaming.Address, false, bad)
 	checkHostPort("metrics.address", c.Metrics.Address, true, bad)
+	if c.Debug.Pprof && !onLoopback(c.Metrics.Address) {
+		bad("debug.pprof", "needs metrics.address on loopback (127.0.0.1:PORT or [::1]:PORT), not %q: profiles show crid's memory", c.Metrics.Address)
+	}
 
 	if c.NRI.Enable {
 		absPath("nri.socket_path", c.NRI.SocketPath)
@@ -336,6 +345,19 @@ func checkHostPort(key, addr string, mayBeEmpty bool, bad func(key, format strin
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		bad(key, "%q: port must be a number from 0 to 65535", addr)
 	}
+}
+
+// onLoopback says whether addr (host:port) listens on loopback only.
+func onLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ParseLogLevel turns a log_level value into a klog verbosity.

@@ -105,6 +105,8 @@ cni_plugin_dirs = "/opt/cni/bin"`, []string{"network.cni_plugin_dirs"}},
 		{"streaming without port", "[streaming]\naddress = \"127.0.0.1\"", []string{"streaming.address:", "host:port"}},
 		{"streaming port too big", "[streaming]\naddress = \"127.0.0.1:70000\"", []string{"streaming.address:", "port"}},
 		{"metrics host name", "[metrics]\naddress = \"example.com:9539\"", []string{"metrics.address:", "IP address"}},
+		{"pprof off loopback", "[metrics]\naddress = \"0.0.0.0:9539\"\n[debug]\npprof = true", []string{"debug.pprof:", "loopback", "0.0.0.0:9539"}},
+		{"pprof without metrics", "[metrics]\naddress = \"\"\n[debug]\npprof = true", []string{"debug.pprof:", "loopback"}},
 		{"relative nri socket", "[nri]\nsocket_path = \"nri.sock\"", []string{"nri.socket_path:", "absolute"}},
 		{"nri socket too long", "[nri]\nsocket_path = \"/" + strings.Repeat("s", 120) + "\"", []string{"nri.socket_path:", "at most"}},
 		{"bad nri request timeout", "[nri]\nplugin_request_timeout = \"2\"", []string{"nri.plugin_request_timeout:", "duration"}},
@@ -151,6 +153,15 @@ func TestMetricsMayBeTurnedOff(t *testing.T) {
 	cfg, err := Load(writeFile(t, "[metrics]\naddress = \"\""), true)
 	if err != nil || cfg.Metrics.Address != "" {
 		t.Fatalf("got %q, %v", cfg.Metrics.Address, err)
+	}
+}
+
+func TestPprofOnLoopbackIsAccepted(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:9539", "[::1]:0", "localhost:9539"} {
+		cfg, err := Load(writeFile(t, "[metrics]\naddress = \""+addr+"\"\n[debug]\npprof = true"), true)
+		if err != nil || !cfg.Debug.Pprof {
+			t.Errorf("%s: got pprof %v, %v", addr, cfg.Debug.Pprof, err)
+		}
 	}
 }
 

@@ -111,6 +111,8 @@ registries_conf = "$work/registries.conf"
 cni_config_dir = "$scratch/net.d"
 [metrics]
 address = "$metrics_addr"
+[debug]
+pprof = true
 # Two Synchronize specs hold a plugin's Synchronize open for over 2 s on
 # purpose, to create containers meanwhile. At the default request timeout
 # (2 s, as containerd's and CRI-O's) any runtime drops the plugin first
@@ -171,8 +173,23 @@ for run in $(seq "$runs"); do
 	go run ./test/report -json "$report" -expected "$expected" -skips "$repo/test/critest/skips.txt" -registry "$registry" $update || status=1
 	[ "$runs" -gt 1 ] || break
 	remove_all_pods
-	sleep 1 # exits and monitors' shutdowns land
+	# Exits and monitors' shutdowns land within a second; what a run's last
+	# calls leave winding down (streams the client cut, a pull's idle
+	# connections) may take longer. Wait for the goroutines to come back
+	# near the first run's count, for at most 30 s: a leak stays.
+	sleep 1
 	counts=$(leak_counts)
+	if [ -n "$first_counts" ]; then
+		first_g=$(tr ' ' '\n' <<<"$first_counts" | sed -n 's/^goroutines=//p')
+		for waited in $(seq 29); do
+			g=$(tr ' ' '\n' <<<"$counts" | sed -n 's/^goroutines=//p')
+			[ "$g" -gt $((first_g + 4)) ] || break
+			[ "$waited" -gt 1 ] || curl -fsS "http://$metrics_addr/debug/pprof/goroutine?debug=1" >"$work/goroutines-$run-early.txt" || true
+			echo "critest: $g goroutines $waited s after run $run; waiting for them to wind down (stacks: $work/goroutines-$run-early.txt)"
+			sleep 1
+			counts=$(leak_counts)
+		done
+	fi
 	echo "critest: after run $run, with every pod removed: $counts"
 	if [ -z "$first_counts" ]; then
 		first_counts=$counts
@@ -193,6 +210,9 @@ for run in $(seq "$runs"); do
 			for fd in /proc/"$crid_pid"/fd/*; do readlink "$fd"; done | sed 's/[0-9]\+/N/g' | sort | uniq -c | sort -rn | head
 			echo "critest: crid's TCP connections:"
 			ss -tnp 2>/dev/null | grep "pid=$crid_pid," | awk '{print $1, $4, $5}' | sort | uniq -c | head
+			echo "critest: crid's goroutines, most common stacks first (all in $work/goroutines-$run.txt):"
+			curl -fsS "http://$metrics_addr/debug/pprof/goroutine?debug=1" >"$work/goroutines-$run.txt" || true
+			grep -A12 -m5 '^[0-9]* @' "$work/goroutines-$run.txt" | grep -v '^#.*runtime\.\(gopark\|goparkunlock\)' | head -60
 		}
 	fi
 done
