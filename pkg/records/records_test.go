@@ -1,0 +1,252 @@
+package records
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/store"
+)
+
+type thing struct {
+	ID       string            `json:"id"`
+	Name     string            `json:"name"`
+	Creating bool              `json:"creating,omitempty"`
+	Created  time.Time         `json:"created"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	IPs      []string          `json:"ips,omitempty"`
+}
+
+func (t *thing) RecordID() string        { return t.ID }
+func (t *thing) ReservedName() string    { return t.Name }
+func (t *thing) InCreation() bool        { return t.Creating }
+func (t *thing) CreationTime() time.Time { return t.Created }
+func (t *thing) DeepCopy() *thing {
+	c := *t
+	if t.Labels != nil {
+		c.Labels = make(map[string]string, len(t.Labels))
+		for k, v := range t.Labels {
+			c.Labels[k] = v
+		}
+	}
+	c.IPs = append([]string(nil), t.IPs...)
+	return &c
+}
+
+func openSet(t *testing.T, dir string) (*Set[thing, *thing], *store.Store) {
+	t.Helper()
+	st, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New[thing](st, store.BucketSandboxes, "sandbox"), st
+}
+
+func reserve(t *testing.T, s *Set[thing, *thing], rec *thing) {
+	t.Helper()
+	unlock, err := s.Reserve(rec)
+	if err != nil {
+		t.Fatalf("reserve %s: %v", rec.ID, err)
+	}
+	unlock()
+}
+
+func TestNamesAreReservedUntilDelete(t *testing.T) {
+	s, _ := openSet(t, t.TempDir())
+	a := &thing{ID: "aaa1", Name: "pod-a", Created: time.Unix(1, 0)}
+	reserve(t, s, a)
+	_, err := s.Reserve(&thing{ID: "bbb2", Name: "pod-a"})
+	if !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("second reservation of a name: %v, want AlreadyExists", err)
+	}
+	for _, want := range []string{`"pod-a"`, "aaa1", "remove it first"} {
+		if !contains(err.Error(), want) {
+			t.Errorf("%q does not say %s", err, want)
+		}
+	}
+	if _, err := s.Get("bbb2"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("the refused record is there: %v", err)
+	}
+	if err := s.Delete(a); err != nil {
+		t.Fatal(err)
+	}
+	reserve(t, s, &thing{ID: "bbb2", Name: "pod-a"})
+}
+
+func TestLookupByIDAndUniquePrefix(t *testing.T) {
+	s, _ := openSet(t, t.TempDir())
+	reserve(t, s, &thing{ID: "abc123", Name: "a"})
+	reserve(t, s, &thing{ID: "abd456", Name: "b"})
+	reserve(t, s, &thing{ID: "abd", Name: "c"}) // an exact ID beats prefixes
+	tests := []struct {
+		id, want string
+		err      error
+	}{
+		{"abc123", "abc123", nil},
+		{"abc", "abc123", nil},
+		{"abd", "abd", nil},
+		{"abd4", "abd456", nil},
+		{"ab", "", errdefs.ErrInvalidArgument},
+		{"zz", "", errdefs.ErrNotFound},
+		{"", "", errdefs.ErrInvalidArgument},
+	}
+	for _, tt := range tests {
+		got, err := s.Get(tt.id)
+		switch {
+		case tt.err != nil && !errors.Is(err, tt.err):
+			t.Errorf("Get(%q): %v, want %v", tt.id, err, tt.err)
+		case tt.err == nil && (err != nil || got.ID != tt.want):
+			t.Errorf("Get(%q) = %v, %v; want %s", tt.id, got, err, tt.want)
+		}
+	}
+}
+
+func TestRecordsBeingCreatedAreInvisible(t *testing.T) {
+	s, _ := openSet(t, t.TempDir())
+	half := &thing{ID: "half", Name: "h", Creating: true, Created: time.Unix(1, 0)}
+	reserve(t, s, half)
+	reserve(t, s, &thing{ID: "done", Name: "d", Created: time.Unix(2, 0)})
+	if _, err := s.Visible("half"); !errors.Is(err, errdefs.ErrNotFound) || !contains(err.Error(), "still being created") {
+		t.Errorf("Visible of a record being created: %v", err)
+	}
+	if _, err := s.Get("half"); err != nil {
+		t.Errorf("Get of a record being created: %v", err)
+	}
+	if got := ids(s.ListVisible()); fmt.Sprint(got) != "[done]" {
+		t.Errorf("ListVisible = %v", got)
+	}
+	if got := ids(s.List()); fmt.Sprint(got) != "[half done]" {
+		t.Errorf("List = %v", got)
+	}
+	half.Creating = false
+	if err := s.Put(half); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Visible("half"); err != nil {
+		t.Errorf("Visible once made: %v", err)
+	}
+}
+
+func TestCallersGetDeepCopies(t *testing.T) {
+	s, _ := openSet(t, t.TempDir())
+	rec := &thing{ID: "x", Name: "x", Labels: map[string]string{"a": "1"}, IPs: []string{"10.0.0.1"}}
+	reserve(t, s, rec)
+	rec.Labels["a"], rec.IPs[0] = "changed after Reserve", "changed"
+	got, _ := s.Get("x")
+	got.Labels["a"], got.IPs[0] = "changed after Get", "changed"
+	for _, l := range [][]*thing{s.List()} {
+		l[0].Labels["a"] = "changed in a listing"
+	}
+	again, _ := s.Get("x")
+	if again.Labels["a"] != "1" || again.IPs[0] != "10.0.0.1" {
+		t.Errorf("the record changed through a copy: %+v", again)
+	}
+}
+
+func TestLoadReturnsRecordsOldestFirstForStartUpToSettle(t *testing.T) {
+	dir := t.TempDir()
+	s, st := openSet(t, dir)
+	reserve(t, s, &thing{ID: "new", Name: "n", Created: time.Unix(30, 0)})
+	reserve(t, s, &thing{ID: "old", Name: "o", Created: time.Unix(10, 0)})
+	reserve(t, s, &thing{ID: "crashed", Name: "c", Creating: true, Created: time.Unix(20, 0)})
+	st.Close()
+
+	s, _ = openSet(t, dir)
+	loaded, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ids(loaded)); got != "[old crashed new]" {
+		t.Fatalf("Load = %s", got)
+	}
+	if len(s.List()) != 0 {
+		t.Fatal("Load adopted records itself")
+	}
+	for _, rec := range loaded {
+		if rec.Creating {
+			if err := s.Drop(rec.ID); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		s.Adopt(rec)
+	}
+	if got := fmt.Sprint(ids(s.List())); got != "[old new]" {
+		t.Errorf("after settling: %s", got)
+	}
+	if _, err := s.Reserve(&thing{ID: "other", Name: "o"}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("an adopted record's name was free: %v", err)
+	}
+	reserve(t, s, &thing{ID: "again", Name: "c"}) // the dropped record's name is free
+}
+
+func TestLockSerializesAndSurvivesDeleteWithWaiters(t *testing.T) {
+	s, _ := openSet(t, t.TempDir())
+	n := 0
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			unlock := s.Lock("a")
+			defer unlock()
+			v := n
+			runtime.Gosched()
+			n = v + 1
+		})
+	}
+	wg.Wait()
+	if n != 50 {
+		t.Errorf("%d of 50 updates under one lock survived", n)
+	}
+	if len(s.locks) != 0 {
+		t.Errorf("%d locks left after every holder left", len(s.locks))
+	}
+
+	// A removal under the lock while another caller waits for it: the
+	// waiter and a newcomer must still exclude each other.
+	rec := &thing{ID: "b", Name: "b"}
+	unlock, _ := s.Reserve(rec)
+	waiterIn := make(chan struct{})
+	release := make(chan struct{})
+	go func() {
+		u := s.Lock("b")
+		close(waiterIn)
+		<-release
+		u()
+	}()
+	for {
+		s.mu.Lock()
+		users := s.locks["b"].users
+		s.mu.Unlock()
+		if users == 2 {
+			break
+		}
+		runtime.Gosched()
+	}
+	s.Delete(rec)
+	unlock()
+	<-waiterIn
+	got := make(chan struct{})
+	go func() { s.Lock("b")(); close(got) }()
+	select {
+	case <-got:
+		t.Fatal("a newcomer took the lock the waiter holds")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-got
+}
+
+func ids(recs []*thing) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
