@@ -103,41 +103,35 @@ func serve(cfg config.Config) error {
 		return err
 	}
 	defer monitorBin.Close()
-	// The managers refer to each other through these hooks: a sandbox
-	// stops and removes its containers, an image keeps the layers
-	// containers use, NRI plugins hear of both.
+	// The managers know nothing of each other or of NRI: the server
+	// calls each in turn, and NRI plugins between their steps.
 	plugins, err := nri.New(cfg)
 	if err != nil {
 		return err
 	}
-	var containers *container.Manager
-	images.SetLayersInUse(func() map[string]bool { return containers.LayersInUse() })
 	sandboxes, err := sandbox.New(context.Background(), sandbox.Options{
 		RunRoot: cfg.RunRoot,
 		Store:   st,
 		Cgroups: cg,
 		CNI:     cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache")),
 		Binary:  monitorBin,
-		StopContainers: func(ctx context.Context, id string) error {
-			return containers.StopAll(ctx, id)
-		},
-		RemoveContainers: func(ctx context.Context, id string) error {
-			return containers.RemoveAll(ctx, id)
-		},
-		Hooks: plugins.SandboxHooks(),
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)
 	}
 	broker := events.New()
-	containers, err = container.New(context.Background(), container.Options{
-		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Images: images, Binary: monitorBin, Events: broker,
-		Hooks: plugins.ContainerHooks(),
+	containers, err := container.New(context.Background(), container.Options{
+		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Layers: images,
+		Monitors: container.MonitorBinary{Binary: monitorBin}, Events: broker,
 	})
 	if err != nil {
 		return fmt.Errorf("containers: %w", err)
 	}
 	defer containers.Close()
+	// Every container has held its layers: what nothing uses goes.
+	if err := images.CollectLayers(); err != nil {
+		klog.ErrorS(err, "Freeing unused image layers at start-up")
+	}
 	if cfg.NRI.Enable {
 		// A socket another crid (or containerd) still answers on is not
 		// taken over: the library would remove it unasked.
@@ -145,7 +139,7 @@ func serve(cfg config.Config) error {
 			return err
 		}
 	}
-	if err := plugins.Start(sandboxes, containers); err != nil {
+	if err := plugins.Start(sandboxes, containers, broker); err != nil {
 		return err
 	}
 	defer plugins.Stop()

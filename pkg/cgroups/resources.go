@@ -34,6 +34,28 @@ type Resources struct {
 	Devices []DeviceRule
 }
 
+// DeepCopy returns a copy of r sharing nothing with it; nil stays nil.
+func (r *Resources) DeepCopy() *Resources {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	// nil and empty differ (nil Devices leave the rules as they are).
+	if r.HugepageLimits != nil {
+		c.HugepageLimits = append([]HugepageLimit{}, r.HugepageLimits...)
+	}
+	if r.Devices != nil {
+		c.Devices = append([]DeviceRule{}, r.Devices...)
+	}
+	if r.Unified != nil {
+		c.Unified = make(map[string]string, len(r.Unified))
+		for k, v := range r.Unified {
+			c.Unified[k] = v
+		}
+	}
+	return &c
+}
+
 // DeviceRule allows or denies devices: Type 'a' (every device), 'c' or
 // 'b'; Major and Minor -1 for any; Access some of "rwm".
 type DeviceRule struct {

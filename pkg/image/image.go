@@ -63,9 +63,6 @@ type Options struct {
 	Timeouts Timeouts
 	// ParallelLayers is how many layers of one pull download at once.
 	ParallelLayers int
-	// LayersInUse, when set, names the chain IDs that something other than
-	// an image holds (containers' root filesystems): they are never freed.
-	LayersInUse func() map[string]bool
 	// OnPull, when set, hears of every pull: the observability hook.
 	OnPull func(image string, bytes int64, took time.Duration, err error)
 }
@@ -102,7 +99,8 @@ type Service struct {
 	unpacks singleflight.Group // by chain ID: one unpack of a layer at a time
 
 	layerMu  sync.Mutex
-	inFlight map[string]int // chain IDs a pull is using but no image records yet
+	inFlight map[string]int      // chain IDs a pull is using but no image records yet
+	holders  map[string][]string // owner (a container) -> chain IDs it stands on
 
 	// One HTTP transport for verified TLS and one for registries marked
 	// insecure, shared by every pull: their connections are reused, and
@@ -112,10 +110,12 @@ type Service struct {
 	secure, insecure *http.Transport
 }
 
-// New loads the images recorded in the store and reconciles the layers on
-// disk with them: temporary dirs of interrupted pulls, layers no record
-// names and records whose layer is gone are all cleaned, so a crash at any
-// point of a pull leaves nothing a later pull could mistake for complete.
+// New loads the images recorded in the store, forgetting those whose
+// layers are gone. Layers on disk that nothing uses (and temporary dirs
+// of interrupted pulls) are cleaned by CollectLayers, which the caller
+// runs once the containers have held theirs: so a crash at any point of
+// a pull leaves nothing a later pull could mistake for complete, and no
+// layer a container stands on is freed beneath it.
 func New(opts Options) (*Service, error) {
 	if opts.StallTimeout <= 0 {
 		opts.StallTimeout = time.Minute
@@ -132,6 +132,7 @@ func New(opts Options) (*Service, error) {
 		byName:   map[string]string{},
 		pinned:   map[string]bool{},
 		inFlight: map[string]int{},
+		holders:  map[string][]string{},
 		secure:   newTransport(false, opts.Timeouts.withDefaults()),
 		insecure: newTransport(true, opts.Timeouts.withDefaults()),
 	}
@@ -192,16 +193,36 @@ func (s *Service) load() error {
 			return err
 		}
 	}
-	_, err = s.collectLayers()
-	return err
+	return nil
 }
 
-// SetLayersInUse sets the hook naming the layers containers use; crid
-// wires it once the container manager exists, before serving.
-func (s *Service) SetLayersInUse(f func() map[string]bool) {
+// Hold marks chain IDs as used by owner (a container's root filesystem)
+// until Release: no image removal or collection frees them meanwhile.
+// Holds are not recorded: their owners hold again as crid starts, before
+// CollectLayers runs.
+func (s *Service) Hold(owner string, chainIDs []string) {
 	s.layerMu.Lock()
-	s.opts.LayersInUse = f
+	s.holders[owner] = append([]string(nil), chainIDs...)
 	s.layerMu.Unlock()
+}
+
+// Release ends owner's hold.
+func (s *Service) Release(owner string) {
+	s.layerMu.Lock()
+	delete(s.holders, owner)
+	s.layerMu.Unlock()
+}
+
+// CollectLayers frees every layer no image, no holder and no pull in
+// progress uses, and temporary dirs of pulls a crash cut short. crid
+// runs it at start-up once every container has held its layers; image
+// removal runs it after.
+func (s *Service) CollectLayers() error {
+	freed, err := s.collectLayers()
+	if len(freed) > 0 {
+		klog.V(2).InfoS("Layers freed", "chainIDs", freed)
+	}
+	return err
 }
 
 // index adds img to the in-memory maps. Callers hold mu, or own s alone.
@@ -328,12 +349,8 @@ func (s *Service) Remove(ctx context.Context, ref string) error {
 	}
 	s.mu.Unlock()
 	klog.InfoS("Image removed", "id", img.ID, "tags", img.RepoTags)
-	freed, err := s.collectLayers()
-	if err != nil {
+	if err := s.CollectLayers(); err != nil {
 		return fmt.Errorf("free layers of %s: %w", img.ID, err)
-	}
-	if len(freed) > 0 {
-		klog.V(2).InfoS("Layers freed", "chainIDs", freed)
 	}
 	return nil
 }
@@ -352,8 +369,8 @@ func (s *Service) collectLayers() ([]string, error) {
 		}
 	}
 	s.mu.RUnlock()
-	if s.opts.LayersInUse != nil {
-		for id := range s.opts.LayersInUse() {
+	for _, ids := range s.holders {
+		for _, id := range ids {
 			used[id] = true
 		}
 	}

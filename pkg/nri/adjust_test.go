@@ -293,11 +293,11 @@ func TestOffHostDoesNothing(t *testing.T) {
 	// NRI turned off (or no host at all): every hook is a no-op that lets
 	// the request through.
 	for _, h := range []*Host{nil, {}} {
-		if err := h.runPodSandbox(t.Context(), &sandbox.Sandbox{}); err != nil {
+		if err := h.RunPodSandbox(t.Context(), &sandbox.Sandbox{}); err != nil {
 			t.Error(err)
 		}
 		spec := baseSpec()
-		if err := h.createContainer(t.Context(), &container.Container{}, spec, &cgroups.Resources{}); err != nil || !reflect.DeepEqual(spec, baseSpec()) {
+		if err := h.CreateContainer(t.Context(), &sandbox.Sandbox{}, &container.Container{}, spec, &cgroups.Resources{}); err != nil || !reflect.DeepEqual(spec, baseSpec()) {
 			t.Errorf("createContainer: %v, spec changed: %v", err, !reflect.DeepEqual(spec, baseSpec()))
 		}
 		res := &cgroups.Resources{CPUShares: 2}
@@ -312,16 +312,21 @@ func TestOffHostDoesNothing(t *testing.T) {
 func TestNoEventWithoutPlugins(t *testing.T) {
 	// Started, with no plugin connected: no event is built (this host has
 	// no managers to build one from, and would panic).
-	h := &Host{nri: new(adaptation.Adaptation)}
+	h := &Host{nri: new(adaptation.Adaptation), stopped: map[string]bool{}}
 	h.running.Store(true)
 	c := &container.Container{ID: "c1", SandboxID: "pod1"}
-	hooks := h.ContainerHooks()
-	if err := hooks.Start(t.Context(), c); err != nil {
+	if err := h.StartContainer(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
-	hooks.Stopped(t.Context(), c)
-	hooks.Removed(t.Context(), c)
-	if err := h.SandboxHooks().Ready(t.Context(), &sandbox.Sandbox{}); err != nil {
+	h.StopContainer(t.Context(), c)
+	if h.firstStop(c.ID) {
+		t.Error("a told stop was not remembered")
+	}
+	h.RemoveContainer(t.Context(), c)
+	if !h.firstStop(c.ID) {
+		t.Error("a removed container's stop is still remembered")
+	}
+	if err := h.RunPodSandbox(t.Context(), &sandbox.Sandbox{}); err != nil {
 		t.Fatal(err)
 	}
 	// The library's count turns events on, and off again.

@@ -12,17 +12,19 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/container"
+	"github.com/crid-dev/crid/pkg/sandbox"
 )
 
-// createContainer asks the plugins about a container being made and
-// applies what they answer: the adjustment to its spec and limits, the
-// resizing of other containers, the eviction of others.
-func (h *Host) createContainer(ctx context.Context, c *container.Container, spec *specs.Spec, res *cgroups.Resources) error {
+// CreateContainer asks the plugins about a container being made (in
+// pod) and applies what they answer: the adjustment to its spec and
+// limits, the resizing of other containers, the eviction of others. The
+// container is prepared, not committed: nothing of it is listed yet.
+func (h *Host) CreateContainer(ctx context.Context, pod *sandbox.Sandbox, c *container.Container, spec *specs.Spec, res *cgroups.Resources) error {
 	if !h.active() {
 		return nil
 	}
 	rpl, err := h.nri.CreateContainer(ctx, &adaptation.CreateContainerRequest{
-		Pod: h.pod(c), Container: containerInfo(c, spec, res),
+		Pod: podSandbox(pod), Container: containerInfo(c, spec, res),
 	})
 	if err != nil {
 		return refused("CreateContainer", err)
@@ -30,14 +32,15 @@ func (h *Host) createContainer(ctx context.Context, c *container.Container, spec
 	if err := adjust(spec, res, rpl.GetAdjust()); err != nil {
 		return fmt.Errorf("apply the NRI plugins' adjustment to container %s: %w", c.ID, err)
 	}
-	if _, err := h.apply(rpl.GetUpdate(), c.ID); err != nil {
+	if _, err := h.apply(ctx, rpl.GetUpdate(), c.ID); err != nil {
 		return fmt.Errorf("NRI plugins' updates at the creation of container %s: %w", c.ID, err)
 	}
 	h.evict(ctx, rpl.GetEvict())
 	return nil
 }
 
-func (h *Host) postCreateContainer(ctx context.Context, c *container.Container) {
+// PostCreateContainer tells plugins a container was made.
+func (h *Host) PostCreateContainer(ctx context.Context, c *container.Container) {
 	if !h.active() {
 		return
 	}
@@ -45,7 +48,8 @@ func (h *Host) postCreateContainer(ctx context.Context, c *container.Container) 
 	logFailure(err, "PostCreateContainer", c)
 }
 
-func (h *Host) startContainer(ctx context.Context, c *container.Container) error {
+// StartContainer asks the plugins whether a container may start.
+func (h *Host) StartContainer(ctx context.Context, c *container.Container) error {
 	if !h.active() {
 		return nil
 	}
@@ -56,7 +60,8 @@ func (h *Host) startContainer(ctx context.Context, c *container.Container) error
 	return nil
 }
 
-func (h *Host) postStartContainer(ctx context.Context, c *container.Container) {
+// PostStartContainer tells plugins a container started.
+func (h *Host) PostStartContainer(ctx context.Context, c *container.Container) {
 	if !h.active() {
 		return
 	}
@@ -64,10 +69,13 @@ func (h *Host) postStartContainer(ctx context.Context, c *container.Container) {
 	logFailure(err, "PostStartContainer", c)
 }
 
-// stopContainer tells plugins a container has ended (by itself, or
-// stopped): they may resize the others into what it freed.
-func (h *Host) stopContainer(ctx context.Context, c *container.Container) {
-	if !h.active() {
+// StopContainer tells plugins a container has ended (by itself, stopped,
+// or failed to start): they may resize the others into what it freed.
+// Each container's end is told once, whoever calls first: the exit
+// watcher (see watchExits), or the server before a removal, so a plugin
+// hears of the stop before the removal.
+func (h *Host) StopContainer(ctx context.Context, c *container.Container) {
+	if !h.on() || !h.firstStop(c.ID) || !h.active() {
 		return
 	}
 	rpl, err := h.nri.StopContainer(ctx, &adaptation.StopContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
@@ -75,12 +83,18 @@ func (h *Host) stopContainer(ctx context.Context, c *container.Container) {
 		logFailure(err, "StopContainer", c)
 		return
 	}
-	if _, err := h.apply(rpl.GetUpdate(), c.ID); err != nil {
-		klog.ErrorS(err, "NRI plugins' updates after a container's stop failed", "container", c.ID)
+	if _, err := h.apply(ctx, rpl.GetUpdate(), c.ID); err != nil {
+		klog.ErrorS(err, "NRI plugins' updates after a container's stop failed", "container", c.ID, "pod", c.SandboxID)
 	}
 }
 
-func (h *Host) removeContainer(ctx context.Context, c *container.Container) {
+// RemoveContainer tells plugins a container is gone (removed, or a
+// create they saw failed).
+func (h *Host) RemoveContainer(ctx context.Context, c *container.Container) {
+	if !h.on() {
+		return
+	}
+	h.forgetStop(c.ID)
 	if !h.active() {
 		return
 	}
@@ -118,7 +132,7 @@ func (h *Host) UpdateContainer(ctx context.Context, c *container.Container, res 
 		merged := res.With(r)
 		out = &merged
 	}
-	if _, err := h.apply(others, c.ID); err != nil {
+	if _, err := h.apply(ctx, others, c.ID); err != nil {
 		return nil, fmt.Errorf("NRI plugins' updates with the resize of container %s: %w", c.ID, err)
 	}
 	h.evict(ctx, rpl.GetEvict())
@@ -147,34 +161,30 @@ func (h *Host) synchronize(ctx context.Context, sync adaptation.SyncCB) error {
 	h.plugins.CompareAndSwap(0, 1)
 	var pods []*adaptation.PodSandbox
 	for _, s := range h.sandboxes.List() {
-		if !s.Creating {
-			pods = append(pods, podSandbox(s))
-		}
+		pods = append(pods, podSandbox(s))
 	}
 	var ctrs []*adaptation.Container
 	for _, c := range h.containers.List() {
-		if !c.Creating {
-			ctrs = append(ctrs, h.describe(c))
-		}
+		ctrs = append(ctrs, h.describe(c))
 	}
 	updates, err := sync(ctx, pods, ctrs)
 	if err != nil {
 		return err
 	}
-	_, err = h.apply(updates, "")
+	_, err = h.apply(ctx, updates, "")
 	return err
 }
 
 // updateFromPlugins carries out resizes a plugin asks for on its own, and
 // answers with those that failed.
 func (h *Host) updateFromPlugins(ctx context.Context, updates []*adaptation.ContainerUpdate) ([]*adaptation.ContainerUpdate, error) {
-	return h.apply(updates, "")
+	return h.apply(ctx, updates, "")
 }
 
 // apply resizes containers as plugins asked, except self (a container
 // being created takes its limits from its adjustment). It answers with the
 // updates that failed; failures not marked ignorable are also an error.
-func (h *Host) apply(updates []*adaptation.ContainerUpdate, self string) ([]*adaptation.ContainerUpdate, error) {
+func (h *Host) apply(ctx context.Context, updates []*adaptation.ContainerUpdate, self string) ([]*adaptation.ContainerUpdate, error) {
 	var failed []*adaptation.ContainerUpdate
 	var errs []error
 	for _, u := range updates {
@@ -183,7 +193,7 @@ func (h *Host) apply(updates []*adaptation.ContainerUpdate, self string) ([]*ada
 		}
 		res, err := fromNRIResources(u.GetLinux().GetResources())
 		if err == nil {
-			err = h.containers.UpdateResources(u.GetContainerId(), res)
+			err = h.containers.UpdateResources(ctx, u.GetContainerId(), res)
 		}
 		if err == nil {
 			continue

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/containerd/nri/pkg/adaptation"
@@ -46,18 +45,18 @@ func podSandbox(s *sandbox.Sandbox) *adaptation.PodSandbox {
 // bundle; a container whose bundle is gone (removed) is described by its
 // record alone.
 func (h *Host) describe(c *container.Container) *adaptation.Container {
-	spec, _ := readSpec(c.Bundle)
+	spec, _ := readSpec(c.SpecFile())
 	return containerInfo(c, spec, c.Resources)
 }
 
-func readSpec(bundle string) (*specs.Spec, error) {
-	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+func readSpec(path string) (*specs.Spec, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var s specs.Spec
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("spec in %s: %w", bundle, err)
+		return nil, fmt.Errorf("spec %s: %w", path, err)
 	}
 	return &s, nil
 }

@@ -5,15 +5,17 @@
 // which speaks the protocol; this package says what crid's pods and
 // containers are in its terms and carries out what plugins ask.
 //
-// The managers call in through hooks (sandbox.Hooks, container.Hooks) at
-// the points of their lives where a plugin may still act: a sandbox is
-// told to plugins before it is ready, a container before it is listed, so
-// a plugin that fails one fails the request and leaves nothing behind.
+// The CRI server calls it between the managers' steps, at the points of a
+// pod's or container's life where a plugin may still act: a sandbox is
+// told to plugins before it is committed, a container before it is, so a
+// plugin that fails one fails the request and leaves nothing behind.
+// Exits, which no request makes, it hears of from the events broker.
 package nri
 
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/version"
 )
@@ -35,6 +38,13 @@ type Host struct {
 	sandboxes  *sandbox.Manager
 	containers *container.Manager
 	running    atomic.Bool // Start done: the managers are set and plugins may be connected
+	// stopped holds the containers whose end plugins were told of, until
+	// their removal: each end is told once.
+	stopMu  sync.Mutex
+	stopped map[string]bool
+	// exits is the goroutine telling plugins of exits; Stop ends it.
+	exitsDone chan struct{}
+	cancel    func()
 	// plugins is how many plugins the library holds, as it last said,
 	// raised to one while one synchronizes. With none, no event is built:
 	// each reads and decodes the container's spec, on the paths of every
@@ -55,7 +65,7 @@ func (pluginCount) RecordPluginAdjustments(string, string, *adaptation.Container
 // New prepares the host for cfg; plugins connect only after Start. With
 // NRI off it returns a Host that does nothing.
 func New(cfg config.Config) (*Host, error) {
-	h := &Host{}
+	h := &Host{stopped: map[string]bool{}}
 	if !cfg.NRI.Enable {
 		return h, nil
 	}
@@ -83,7 +93,8 @@ func New(cfg config.Config) (*Host, error) {
 
 // Start begins hosting plugins over the node's sandboxes and containers:
 // those in plugin_path are started, and the socket opens for others.
-func (h *Host) Start(sandboxes *sandbox.Manager, containers *container.Manager) error {
+// Containers' exits are heard from broker.
+func (h *Host) Start(sandboxes *sandbox.Manager, containers *container.Manager, broker *events.Broker) error {
 	if h == nil || h.nri == nil {
 		return nil
 	}
@@ -93,16 +104,56 @@ func (h *Host) Start(sandboxes *sandbox.Manager, containers *container.Manager) 
 		h.running.Store(false)
 		return fmt.Errorf("nri: %w", err)
 	}
+	ch, unsubscribe := broker.Subscribe()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = func() { cancel(); unsubscribe() }
+	h.exitsDone = make(chan struct{})
+	go h.watchExits(ctx, ch)
 	return nil
 }
 
-// Stop disconnects every plugin and closes the socket.
+// watchExits tells plugins of each container's end as the container
+// manager publishes it. A container the broker's buffer dropped the end
+// of is still told before its removal (RemoveContainer's caller).
+func (h *Host) watchExits(ctx context.Context, ch <-chan events.Event) {
+	defer close(h.exitsDone)
+	for e := range ch {
+		if e.Type != events.Stopped || e.ContainerID == e.SandboxID {
+			continue
+		}
+		if c, err := h.containers.Get(e.ContainerID); err == nil {
+			h.StopContainer(ctx, c)
+		}
+	}
+}
+
+// Stop disconnects every plugin, closes the socket and ends the exit
+// watcher.
 func (h *Host) Stop() {
 	if !h.on() {
 		return
 	}
 	h.running.Store(false)
+	h.cancel()
+	<-h.exitsDone
 	h.nri.Stop()
+}
+
+// firstStop claims the telling of id's end: false when it was told.
+func (h *Host) firstStop(id string) bool {
+	h.stopMu.Lock()
+	defer h.stopMu.Unlock()
+	if h.stopped[id] {
+		return false
+	}
+	h.stopped[id] = true
+	return true
+}
+
+func (h *Host) forgetStop(id string) {
+	h.stopMu.Lock()
+	delete(h.stopped, id)
+	h.stopMu.Unlock()
 }
 
 // on says the host is started; active, that plugins are there to hear.
@@ -120,27 +171,15 @@ func (h *Host) BlockSync() (unblock func()) {
 	return h.nri.BlockPluginSync().Unblock
 }
 
-// SandboxHooks are what the sandbox manager tells plugins through.
-func (h *Host) SandboxHooks() sandbox.Hooks {
-	return sandbox.Hooks{Ready: h.runPodSandbox, Stopping: h.stopPodSandbox, Removed: h.removePodSandbox}
-}
-
-// ContainerHooks are what the container manager tells plugins through.
-func (h *Host) ContainerHooks() container.Hooks {
-	return container.Hooks{
-		Create: h.createContainer, Created: h.postCreateContainer,
-		Start: h.startContainer, Started: h.postStartContainer,
-		Stopped: h.stopContainer, Removed: h.removeContainer,
-	}
-}
-
 // refused wraps a plugin's refusal: the request fails because a plugin said
 // no, which is neither the caller's input nor a fault of crid's.
 func refused(what string, err error) error {
 	return fmt.Errorf("an NRI plugin failed %s: %v: %w", what, err, errdefs.ErrFailedPrecondition)
 }
 
-func (h *Host) runPodSandbox(ctx context.Context, s *sandbox.Sandbox) error {
+// RunPodSandbox asks the plugins about a prepared sandbox; an error
+// fails RunPodSandbox, which abandons it.
+func (h *Host) RunPodSandbox(ctx context.Context, s *sandbox.Sandbox) error {
 	if !h.active() {
 		return nil
 	}
@@ -150,14 +189,20 @@ func (h *Host) runPodSandbox(ctx context.Context, s *sandbox.Sandbox) error {
 	return nil
 }
 
-func (h *Host) stopPodSandbox(ctx context.Context, s *sandbox.Sandbox) error {
+// StopPodSandbox tells plugins a ready sandbox is stopping: its containers
+// have stopped, its network is still there. A stop cannot be refused: a
+// plugin's error is logged.
+func (h *Host) StopPodSandbox(ctx context.Context, s *sandbox.Sandbox) {
 	if !h.active() {
-		return nil
+		return
 	}
-	return h.nri.StopPodSandbox(ctx, &adaptation.StopPodSandboxRequest{Pod: podSandbox(s)})
+	if err := h.nri.StopPodSandbox(ctx, &adaptation.StopPodSandboxRequest{Pod: podSandbox(s)}); err != nil {
+		klog.ErrorS(err, "NRI plugins failed a sandbox's stop; stopping it anyway", "sandbox", s.ID)
+	}
 }
 
-func (h *Host) removePodSandbox(ctx context.Context, s *sandbox.Sandbox) {
+// RemovePodSandbox tells plugins a sandbox is gone.
+func (h *Host) RemovePodSandbox(ctx context.Context, s *sandbox.Sandbox) {
 	if !h.active() {
 		return
 	}

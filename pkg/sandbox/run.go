@@ -25,49 +25,33 @@ import (
 	"github.com/crid-dev/crid/pkg/oci/nsenter"
 )
 
-// Run creates a sandbox: reserve the name, record the intent, then make
-// the namespaces (and the infra process of a shared PID namespace), the
-// network, the cgroup, the files and the sysctls, recording each before
-// it is made. Any failure undoes every step made before it.
-func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
+// A sandbox is made in two steps, with the caller's work between them:
+// Prepare makes everything (namespaces, network, cgroup, files) while the
+// sandbox is invisible to the CRI; the caller tells NRI plugins, which may
+// refuse it; Commit makes it ready and listed, or Abandon undoes it.
+
+// Prepare creates a sandbox: reserve the name, record the intent, then
+// make the namespaces (and the infra process of a shared PID namespace),
+// the network, the cgroup, the files and the sysctls, recording each
+// before it is made. Any failure undoes every step made before it.
+func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 	if err := validateSysctls(spec); err != nil {
 		return nil, err
 	}
-	s := &Sandbox{ID: ids.New(), Spec: spec, State: NotReady, CreatedAt: time.Now(), Creating: true, BootID: bootID()}
+	s := &Sandbox{ID: ids.New(), Spec: spec.deepCopy(), State: NotReady, CreatedAt: time.Now(), Creating: true, BootID: bootID()}
 	s.Dir = filepath.Join(m.sandboxesDir(), s.ID)
 	if err := m.placeCgroup(s); err != nil {
 		return nil, err
 	}
-
-	m.mu.Lock()
-	if other, ok := m.names[spec.Key()]; ok {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("sandbox name %q is reserved for sandbox %s; remove it first: %w", spec.Key(), other, errdefs.ErrAlreadyExists)
-	}
-	m.names[spec.Key()] = s.ID
-	m.mu.Unlock()
-	unlock := m.ops.Lock(s.ID)
-	defer unlock()
-
-	if err := m.save(s); err != nil {
-		m.mu.Lock()
-		delete(m.names, spec.Key())
-		m.mu.Unlock()
+	unlock, err := m.records.Reserve(s)
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	defer func() {
-		if err == nil {
-			return
+		if err != nil {
+			m.undo(ctx, s)
 		}
-		// A failed request leaves nothing behind: undo with a context of
-		// its own, since ctx may be why it failed.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if terr := m.teardown(cctx, s); terr != nil {
-			klog.ErrorS(terr, "Undoing a failed sandbox left something; start-up will retry", "sandbox", s.ID)
-			return
-		}
-		m.forget(s)
 	}()
 
 	if err := os.MkdirAll(s.Dir, 0o711); err != nil {
@@ -76,7 +60,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 	// The pod's monitor starts beside the rest, the network above all,
 	// which RunPodSandbox waits on most: the pod's first StartContainer
 	// then finds it up instead of starting it.
-	monitorUp := m.startMonitor(s)
+	monitorUp := m.startMonitor(ctx, s)
 	defer func() {
 		if merr := monitorUp(); err == nil && merr != nil {
 			err = merr
@@ -94,7 +78,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 		return nil, err
 	}
 	s.Attached = !spec.HostNetwork // from here a DEL is owed, even if ADD fails
-	if err := m.save(s); err != nil {
+	if err := m.records.Put(s); err != nil {
 		return nil, err
 	}
 	// The network is the long pole (its plugins take tens of ms): it is
@@ -121,7 +105,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 	}
 	if !spec.HostIPC {
 		s.ShmMounted = true
-		if err := m.save(s); err != nil {
+		if err := m.records.Put(s); err != nil {
 			return nil, err
 		}
 		if err := mountShm(s.ShmPath(), m.opts.ShmSize); err != nil {
@@ -147,17 +131,56 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 	if err := monitorUp(); err != nil {
 		return nil, err
 	}
-	if m.opts.Hooks.Ready != nil {
-		if err := m.opts.Hooks.Ready(ctx, s.copy()); err != nil {
-			return nil, fmt.Errorf("sandbox %s: %w", s.ID, err)
-		}
-	}
-	s.State, s.Creating = Ready, false
-	if err := m.save(s); err != nil {
+	if err := m.records.Put(s); err != nil {
 		return nil, err
 	}
-	klog.InfoS("Sandbox ready", "sandbox", s.ID, "pod", spec.Namespace+"/"+spec.Name, "ips", s.IPs, "cgroup", s.Cgroup)
-	return s.copy(), nil
+	return s.DeepCopy(), nil
+}
+
+// Commit makes a prepared sandbox ready: from here the CRI sees it.
+func (m *Manager) Commit(ctx context.Context, id string) (*Sandbox, error) {
+	unlock := m.records.Lock(id)
+	defer unlock()
+	s, err := m.records.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if !s.Creating {
+		return nil, fmt.Errorf("sandbox %s is already committed: %w", s.ID, errdefs.ErrFailedPrecondition)
+	}
+	s.State, s.Creating = Ready, false
+	if err := m.records.Put(s); err != nil {
+		return nil, err
+	}
+	klog.InfoS("Sandbox ready", "sandbox", s.ID, "pod", s.Spec.Namespace+"/"+s.Spec.Name, "ips", s.IPs, "cgroup", s.Cgroup)
+	return s, nil
+}
+
+// Abandon undoes a prepared sandbox that must not run (an NRI plugin
+// refused it). What cannot be undone now stays recorded, for start-up.
+func (m *Manager) Abandon(ctx context.Context, id string) error {
+	unlock := m.records.Lock(id)
+	defer unlock()
+	s, err := m.records.Get(id)
+	if err != nil {
+		return nil
+	}
+	if !s.Creating {
+		return fmt.Errorf("sandbox %s is committed: remove it: %w", s.ID, errdefs.ErrFailedPrecondition)
+	}
+	return m.undo(ctx, s)
+}
+
+// undo tears down a sandbox being created and forgets it, with a context
+// of its own (ctx may be why the create failed). The caller holds its lock.
+func (m *Manager) undo(ctx context.Context, s *Sandbox) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := m.teardown(cctx, s); err != nil {
+		klog.ErrorS(err, "Undoing a failed sandbox left something; start-up will retry", "sandbox", s.ID)
+		return err
+	}
+	return m.forget(s)
 }
 
 func (m *Manager) cniPod(s *Sandbox) cni.Pod {
@@ -210,13 +233,13 @@ func (s *Sandbox) MonitorDir() string { return filepath.Join(s.Dir, "monitor") }
 
 // startMonitor starts the pod's monitor in the background; the function
 // it returns waits for it (once; later calls give the same answer).
-func (m *Manager) startMonitor(s *Sandbox) func() error {
+func (m *Manager) startMonitor(ctx context.Context, s *Sandbox) func() error {
 	if m.opts.Binary == nil {
 		return func() error { return nil }
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := monitor.Ensure(m.opts.Binary, s.MonitorDir())
+		_, err := monitor.Ensure(ctx, m.opts.Binary, s.MonitorDir())
 		done <- err
 	}()
 	return sync.OnceValue(func() error { return <-done })
@@ -357,28 +380,19 @@ func sysMappings(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 	return out
 }
 
-// Stop stops the sandbox's containers, detaches its network and ends its
-// infra process. The namespaces stay pinned until Remove, so a status call
-// after Stop still finds them. Stopping a stopped sandbox succeeds.
+// Stop detaches the sandbox's network and ends its infra process; the
+// caller has stopped its containers. The namespaces stay pinned until
+// Remove, so a status call after Stop still finds them. Stopping a
+// stopped sandbox succeeds.
 func (m *Manager) Stop(ctx context.Context, id string) error {
-	s, err := m.Get(id)
+	s, err := m.records.Get(id)
 	if err != nil {
 		return err
 	}
-	unlock := m.ops.Lock(s.ID)
+	unlock := m.records.Lock(s.ID)
 	defer unlock()
-	if s, err = m.Get(s.ID); err != nil {
+	if s, err = m.records.Get(s.ID); err != nil {
 		return err
-	}
-	if m.opts.StopContainers != nil {
-		if err := m.opts.StopContainers(ctx, s.ID); err != nil {
-			return fmt.Errorf("stop containers of sandbox %s: %w", s.ID, err)
-		}
-	}
-	if s.State == Ready && m.opts.Hooks.Stopping != nil {
-		if err := m.opts.Hooks.Stopping(ctx, s.copy()); err != nil {
-			klog.ErrorS(err, "A hook failed at the sandbox's stop; stopping it anyway", "sandbox", s.ID)
-		}
 	}
 	if s.Attached {
 		if err := m.opts.CNI.Detach(ctx, m.cniPod(s)); err != nil {
@@ -389,14 +403,21 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	if err := s.killInfra(ctx); err != nil {
 		return err
 	}
+	wasReady := s.State == Ready
 	s.State = NotReady
-	return m.save(s)
+	if err := m.records.Put(s); err != nil {
+		return err
+	}
+	if wasReady {
+		klog.InfoS("Sandbox stopped", "sandbox", s.ID, "pod", s.Spec.Namespace+"/"+s.Spec.Name)
+	}
+	return nil
 }
 
-// Remove stops the sandbox if it runs and removes everything it made.
-// Removing a removed sandbox succeeds.
+// Remove stops the sandbox if it runs and removes everything it made; the
+// caller has removed its containers. Removing a removed sandbox succeeds.
 func (m *Manager) Remove(ctx context.Context, id string) error {
-	s, err := m.Get(id)
+	s, err := m.records.Get(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil
 	}
@@ -406,26 +427,18 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := m.Stop(ctx, s.ID); err != nil {
 		return err
 	}
-	if m.opts.RemoveContainers != nil {
-		if err := m.opts.RemoveContainers(ctx, s.ID); err != nil {
-			return fmt.Errorf("remove containers of sandbox %s: %w", s.ID, err)
-		}
-	}
-	unlock := m.ops.Lock(s.ID)
+	unlock := m.records.Lock(s.ID)
 	defer unlock()
-	if s, err = m.Get(s.ID); err != nil {
+	if s, err = m.records.Get(s.ID); err != nil {
 		return nil
 	}
 	if err := m.teardown(ctx, s); err != nil {
 		return fmt.Errorf("remove sandbox %s: %w", s.ID, err)
 	}
-	klog.InfoS("Sandbox removed", "sandbox", s.ID, "pod", s.Spec.Namespace+"/"+s.Spec.Name)
 	if err := m.forget(s); err != nil {
 		return err
 	}
-	if m.opts.Hooks.Removed != nil {
-		m.opts.Hooks.Removed(ctx, s)
-	}
+	klog.InfoS("Sandbox removed", "sandbox", s.ID, "pod", s.Spec.Namespace+"/"+s.Spec.Name)
 	return nil
 }
 
@@ -435,8 +448,8 @@ func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
 	var errs []error
 	// The pod's monitor ends here, whether the pod ran containers (Remove
 	// removed them first) or failed before any.
-	if mon := monitor.Connect(s.MonitorDir()); mon.Alive() {
-		errs = append(errs, mon.Shutdown())
+	if mon := monitor.Connect(s.MonitorDir()); mon.Alive(ctx) {
+		errs = append(errs, mon.Shutdown(ctx))
 	}
 	if s.Attached {
 		errs = append(errs, m.opts.CNI.Detach(ctx, m.cniPod(s)))

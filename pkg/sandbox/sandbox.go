@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -18,7 +18,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
-	"github.com/crid-dev/crid/pkg/ids"
+	"github.com/crid-dev/crid/pkg/records"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -135,40 +135,14 @@ type Options struct {
 	// DefaultCgroupParent holds the cgroups of pods the kubelet gave no
 	// parent (crictl, critest): /crid/<sandbox id>.
 	DefaultCgroupParent string
-	// StopContainers stops every container of a sandbox: the executor's,
-	// called first by Stop.
-	StopContainers func(ctx context.Context, sandboxID string) error
-	// RemoveContainers removes every container of a sandbox: called first
-	// by Remove (the pod's monitor ends after, with the rest of the pod).
-	RemoveContainers func(ctx context.Context, sandboxID string) error
-	// Hooks are told of each step where a plugin may still act.
-	Hooks Hooks
-}
-
-// Hooks hear of a sandbox's life at the points where someone outside crid
-// (an NRI plugin) may act on it; crid's NRI host is the one. Any may be nil.
-type Hooks struct {
-	// Ready sees a sandbox whose namespaces, network and files are made,
-	// before it is ready or listed: an error fails RunPodSandbox, which
-	// undoes it all.
-	Ready func(ctx context.Context, s *Sandbox) error
-	// Stopping runs once the sandbox's containers have stopped and before
-	// its network goes: once for each stop of a ready sandbox. An error
-	// is logged; a stop cannot be refused.
-	Stopping func(ctx context.Context, s *Sandbox) error
-	// Removed follows a sandbox's removal.
-	Removed func(ctx context.Context, s *Sandbox)
 }
 
 // Manager holds the node's sandboxes. Lookups are answered from memory;
-// the store is written through.
+// the store is written through. It knows nothing of containers: the CRI
+// server stops and removes a pod's containers before its sandbox.
 type Manager struct {
-	opts Options
-
-	mu        sync.RWMutex
-	sandboxes map[string]*Sandbox
-	names     map[string]string // Spec.Key() -> ID
-	ops       ids.Locks         // one change of a sandbox at a time
+	opts    Options
+	records *records.Set[Sandbox, *Sandbox]
 }
 
 // New loads the sandboxes recorded in the store and reconciles them with
@@ -180,7 +154,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.DefaultCgroupParent == "" {
 		opts.DefaultCgroupParent = "/crid"
 	}
-	m := &Manager{opts: opts, sandboxes: map[string]*Sandbox{}, names: map[string]string{}}
+	m := &Manager{opts: opts, records: records.New[Sandbox](opts.Store, store.BucketSandboxes, "sandbox")}
 	if err := os.MkdirAll(m.sandboxesDir(), 0o711); err != nil {
 		return nil, err
 	}
@@ -192,12 +166,9 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 
 func (m *Manager) sandboxesDir() string { return filepath.Join(m.opts.RunRoot, "sandboxes") }
 
-// Get finds a sandbox by ID or unique ID prefix.
-func (m *Manager) Get(id string) (*Sandbox, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.get(id)
-}
+// Get finds a sandbox by ID or unique ID prefix, as the CRI may see it:
+// one still being made does not exist yet.
+func (m *Manager) Get(id string) (*Sandbox, error) { return m.records.Visible(id) }
 
 // CheckNetwork asks the CNI plugins whether a ready pod's network still
 // holds (CNI CHECK). It runs every plugin of the network, so it is kept off
@@ -211,56 +182,53 @@ func (m *Manager) CheckNetwork(ctx context.Context, s *Sandbox) error {
 	return m.opts.CNI.Check(ctx, m.cniPod(s))
 }
 
-func (m *Manager) get(id string) (*Sandbox, error) {
-	s, err := ids.Lookup(m.sandboxes, id, "sandbox")
-	if err != nil {
-		return nil, err
-	}
-	return s.copy(), nil
-}
+// The records.Record methods.
+func (s *Sandbox) RecordID() string        { return s.ID }
+func (s *Sandbox) ReservedName() string    { return s.Spec.Key() }
+func (s *Sandbox) InCreation() bool        { return s.Creating }
+func (s *Sandbox) CreationTime() time.Time { return s.CreatedAt }
 
-func (s *Sandbox) copy() *Sandbox {
+// DeepCopy returns a copy of s that shares nothing with it.
+func (s *Sandbox) DeepCopy() *Sandbox {
 	c := *s
-	c.IPs = append([]string(nil), s.IPs...)
+	c.IPs = slices.Clone(s.IPs)
+	c.Spec = s.Spec.deepCopy()
 	return &c
 }
 
-// List returns every sandbox, oldest first.
-func (m *Manager) List() []*Sandbox {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out := make([]*Sandbox, 0, len(m.sandboxes))
-	for _, s := range m.sandboxes {
-		out = append(out, s.copy())
+func (s Spec) deepCopy() Spec {
+	c := s
+	if s.DNS != nil {
+		d := DNS{Servers: slices.Clone(s.DNS.Servers), Searches: slices.Clone(s.DNS.Searches), Options: slices.Clone(s.DNS.Options)}
+		c.DNS = &d
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
-	return out
+	c.Ports = slices.Clone(s.Ports)
+	if s.Bandwidth != nil {
+		b := *s.Bandwidth
+		c.Bandwidth = &b
+	}
+	c.Labels, c.Annotations, c.Sysctls = maps.Clone(s.Labels), maps.Clone(s.Annotations), maps.Clone(s.Sysctls)
+	c.Resources = s.Resources.DeepCopy()
+	if s.UserNS != nil {
+		u := IDMappings{UIDs: slices.Clone(s.UserNS.UIDs), GIDs: slices.Clone(s.UserNS.GIDs)}
+		c.UserNS = &u
+	}
+	for _, p := range []**int64{&c.RunAsUser, &c.RunAsGroup} {
+		if *p != nil {
+			v := **p
+			*p = &v
+		}
+	}
+	c.SupplementalGroups = slices.Clone(s.SupplementalGroups)
+	c.Raw = slices.Clone(s.Raw)
+	return c
 }
 
-// save writes s to the store and the in-memory index.
-func (m *Manager) save(s *Sandbox) error {
-	if err := m.opts.Store.Put(store.BucketSandboxes, s.ID, s); err != nil {
-		return fmt.Errorf("record sandbox %s: %w", s.ID, err)
-	}
-	m.mu.Lock()
-	m.sandboxes[s.ID] = s.copy()
-	m.mu.Unlock()
-	return nil
-}
+// List returns every sandbox the CRI may see, oldest first.
+func (m *Manager) List() []*Sandbox { return m.records.ListVisible() }
 
-func (m *Manager) forget(s *Sandbox) error {
-	if err := m.opts.Store.Delete(store.BucketSandboxes, s.ID); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	delete(m.sandboxes, s.ID)
-	if m.names[s.Spec.Key()] == s.ID {
-		delete(m.names, s.Spec.Key())
-	}
-	m.mu.Unlock()
-	m.ops.Forget(s.ID)
-	return nil
-}
+// forget drops a torn-down sandbox's record. The caller holds its lock.
+func (m *Manager) forget(s *Sandbox) error { return m.records.Delete(s) }
 
 func bootID() string {
 	data, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
@@ -298,29 +266,23 @@ func (s *Sandbox) infraAlive() bool {
 
 func (m *Manager) load(ctx context.Context) error {
 	boot := bootID()
-	var records []*Sandbox
-	err := m.opts.Store.ForEach(store.BucketSandboxes, func(key string, raw []byte) error {
-		s := &Sandbox{}
-		if err := json.Unmarshal(raw, s); err != nil {
-			return fmt.Errorf("decode sandbox %s: %w", key, err)
-		}
-		records = append(records, s)
-		return nil
-	})
+	recs, err := m.records.Load()
 	if err != nil {
-		return fmt.Errorf("load sandboxes: %w", err)
+		return err
 	}
 	known := map[string]bool{}
-	for _, s := range records {
+	var attached []string
+	for _, s := range recs {
 		switch {
 		case s.Creating:
 			klog.InfoS("Cleaning up a sandbox whose creation was interrupted", "sandbox", s.ID)
 			if err := m.teardown(ctx, s); err != nil {
 				klog.ErrorS(err, "Clean-up of an interrupted sandbox failed; it will be tried again at the next start", "sandbox", s.ID)
 				known[s.ID] = true
+				m.records.Adopt(s)
 				continue
 			}
-			m.opts.Store.Delete(store.BucketSandboxes, s.ID)
+			m.records.Drop(s.ID)
 			continue
 		case s.BootID != boot:
 			// After a reboot no namespace, mount or process is left.
@@ -332,16 +294,12 @@ func (m *Manager) load(ctx context.Context) error {
 			m.opts.Store.Put(store.BucketSandboxes, s.ID, s)
 		}
 		known[s.ID] = true
-		m.sandboxes[s.ID] = s
-		m.names[s.Spec.Key()] = s.ID
-	}
-	// Attachments the CNI cache holds for sandboxes no record names.
-	var attached []string
-	for id, s := range m.sandboxes {
+		m.records.Adopt(s)
 		if s.Attached {
-			attached = append(attached, id)
+			attached = append(attached, s.ID)
 		}
 	}
+	// Attachments the CNI cache holds for sandboxes no record names.
 	if err := m.opts.CNI.GC(ctx, attached); err != nil {
 		klog.ErrorS(err, "CNI garbage collection failed")
 	}

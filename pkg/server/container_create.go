@@ -16,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/container"
@@ -30,7 +31,7 @@ import (
 // CreateContainer makes a container in a ready sandbox from a pulled
 // image: its cgroup, writable layer, overlay root and runtime spec. It
 // does not run it.
-func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
+func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (_ *runtime.CreateContainerResponse, err error) {
 	c := req.GetConfig()
 	if req.PodSandboxId == "" {
 		return nil, invalid("pod_sandbox_id", "is empty")
@@ -44,7 +45,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	// A plugin connecting now finds the container in its Synchronize or
 	// hears of it by event.
 	defer s.nri.BlockSync()()
-	sb, err := s.sandbox(req.PodSandboxId)
+	sb, err := s.sandboxes.Get(req.PodSandboxId)
 	if err != nil {
 		return nil, err
 	}
@@ -112,40 +113,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 			return nil, fmt.Errorf("sandbox %s has lost its user namespace: %w", sb.ID, errdefs.ErrFailedPrecondition)
 		}
 	}
-	spec := func(rootfs string, users generate.Users, terminationLog string, imageVolumes map[int]string) (*specs.Spec, error) {
-		sp, err := generate.Spec(generate.Input{
-			Container: c, Sandbox: &podCfg, Image: &imgCfg, Users: users,
-			Rootfs: rootfs, Hostname: sb.Spec.Hostname,
-			HostsPath: sb.HostsPath(), ResolvPath: sb.ResolvPath(), HostnamePath: sb.HostnamePath(), ShmPath: shmPath(sb),
-			NetNS: sb.NS.Net, IPCNS: sb.NS.IPC, UTSNS: sb.NS.UTS, PIDNS: sb.NS.PID,
-			HostNetwork: sb.Spec.HostNetwork, HostIPC: sb.Spec.HostIPC, HostPID: sb.Spec.HostPID,
-			TerminationMessageHostPath: terminationLog,
-			ImageVolumes:               imageVolumes,
-			DaemonCaps:                 daemonCaps,
-			StatDevice:                 statDevice,
-			ResolveSource:              resolveBindSource,
-			CgroupV2:                   s.cgroups.Mode == cgroups.Unified,
-			UserNS:                     sb.NS.User,
-			UIDMappings:                userns.UIDs,
-			GIDMappings:                userns.GIDs,
-		})
-		if err != nil {
-			return nil, err
-		}
-		if sp.Process.OOMScoreAdj != nil {
-			v, err := cgroups.ClampOOMScoreAdj(*sp.Process.OOMScoreAdj)
-			if err != nil {
-				return nil, err
-			}
-			sp.Process.OOMScoreAdj = &v
-		}
-		return sp, nil
-	}
 	params := container.CreateParams{
 		SandboxID: sb.ID, SandboxCgroup: sb.Cgroup, MonitorDir: sb.MonitorDir(),
 		Name: c.Metadata.Name, Attempt: c.Metadata.Attempt,
 		Image: img, ImageName: imageName(c.Image, img), Labels: c.Labels, Annotations: c.Annotations,
-		LogPath: logPath, Raw: raw, Resources: res, Spec: spec,
+		LogPath: logPath, Raw: raw, Resources: res,
 		StopSignal: stopSignal(imgCfg.Config.StopSignal),
 		Stdin:      c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
 		ImageVolumes: volumes,
@@ -155,10 +127,66 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		// The mapping starts at container ID 0 (checked at RunPodSandbox).
 		params.RootUID, params.RootGID = userns.UIDs[0].HostID, userns.GIDs[0].HostID
 	}
-	ctr, err := s.containers.Create(ctx, params)
+
+	// Prepare mounts the root, which the spec is built against; plugins
+	// adjust spec and limits; Commit makes the cgroup with them. Until
+	// then nothing of the container is listed, and any failure abandons it.
+	draft, err := s.containers.Prepare(ctx, params)
 	if err != nil {
 		return nil, err
 	}
+	told := false // whether plugins heard of it
+	defer func() {
+		if err == nil {
+			return
+		}
+		if aerr := s.containers.Abandon(context.WithoutCancel(ctx), draft.Container.ID); aerr != nil {
+			klog.ErrorS(aerr, "Abandoning a failed container", "container", draft.Container.ID, "pod", sb.ID)
+		}
+		if told {
+			s.nri.RemoveContainer(context.WithoutCancel(ctx), draft.Container)
+		}
+	}()
+	spec, err := generate.Spec(generate.Input{
+		Container: c, Sandbox: &podCfg, Image: &imgCfg, Users: draft.Users,
+		Rootfs: draft.Container.Rootfs(), Hostname: sb.Spec.Hostname,
+		HostsPath: sb.HostsPath(), ResolvPath: sb.ResolvPath(), HostnamePath: sb.HostnamePath(), ShmPath: shmPath(sb),
+		NetNS: sb.NS.Net, IPCNS: sb.NS.IPC, UTSNS: sb.NS.UTS, PIDNS: sb.NS.PID,
+		HostNetwork: sb.Spec.HostNetwork, HostIPC: sb.Spec.HostIPC, HostPID: sb.Spec.HostPID,
+		TerminationMessageHostPath: draft.Container.TerminationLog(),
+		ImageVolumes:               draft.ImageVolumes,
+		DaemonCaps:                 daemonCaps,
+		StatDevice:                 statDevice,
+		ResolveSource:              resolveBindSource,
+		CgroupV2:                   s.cgroups.Mode == cgroups.Unified,
+		UserNS:                     sb.NS.User,
+		UIDMappings:                userns.UIDs,
+		GIDMappings:                userns.GIDs,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if spec.Process.OOMScoreAdj != nil {
+		v, err := cgroups.ClampOOMScoreAdj(*spec.Process.OOMScoreAdj)
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		spec.Process.OOMScoreAdj = &v
+	}
+	limits := res.DeepCopy()
+	if limits == nil {
+		limits = &cgroups.Resources{}
+	}
+	told = true
+	if err := s.nri.CreateContainer(ctx, sb, draft.Container, spec, limits); err != nil {
+		return nil, err
+	}
+	ctr, err := s.containers.Commit(ctx, draft.Container.ID, spec, limits)
+	if err != nil {
+		return nil, err
+	}
+	s.nri.PostCreateContainer(ctx, ctr)
+	klog.InfoS("Container created", "container", ctr.ID, "pod", sb.ID, "name", ctr.Name, "image", ctr.Image)
 	return &runtime.CreateContainerResponse{ContainerId: ctr.ID}, nil
 }
 

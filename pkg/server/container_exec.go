@@ -58,7 +58,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*r
 	if len(req.Cmd) == 0 {
 		return nil, invalid("cmd", "is empty")
 	}
-	c, err := s.container(req.ContainerId)
+	c, err := s.containers.Get(req.ContainerId)
 	if err != nil {
 		return nil, err
 	}

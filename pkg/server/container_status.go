@@ -44,7 +44,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 	if req.ContainerId == "" {
 		return nil, invalid("container_id", "is empty")
 	}
-	c, err := s.container(req.ContainerId)
+	c, err := s.containers.Get(req.ContainerId)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 func (s *Server) ListContainers(ctx context.Context, req *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
 	f := req.GetFilter()
 	out := []*runtime.Container{}
-	for _, c := range s.listContainers() {
+	for _, c := range s.containers.List() {
 		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
 			continue
 		}

@@ -14,7 +14,7 @@ import (
 // limits change while it runs. The unified map carries what the Linux
 // resources have no field for.
 func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.UpdateContainerResourcesRequest) (*runtime.UpdateContainerResourcesResponse, error) {
-	c, err := s.container(req.ContainerId)
+	c, err := s.containers.Get(req.ContainerId)
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +32,7 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtime.Upda
 	if res, err = s.nri.UpdateContainer(ctx, c, res); err != nil {
 		return nil, err
 	}
-	if err := s.containers.UpdateResources(c.ID, res); err != nil {
+	if err := s.containers.UpdateResources(ctx, c.ID, res); err != nil {
 		return nil, err
 	}
 	s.nri.PostUpdateContainer(ctx, c.ID)

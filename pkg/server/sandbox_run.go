@@ -4,13 +4,15 @@ import (
 	"context"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/events"
 )
 
 // RunPodSandbox creates a pod sandbox and answers with its ID once it is
-// ready: namespaces made, network attached, files written.
-func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
+// ready: namespaces made, network attached, files written, NRI plugins
+// agreed.
+func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (_ *runtime.RunPodSandboxResponse, err error) {
 	spec, err := s.sandboxSpec(req)
 	if err != nil {
 		return nil, err
@@ -21,8 +23,22 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	// A plugin connecting now finds the pod in its Synchronize or hears
 	// of it by event.
 	defer s.nri.BlockSync()()
-	sb, err := s.sandboxes.Run(ctx, spec)
+	sb, err := s.sandboxes.Prepare(ctx, spec)
 	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if aerr := s.sandboxes.Abandon(context.WithoutCancel(ctx), sb.ID); aerr != nil {
+			klog.ErrorS(aerr, "Abandoning a failed sandbox", "sandbox", sb.ID)
+		}
+	}()
+	if err := s.nri.RunPodSandbox(ctx, sb); err != nil {
+		return nil, err
+	}
+	if sb, err = s.sandboxes.Commit(ctx, sb.ID); err != nil {
 		return nil, err
 	}
 	// A pod's own events name it as the container, as containerd's do.

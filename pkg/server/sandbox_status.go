@@ -18,7 +18,7 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtime.PodSandboxSt
 	if req.PodSandboxId == "" {
 		return nil, invalid("pod_sandbox_id", "is empty")
 	}
-	sb, err := s.sandbox(req.PodSandboxId)
+	sb, err := s.sandboxes.Get(req.PodSandboxId)
 	if err != nil {
 		return nil, err
 	}

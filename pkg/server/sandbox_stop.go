@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -18,12 +19,38 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbox
 	if req.PodSandboxId == "" {
 		return nil, invalid("pod_sandbox_id", "is empty")
 	}
-	before, _ := s.sandboxes.Get(req.PodSandboxId)
-	if err := s.sandboxes.Stop(ctx, req.PodSandboxId); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+	if err := s.stopPodSandbox(ctx, req.PodSandboxId); err != nil {
 		return nil, err
 	}
-	if before != nil && before.State == sandbox.Ready {
-		s.events.Publish(events.Event{ContainerID: before.ID, SandboxID: before.ID, Type: events.Stopped})
-	}
 	return &runtime.StopPodSandboxResponse{}, nil
+}
+
+// stopPodSandbox kills the pod's containers at once (the kubelet has
+// stopped them gracefully before it stops the pod), tells plugins while
+// the pod's network is still there, then stops the sandbox.
+func (s *Server) stopPodSandbox(ctx context.Context, id string) error {
+	sb, err := s.sandboxes.Get(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range s.containers.ForSandbox(sb.ID) {
+		errs = append(errs, s.stopContainer(ctx, c.ID, 0))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop containers of sandbox %s: %w", sb.ID, err)
+	}
+	if sb.State == sandbox.Ready {
+		s.nri.StopPodSandbox(ctx, sb)
+	}
+	if err := s.sandboxes.Stop(ctx, sb.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	if sb.State == sandbox.Ready {
+		s.events.Publish(events.Event{ContainerID: sb.ID, SandboxID: sb.ID, Type: events.Stopped})
+	}
+	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
@@ -146,34 +145,4 @@ func logCall(method string, req, resp any, err error, took time.Duration) {
 // name and what to do about it.
 func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
-}
-
-// sandbox finds a sandbox as the CRI may see it: one still being made (its
-// NRI hook, say, has not answered) does not exist yet.
-func (s *Server) sandbox(id string) (*sandbox.Sandbox, error) {
-	sb, err := s.sandboxes.Get(id)
-	if err == nil && sb.Creating {
-		return nil, fmt.Errorf("sandbox %s is still being created: %w", sb.ID, errdefs.ErrNotFound)
-	}
-	return sb, err
-}
-
-// container finds a container as the CRI may see it: one still being made
-// does not exist yet.
-func (s *Server) container(id string) (*container.Container, error) {
-	c, err := s.containers.Get(id)
-	if err == nil && c.Creating {
-		return nil, fmt.Errorf("container %s is still being created: %w", c.ID, errdefs.ErrNotFound)
-	}
-	return c, err
-}
-
-// listSandboxes are the sandboxes the CRI may see, oldest first.
-func (s *Server) listSandboxes() []*sandbox.Sandbox {
-	return slices.DeleteFunc(s.sandboxes.List(), func(sb *sandbox.Sandbox) bool { return sb.Creating })
-}
-
-// listContainers are the containers the CRI may see, oldest first.
-func (s *Server) listContainers() []*container.Container {
-	return slices.DeleteFunc(s.containers.List(), func(c *container.Container) bool { return c.Creating })
 }

@@ -65,7 +65,7 @@ func serve(t *testing.T, edit func(*config.Config)) clients {
 	if err != nil {
 		t.Fatal(err)
 	}
-	containers, err := container.New(context.Background(), container.Options{Root: cfg.Root, RunRoot: filepath.Join(dir, "run"), Store: st, Cgroups: cg, Images: images})
+	containers, err := container.New(context.Background(), container.Options{Root: cfg.Root, RunRoot: filepath.Join(dir, "run"), Store: st, Cgroups: cg, Layers: images, Monitors: container.MonitorBinary{}})
 	if err != nil {
 		t.Fatal(err)
 	}

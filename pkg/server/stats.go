@@ -54,7 +54,7 @@ func (s *Server) containerStats(ctx context.Context, c *container.Container) *ru
 
 // ContainerStats reports a container's resource use from its cgroup.
 func (s *Server) ContainerStats(ctx context.Context, req *runtime.ContainerStatsRequest) (*runtime.ContainerStatsResponse, error) {
-	c, err := s.container(req.ContainerId)
+	c, err := s.containers.Get(req.ContainerId)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func (s *Server) ContainerStats(ctx context.Context, req *runtime.ContainerStats
 func (s *Server) ListContainerStats(ctx context.Context, req *runtime.ListContainerStatsRequest) (*runtime.ListContainerStatsResponse, error) {
 	f := req.GetFilter()
 	out := []*runtime.ContainerStats{}
-	for _, c := range s.listContainers() {
+	for _, c := range s.containers.List() {
 		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) ||
 			f.GetPodSandboxId() != "" && !strings.HasPrefix(c.SandboxID, f.GetPodSandboxId()) ||
 			!labelsMatch(c.Labels, f.GetLabelSelector()) {
@@ -78,7 +78,7 @@ func (s *Server) ListContainerStats(ctx context.Context, req *runtime.ListContai
 }
 
 func (s *Server) podStats(ctx context.Context, id string) (*runtime.PodSandboxStats, error) {
-	sb, err := s.sandbox(id)
+	sb, err := s.sandboxes.Get(id)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *runtime.PodSandboxSta
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *runtime.ListPodSandboxStatsRequest) (*runtime.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
 	out := []*runtime.PodSandboxStats{}
-	for _, sb := range s.listSandboxes() {
+	for _, sb := range s.sandboxes.List() {
 		if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) || !labelsMatch(sb.Spec.Labels, f.GetLabelSelector()) {
 			continue
 		}

@@ -74,7 +74,7 @@ func (s *Server) streamingServer() (streaming.Server, error) {
 
 // Exec answers with the URL where the kubelet's client runs the command.
 func (s *Server) Exec(ctx context.Context, req *runtime.ExecRequest) (*runtime.ExecResponse, error) {
-	c, err := s.container(req.ContainerId)
+	c, err := s.containers.Get(req.ContainerId)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func (s *Server) Exec(ctx context.Context, req *runtime.ExecRequest) (*runtime.E
 // Attach answers with the URL where the client attaches to the
 // container's streams, which its pod's monitor holds.
 func (s *Server) Attach(ctx context.Context, req *runtime.AttachRequest) (*runtime.AttachResponse, error) {
-	c, err := s.container(req.ContainerId)
+	c, err := s.containers.Get(req.ContainerId)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func (s *Server) Attach(ctx context.Context, req *runtime.AttachRequest) (*runti
 
 // PortForward answers with the URL where the client forwards ports.
 func (s *Server) PortForward(ctx context.Context, req *runtime.PortForwardRequest) (*runtime.PortForwardResponse, error) {
-	if _, err := s.sandbox(req.PodSandboxId); err != nil {
+	if _, err := s.sandboxes.Get(req.PodSandboxId); err != nil {
 		return nil, err
 	}
 	srv, err := s.streamingServer()
@@ -124,7 +124,7 @@ func (s *Server) PortForward(ctx context.Context, req *runtime.PortForwardReques
 type streamRuntime struct{ s *Server }
 
 func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
-	c, err := r.s.container(id)
+	c, err := r.s.containers.Get(id)
 	if err != nil {
 		return err
 	}
@@ -206,12 +206,12 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 // terminal), the container's output comes back as frames, and a
 // terminal's resizes go to the monitor.
 func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
-	c, err := r.s.container(id)
+	c, err := r.s.containers.Get(id)
 	if err != nil {
 		return err
 	}
 	mon := monitor.Connect(c.MonitorDir)
-	conn, err := mon.Attach(c.ID)
+	conn, err := mon.Attach(ctx, c.ID)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out,
 		// The streaming server closes resize when the session ends.
 		go func() {
 			for size := range resize {
-				mon.Resize(c.ID, size.Width, size.Height)
+				mon.Resize(ctx, c.ID, size.Width, size.Height)
 			}
 		}()
 	}
@@ -257,7 +257,7 @@ func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out,
 // inside the pod's network namespace (or the host's, for a host-network
 // pod): only the pod's own address, never another host.
 func (r streamRuntime) PortForward(ctx context.Context, podID string, port int32, stream io.ReadWriteCloser) error {
-	sb, err := r.s.sandbox(podID)
+	sb, err := r.s.sandboxes.Get(podID)
 	if err != nil {
 		return err
 	}

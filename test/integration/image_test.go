@@ -604,11 +604,61 @@ func TestStartUpCleansInterruptedPulls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := again.CollectLayers(); err != nil { // as crid starts, once containers hold theirs
+		t.Fatal(err)
+	}
 	if dirs := im.layerDirs(t); len(dirs) != 1 {
 		t.Fatalf("after restart: %v, want only the image's layer", dirs)
 	}
 	if got, err := again.Get(reg.Addr + "/f:1"); err != nil || got.ID != configID(t, img) {
 		t.Fatalf("the image was lost across the restart: %v", err)
+	}
+}
+
+// TestHeldLayersOutliveTheirImage: a container's root stands on its
+// image's layers, whatever becomes of the image. Before holds, start-up
+// freed the layers of a removed image that a running container still
+// used: its collection ran before any container was loaded.
+func TestHeldLayersOutliveTheirImage(t *testing.T) {
+	harness.RequireRoot(t)
+	ctx := context.Background()
+	reg := harness.StartRegistry(t, "", "")
+	harness.Push(t, reg.Addr+"/held:1", assemble(t, []catalog.Entry{catalog.File("f", 0o644, []byte("f"))}))
+	im := newImages(t, "", nil)
+	img, err := im.Pull(ctx, reg.Addr+"/held:1", image.Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chain []string
+	for _, l := range img.Layers {
+		chain = append(chain, l.ChainID)
+	}
+	im.Hold("container-1", chain)
+	if err := im.Remove(ctx, img.ID); err != nil {
+		t.Fatal(err)
+	}
+	if dirs := im.layerDirs(t); len(dirs) != len(chain) {
+		t.Fatalf("after removing the image: %v, want the held layers", dirs)
+	}
+
+	// A restart: the container holds again before the collection.
+	again, err := image.New(image.Options{Layout: image.Layout{Root: im.root}, Store: im.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Hold("container-1", chain)
+	if err := again.CollectLayers(); err != nil {
+		t.Fatal(err)
+	}
+	if dirs := im.layerDirs(t); len(dirs) != len(chain) {
+		t.Fatalf("after a restart: %v, want the held layers", dirs)
+	}
+	again.Release("container-1")
+	if err := again.CollectLayers(); err != nil {
+		t.Fatal(err)
+	}
+	if dirs := im.layerDirs(t); len(dirs) != 0 {
+		t.Fatalf("after the container let go: %v", dirs)
 	}
 }
 

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +17,9 @@ import (
 	"github.com/crid-dev/crid/pkg/reexec"
 )
 
-// Client talks to a pod's monitor.
+// Client talks to a pod's monitor. Every call takes a context: its
+// deadline bounds the dial and the exchange (each has a bound of its own
+// besides, so a wedged monitor never holds a caller without one).
 type Client struct {
 	dir string
 }
@@ -24,9 +27,9 @@ type Client struct {
 // Ensure returns a client of the monitor in dir, starting the monitor if
 // none answers there. The monitor is in a session of its own with no
 // descriptor of crid's, so it outlives crid.
-func Ensure(bin *reexec.Binary, dir string) (*Client, error) {
+func Ensure(ctx context.Context, bin *reexec.Binary, dir string) (*Client, error) {
 	c := &Client{dir: dir}
-	if c.alive() {
+	if c.Alive(ctx) {
 		return c, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -66,17 +69,21 @@ func Connect(dir string) *Client { return &Client{dir: dir} }
 
 // dial connects to the monitor's socket through a descriptor of its dir,
 // which keeps the socket path short whatever the dir's length.
-func (c *Client) dial(timeout time.Duration) (net.Conn, error) {
+func (c *Client) dial(ctx context.Context, timeout time.Duration) (net.Conn, error) {
 	d, err := os.Open(c.dir)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	return net.DialTimeout("unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), SocketName), timeout)
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var dialer net.Dialer
+	return dialer.DialContext(dctx, "unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), SocketName))
 }
 
-func (c *Client) alive() bool {
-	conn, err := c.dial(time.Second)
+// Alive says whether the monitor answers.
+func (c *Client) Alive(ctx context.Context) bool {
+	conn, err := c.dial(ctx, time.Second)
 	if err != nil {
 		return false
 	}
@@ -84,16 +91,25 @@ func (c *Client) alive() bool {
 	return true
 }
 
-// Alive says whether the monitor answers.
-func (c *Client) Alive() bool { return c.alive() }
+// callTimeout bounds one exchange with the monitor: a start runs the
+// executor's whole setup of a container.
+const callTimeout = 2 * time.Minute
 
-func (c *Client) call(req Request) (Response, error) {
-	conn, err := c.dial(5 * time.Second)
+func (c *Client) call(ctx context.Context, req Request) (Response, error) {
+	conn, err := c.dial(ctx, 5*time.Second)
 	if err != nil {
 		return Response{}, fmt.Errorf("monitor of %s: %w", c.dir, err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	deadline := time.Now().Add(callTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	conn.SetDeadline(deadline)
+	// A cancel without a deadline (the caller went away) ends the
+	// exchange too: the monitor carries on with the request regardless.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
 	if err := json.NewEncoder(conn).Encode(req); err != nil {
 		return Response{}, err
 	}
@@ -108,16 +124,16 @@ func (c *Client) call(req Request) (Response, error) {
 }
 
 // Start runs the container whose bundle holds config.json, logging to log.
-func (c *Client) Start(req Request) (int, error) {
+func (c *Client) Start(ctx context.Context, req Request) (int, error) {
 	req.Op = "start"
-	resp, err := c.call(req)
+	resp, err := c.call(ctx, req)
 	return resp.Pid, err
 }
 
 // Attach connects to a running container's streams: what is written to
 // the connection is its stdin; what is read is frames (see ReadFrame).
-func (c *Client) Attach(id string) (net.Conn, error) {
-	conn, err := c.dial(5 * time.Second)
+func (c *Client) Attach(ctx context.Context, id string) (net.Conn, error) {
+	conn, err := c.dial(ctx, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -164,25 +180,25 @@ func ReadFrame(r io.Reader) (stream byte, data []byte, err error) {
 }
 
 // Kill signals a running container; one that has exited is not an error.
-func (c *Client) Kill(id string, sig syscall.Signal) error {
-	_, err := c.call(Request{Op: "kill", ID: id, Signal: int(sig)})
+func (c *Client) Kill(ctx context.Context, id string, sig syscall.Signal) error {
+	_, err := c.call(ctx, Request{Op: "kill", ID: id, Signal: int(sig)})
 	return err
 }
 
 // Resize sets the size of a running container's terminal.
-func (c *Client) Resize(id string, width, height uint16) error {
-	_, err := c.call(Request{Op: "resize", ID: id, Width: width, Height: height})
+func (c *Client) Resize(ctx context.Context, id string, width, height uint16) error {
+	_, err := c.call(ctx, Request{Op: "resize", ID: id, Width: width, Height: height})
 	return err
 }
 
 // Reopen reopens a running container's log.
-func (c *Client) Reopen(id string) error {
-	_, err := c.call(Request{Op: "reopen", ID: id})
+func (c *Client) Reopen(ctx context.Context, id string) error {
+	_, err := c.call(ctx, Request{Op: "reopen", ID: id})
 	return err
 }
 
 // Shutdown ends the monitor; it refuses while a container runs.
-func (c *Client) Shutdown() error {
-	_, err := c.call(Request{Op: "shutdown"})
+func (c *Client) Shutdown(ctx context.Context) error {
+	_, err := c.call(ctx, Request{Op: "shutdown"})
 	return err
 }

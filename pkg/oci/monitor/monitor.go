@@ -493,12 +493,15 @@ func (m *monitor) exited(c *container, ws syscall.WaitStatus) {
 		c.console.Close()
 	}
 	c.mu.Unlock()
-	if err := writeExit(c.bundle, e); err != nil {
+	if err := WriteExit(c.bundle, e); err != nil {
 		fmt.Fprintln(os.Stderr, "monitor: record exit of", c.id+":", err)
 	}
 }
 
-func writeExit(bundle string, e Exit) error {
+// WriteExit records a container's exit in its bundle, atomically: a reader
+// sees no file or the whole of it. Tests of the managers play a monitor
+// with it.
+func WriteExit(bundle string, e Exit) error {
 	data, err := json.Marshal(e)
 	if err != nil {
 		return err

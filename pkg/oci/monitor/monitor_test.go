@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -50,10 +51,10 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bin.Close() })
-	if f.client, err = Ensure(bin, f.monDir); err != nil {
+	if f.client, err = Ensure(context.Background(), bin, f.monDir); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.client.Shutdown() })
+	t.Cleanup(func() { f.client.Shutdown(context.Background()) })
 	if f.cg, err = cgroups.Discover(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func (f *fixture) bundle(t *testing.T, id, script string, edit ...func(*runtime.
 	t.Cleanup(func() {
 		// A test that failed half-way may leave its container running:
 		// kill it, so the monitor can shut down and the cgroup go.
-		f.client.Kill(id, syscall.SIGKILL)
+		f.client.Kill(context.Background(), id, syscall.SIGKILL)
 		cg.Destroy(t.Context())
 		parent, _ := f.cg.Manager(fmt.Sprintf("/crid-test-mon-%d", os.Getpid()))
 		parent.Destroy(t.Context())
@@ -118,7 +119,7 @@ func TestMonitorRunsLogsAndRecordsExit(t *testing.T) {
 	f := setup(t)
 	b := f.bundle(t, "short", "echo out; echo err >&2; exit 7")
 	logPath := filepath.Join(t.TempDir(), "short.log")
-	pid, err := f.client.Start(Request{ID: "short", Bundle: b, Log: logPath})
+	pid, err := f.client.Start(context.Background(), Request{ID: "short", Bundle: b, Log: logPath})
 	if err != nil || pid == 0 {
 		t.Fatalf("start: %d, %v", pid, err)
 	}
@@ -141,19 +142,19 @@ func TestMonitorKillsAndReopens(t *testing.T) {
 	f := setup(t)
 	b := f.bundle(t, "long", "trap 'exit 0' TERM; while true; do echo tick; sleep 0.05; done")
 	logPath := filepath.Join(t.TempDir(), "long.log")
-	if _, err := f.client.Start(Request{ID: "long", Bundle: b, Log: logPath}); err != nil {
+	if _, err := f.client.Start(context.Background(), Request{ID: "long", Bundle: b, Log: logPath}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
 	os.Rename(logPath, logPath+".1")
-	if err := f.client.Reopen("long"); err != nil {
+	if err := f.client.Reopen(context.Background(), "long"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if err := f.client.Shutdown(); err == nil || !strings.Contains(err.Error(), "still run") {
+	if err := f.client.Shutdown(context.Background()); err == nil || !strings.Contains(err.Error(), "still run") {
 		t.Errorf("shutdown with a container running: %v", err)
 	}
-	if err := f.client.Kill("long", syscall.SIGKILL); err != nil {
+	if err := f.client.Kill(context.Background(), "long", syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	e := waitExit(t, b)
@@ -163,7 +164,7 @@ func TestMonitorKillsAndReopens(t *testing.T) {
 	if old, cur := readLog(t, logPath+".1"), readLog(t, logPath); len(old) == 0 || len(cur) == 0 {
 		t.Fatalf("rotation lost lines: %d before, %d after", len(old), len(cur))
 	}
-	if err := f.client.Kill("long", syscall.SIGTERM); err != nil {
+	if err := f.client.Kill(context.Background(), "long", syscall.SIGTERM); err != nil {
 		t.Errorf("killing an exited container: %v", err)
 	}
 }
@@ -175,7 +176,7 @@ func TestOOMKillIsRecorded(t *testing.T) {
 	if err := cg.Update(&cgroups.Resources{MemoryLimit: 16 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.client.Start(Request{ID: "oom", Bundle: b, Log: ""}); err != nil {
+	if _, err := f.client.Start(context.Background(), Request{ID: "oom", Bundle: b, Log: ""}); err != nil {
 		t.Fatal(err)
 	}
 	e := waitExit(t, b)
@@ -187,10 +188,10 @@ func TestOOMKillIsRecorded(t *testing.T) {
 func TestAttachCarriesStdinAndOutput(t *testing.T) {
 	f := setup(t)
 	b := f.bundle(t, "cat", "cat")
-	if _, err := f.client.Start(Request{ID: "cat", Bundle: b, Stdin: true, StdinOnce: true}); err != nil {
+	if _, err := f.client.Start(context.Background(), Request{ID: "cat", Bundle: b, Stdin: true, StdinOnce: true}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := f.client.Attach("cat")
+	conn, err := f.client.Attach(context.Background(), "cat")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ func TestAttachCarriesStdinAndOutput(t *testing.T) {
 	if e := waitExit(t, b); e.ExitCode != 0 {
 		t.Fatalf("exit %+v", e)
 	}
-	if _, err := f.client.Attach("cat"); err == nil {
+	if _, err := f.client.Attach(context.Background(), "cat"); err == nil {
 		t.Error("attached to an exited container")
 	}
 }
@@ -224,10 +225,10 @@ func TestTerminalAttachAndResize(t *testing.T) {
 		c.Tty, c.Stdin = true, true
 	})
 	logPath := filepath.Join(t.TempDir(), "tty.log")
-	if _, err := f.client.Start(Request{ID: "tty", Bundle: b, Log: logPath, Stdin: true}); err != nil {
+	if _, err := f.client.Start(context.Background(), Request{ID: "tty", Bundle: b, Log: logPath, Stdin: true}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := f.client.Attach("tty")
+	conn, err := f.client.Attach(context.Background(), "tty")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func TestTerminalAttachAndResize(t *testing.T) {
 			out.Write(data)
 		}
 	}
-	if err := f.client.Resize("tty", 100, 40); err != nil {
+	if err := f.client.Resize(context.Background(), "tty", 100, 40); err != nil {
 		t.Fatal(err)
 	}
 	conn.Write([]byte("hello\n"))
@@ -266,7 +267,7 @@ func TestTerminalAttachAndResize(t *testing.T) {
 	if strings.Join(lines, "|") != strings.Join(want, "|") {
 		t.Errorf("log %q, want %q", lines, want)
 	}
-	if err := f.client.Resize("tty", 80, 24); err == nil {
+	if err := f.client.Resize(context.Background(), "tty", 80, 24); err == nil {
 		t.Error("resized an exited container")
 	}
 }
@@ -289,7 +290,7 @@ func TestCgroupNamespaceIsRootedAtTheContainersCgroup(t *testing.T) {
 	data, _ = json.Marshal(spec)
 	os.WriteFile(cfgPath, data, 0o600)
 	logPath := filepath.Join(t.TempDir(), "cgns.log")
-	if _, err := f.client.Start(Request{ID: "cgns", Bundle: b, Log: logPath}); err != nil {
+	if _, err := f.client.Start(context.Background(), Request{ID: "cgns", Bundle: b, Log: logPath}); err != nil {
 		t.Fatal(err)
 	}
 	if e := waitExit(t, b); e.ExitCode != 0 {

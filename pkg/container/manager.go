@@ -1,0 +1,151 @@
+// Package container keeps a node's containers: their records, their root
+// filesystems and cgroups, and their state as the pods' monitors report
+// it. It asks the executor (through each pod's monitor) to run them and
+// learns of their exits from the exit records the monitors write, so a
+// crid restarted after kill -9 finds every container as it is.
+//
+// The manager calls nothing above it: the CRI server asks it to prepare,
+// commit, start, stop and remove containers, and tells NRI plugins
+// between those steps; what the manager learns by itself (an exit) it
+// publishes as an event.
+package container
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/crid-dev/crid/pkg/events"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
+	"github.com/crid-dev/crid/pkg/records"
+	"github.com/crid-dev/crid/pkg/store"
+)
+
+// Options configure a Manager.
+type Options struct {
+	Root, RunRoot string
+	Store         *store.Store
+	Cgroups       Cgroups
+	Layers        Layers
+	Monitors      Monitors
+	// RootFS mounts roots; nil is overlayfs.
+	RootFS RootFS
+	// Events hears of each container created, started, stopped (an exit,
+	// or a start that failed) and removed.
+	Events *events.Broker
+}
+
+// Manager holds the node's containers.
+type Manager struct {
+	opts    Options
+	records *records.Set[Container, *Container]
+
+	mu      sync.Mutex
+	exited  map[string]chan struct{} // closed when the container's exit is recorded
+	exiting map[string]bool          // exits being recorded: each is recorded once
+
+	watch *exitWatcher
+}
+
+// New loads the recorded containers, settles what happened to them while
+// crid was away, and starts watching for exits. Close stops the watcher.
+func New(ctx context.Context, opts Options) (*Manager, error) {
+	if opts.RootFS == nil {
+		opts.RootFS = Overlay{}
+	}
+	m := &Manager{
+		opts:    opts,
+		records: records.New[Container](opts.Store, store.BucketContainers, "container"),
+		exited:  map[string]chan struct{}{},
+		exiting: map[string]bool{},
+	}
+	for _, d := range []string{m.bundlesDir(), m.layersDir()} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	w, err := newExitWatcher(m.checkExit)
+	if err != nil {
+		return nil, err
+	}
+	m.watch = w
+	if err := m.load(ctx); err != nil {
+		w.close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Close stops watching for exits.
+func (m *Manager) Close() { m.watch.close() }
+
+func (m *Manager) bundlesDir() string { return filepath.Join(m.opts.RunRoot, "containers") }
+func (m *Manager) layersDir() string  { return filepath.Join(m.opts.Root, "containers") }
+
+// Get finds a container by ID or unique ID prefix, as the CRI may see it:
+// one still being created does not exist yet.
+func (m *Manager) Get(id string) (*Container, error) { return m.records.Visible(id) }
+
+// List returns every container the CRI may see, oldest first.
+func (m *Manager) List() []*Container { return m.records.ListVisible() }
+
+// ForSandbox lists a sandbox's containers, those being created included:
+// a pod's stop and removal reach every container it has.
+func (m *Manager) ForSandbox(sandboxID string) []*Container {
+	var out []*Container
+	for _, c := range m.records.List() {
+		if c.SandboxID == sandboxID {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// load adopts the recorded containers: one whose create was cut short is
+// undone; one that ran is checked against its monitor's exit record.
+func (m *Manager) load(ctx context.Context) error {
+	recs, err := m.records.Load()
+	if err != nil {
+		return err
+	}
+	for _, c := range recs {
+		if c.Creating {
+			klog.InfoS("Cleaning up a container whose creation was interrupted", "container", c.ID, "pod", c.SandboxID)
+			if err := m.teardown(ctx, c); err == nil {
+				m.records.Drop(c.ID)
+				continue
+			}
+		}
+		m.opts.Layers.Hold(c.ID, c.ChainIDs)
+		m.records.Adopt(c)
+		if c.State != Running {
+			continue
+		}
+		if e, ok, _ := monitor.ReadExit(c.Bundle); ok {
+			m.recordExit(c, e)
+			continue
+		}
+		if !m.opts.Monitors.Connect(c.MonitorDir).Alive(ctx) {
+			// No monitor, no exit record: the node rebooted or the
+			// monitor was killed; the container is gone with it.
+			c.Message = "the container's monitor is gone (node reboot?): its exit is unknown"
+			m.recordExit(c, monitor.Exit{ExitCode: 255, FinishedAt: time.Now()})
+			continue
+		}
+		m.exited[c.ID] = make(chan struct{})
+		if err := m.watch.add(c.ID, c.Bundle); err != nil {
+			return err
+		}
+		m.checkExit(c.ID)
+	}
+	return nil
+}
+
+// publish tells the listeners what became of c.
+func (m *Manager) publish(c *Container, t events.Type) {
+	m.opts.Events.Publish(events.Event{ContainerID: c.ID, SandboxID: c.SandboxID, Type: t})
+}

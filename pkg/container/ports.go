@@ -1,0 +1,87 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
+	"github.com/crid-dev/crid/pkg/reexec"
+)
+
+// The manager meets the rest of the node through these: the pods'
+// monitors, which run containers; the mounts of their root filesystems;
+// the image layers they stand on; their cgroups. Production wiring is
+// MonitorBinary, Overlay, *image.Service and *cgroups.Hierarchy; tests
+// hand in fakes.
+
+// Monitors reach the pods' monitors (crid-monitor, one per pod).
+type Monitors interface {
+	// Ensure returns the monitor listening in dir, starting one if none does.
+	Ensure(ctx context.Context, dir string) (Monitor, error)
+	// Connect returns the monitor in dir, which may be gone.
+	Connect(dir string) Monitor
+}
+
+// Monitor runs a pod's containers and records their exits in their
+// bundles (monitor.ExitFile).
+type Monitor interface {
+	Alive(ctx context.Context) bool
+	Start(ctx context.Context, req monitor.Request) (pid int, err error)
+	Kill(ctx context.Context, id string, sig syscall.Signal) error
+	Reopen(ctx context.Context, id string) error
+}
+
+// RootFS mounts containers' root filesystems and image volumes.
+type RootFS interface {
+	// Mount stacks lowers, topmost first, with upper and work as the
+	// writable layer (none: read-only); userns, when set, is the pinned
+	// user namespace the mount is idmapped to.
+	Mount(target string, lowers []string, upper, work, userns string) error
+	// Unmount detaches target; one not mounted is not an error.
+	Unmount(target string) error
+}
+
+// Layers are the image layers containers stand on. A container holds
+// its layers from its first record to its removal, so no image removal
+// or garbage collection frees them beneath it.
+type Layers interface {
+	LayerDirs(img *image.Image) []string
+	Hold(owner string, chainIDs []string)
+	Release(owner string)
+}
+
+// Cgroups makes containers' cgroups.
+type Cgroups interface {
+	Manager(path string) (cgroups.Manager, error)
+}
+
+// MonitorBinary runs crid-monitor from a sealed binary.
+type MonitorBinary struct{ Binary *reexec.Binary }
+
+func (b MonitorBinary) Ensure(ctx context.Context, dir string) (Monitor, error) {
+	return monitor.Ensure(ctx, b.Binary, dir)
+}
+func (MonitorBinary) Connect(dir string) Monitor { return monitor.Connect(dir) }
+
+// Overlay mounts roots with overlayfs.
+type Overlay struct{}
+
+func (Overlay) Mount(target string, lowers []string, upper, work, userns string) error {
+	if userns != "" {
+		return image.MountOverlayIDMapped(target, lowers, upper, work, userns)
+	}
+	return image.MountOverlay(target, lowers, upper, work)
+}
+
+func (Overlay) Unmount(target string) error {
+	err := unix.Unmount(target, unix.MNT_DETACH)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,56 @@
+package container
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/errdefs"
+)
+
+// UpdateResources changes a container's cgroup limits in place, running
+// or not yet started, and records them. One still being created has no
+// cgroup yet: its limits are its create's (and NRI adjustment's) to set.
+func (m *Manager) UpdateResources(ctx context.Context, id string, res *cgroups.Resources) error {
+	c, err := m.records.Get(id)
+	if err != nil {
+		return err
+	}
+	unlock := m.records.Lock(c.ID)
+	defer unlock()
+	if c, err = m.records.Get(c.ID); err != nil {
+		return err
+	}
+	switch {
+	case c.Creating:
+		return fmt.Errorf("container %s is still being created: %w", c.ID, errdefs.ErrFailedPrecondition)
+	case c.State == Exited:
+		return fmt.Errorf("container %s has exited: %w", c.ID, errdefs.ErrFailedPrecondition)
+	}
+	cg, err := m.opts.Cgroups.Manager(c.Cgroup)
+	if err != nil {
+		return err
+	}
+	if err := cg.Update(res); err != nil {
+		return fmt.Errorf("update resources of container %s: %w", c.ID, err)
+	}
+	var applied cgroups.Resources
+	if c.Resources != nil {
+		applied = *c.Resources
+	}
+	applied = applied.With(res)
+	c.Resources = &applied
+	return m.records.Put(c)
+}
+
+// ReopenLog reopens a running container's log file.
+func (m *Manager) ReopenLog(ctx context.Context, id string) error {
+	c, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	if c.State != Running {
+		return fmt.Errorf("container %s is %s: only a running container's log can be reopened: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	return m.opts.Monitors.Connect(c.MonitorDir).Reopen(ctx, c.ID)
+}
