@@ -110,11 +110,12 @@ func serve(cfg config.Config) error {
 		return err
 	}
 	sandboxes, err := sandbox.New(context.Background(), sandbox.Options{
-		RunRoot: cfg.RunRoot,
-		Store:   st,
-		Cgroups: cg,
-		CNI:     cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache")),
-		Binary:  monitorBin,
+		RunRoot:  cfg.RunRoot,
+		Store:    st,
+		Cgroups:  cg,
+		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache")),
+		Monitors: sandbox.MonitorBinary{Binary: monitorBin},
+		Kernel:   sandbox.Host{Binary: monitorBin, Cgroups: cg},
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)

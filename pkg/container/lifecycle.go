@@ -276,7 +276,11 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Stop(ctx, c.ID, 0); err != nil {
+	// A concurrent removal may finish first: the container is removed
+	// either way, which is what the CRI asks of every caller.
+	if err := m.Stop(ctx, c.ID, 0); errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	unlock := m.records.Lock(c.ID)

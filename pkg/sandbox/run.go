@@ -1,28 +1,20 @@
 package sandbox
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/ids"
-	"github.com/crid-dev/crid/pkg/infra"
-	"github.com/crid-dev/crid/pkg/oci/monitor"
-	"github.com/crid-dev/crid/pkg/oci/nsenter"
 )
 
 // A sandbox is made in two steps, with the caller's work between them:
@@ -74,7 +66,7 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 			return nil, err
 		}
 	}
-	if err := m.makeNamespaces(s); err != nil {
+	if err := m.opts.Kernel.MakeNamespaces(ctx, s); err != nil {
 		return nil, err
 	}
 	s.Attached = !spec.HostNetwork // from here a DEL is owed, even if ADD fails
@@ -108,7 +100,7 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 		if err := m.records.Put(s); err != nil {
 			return nil, err
 		}
-		if err := mountShm(s.ShmPath(), m.opts.ShmSize); err != nil {
+		if err := m.opts.Kernel.MountShm(s.ShmPath(), m.opts.ShmSize); err != nil {
 			return nil, err
 		}
 	}
@@ -125,7 +117,7 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 	if err := m.writeFiles(s); err != nil {
 		return nil, err
 	}
-	if err := applySysctls(s); err != nil {
+	if err := m.opts.Kernel.ApplySysctls(s); err != nil {
 		return nil, err
 	}
 	if err := monitorUp(); err != nil {
@@ -234,150 +226,9 @@ func (s *Sandbox) MonitorDir() string { return filepath.Join(s.Dir, "monitor") }
 // startMonitor starts the pod's monitor in the background; the function
 // it returns waits for it (once; later calls give the same answer).
 func (m *Manager) startMonitor(ctx context.Context, s *Sandbox) func() error {
-	if m.opts.Binary == nil {
-		return func() error { return nil }
-	}
 	done := make(chan error, 1)
-	go func() {
-		_, err := monitor.Ensure(ctx, m.opts.Binary, s.MonitorDir())
-		done <- err
-	}()
+	go func() { done <- m.opts.Monitors.Ensure(ctx, s.MonitorDir()) }()
 	return sync.OnceValue(func() error { return <-done })
-}
-
-// infraCgroup is where a pod's infra process runs: a child of the pod's
-// cgroup, since on cgroup v2 a cgroup with children may hold no process.
-func (s *Sandbox) infraCgroup() string {
-	return filepath.Join(s.Cgroup, "crid-infra-"+s.ID[:12])
-}
-
-func (m *Manager) makeNamespaces(s *Sandbox) error {
-	kinds := nsKinds{net: !s.Spec.HostNetwork, ipc: !s.Spec.HostIPC, uts: !s.Spec.HostNetwork}
-	dir := filepath.Join(s.Dir, "ns")
-	userns := s.Spec.UserNS
-	if !s.Spec.SharedPID && userns == nil {
-		ns, err := pinThread(dir, kinds, s.Spec.Hostname)
-		s.NS = ns
-		return err
-	}
-	// A process makes the namespaces: the infra process of a shared PID
-	// namespace, which stays; or, for a pod in a user namespace (which no
-	// thread of crid's can make), the same program for as long as it
-	// takes to pin them. Made by one clone, the pod's namespaces belong to
-	// its user namespace, so its containers' root is theirs.
-	flags := uintptr(0)
-	if s.Spec.SharedPID {
-		flags |= syscall.CLONE_NEWPID
-	}
-	if kinds.net {
-		flags |= syscall.CLONE_NEWNET
-	}
-	if kinds.ipc {
-		flags |= syscall.CLONE_NEWIPC
-	}
-	if kinds.uts {
-		flags |= syscall.CLONE_NEWUTS
-	}
-	hostname := ""
-	if kinds.uts {
-		hostname = s.Spec.Hostname
-	}
-	args := []string{infra.Command, "--hostname", hostname}
-	if kinds.net {
-		args = append(args, "--net")
-	}
-	if u := s.Spec.RunAsUser; u != nil {
-		args = append(args, "--uid", strconv.FormatInt(*u, 10))
-	}
-	if g := s.Spec.RunAsGroup; g != nil {
-		args = append(args, "--gid", strconv.FormatInt(*g, 10))
-	}
-	for _, g := range s.Spec.SupplementalGroups {
-		args = append(args, "--group", strconv.FormatInt(g, 10))
-	}
-	if s.Spec.SeccompDefault {
-		args = append(args, "--seccomp-default")
-	}
-	cmd := m.opts.Binary.Command(args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
-	// The infra process that stays is born in its cgroup (v2) or puts
-	// itself there first thing (v1): moving it in later costs the kernel
-	// a synchronize_rcu. One in a new user namespace cannot write the
-	// host's cgroup files: it is moved.
-	var infraCg cgroups.Manager
-	moveInfra := false
-	if s.Spec.SharedPID {
-		var err error
-		if infraCg, err = m.opts.Cgroups.Manager(s.infraCgroup()); err != nil {
-			return err
-		}
-		if err := infraCg.Create(nil); err != nil {
-			return err
-		}
-		if dir, err := infraCg.CloneInto(); err == nil {
-			defer dir.Close()
-			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
-		} else if userns == nil {
-			cmd.Env = append(os.Environ(), nsenter.CgroupJoinEnv+"="+strings.Join(infraCg.JoinFiles(), ":"))
-		} else {
-			moveInfra = true
-		}
-	}
-	if userns != nil {
-		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER
-		cmd.SysProcAttr.UidMappings = sysMappings(userns.UIDs)
-		cmd.SysProcAttr.GidMappings = sysMappings(userns.GIDs)
-		// The pod's processes set their supplemental groups.
-		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
-		// The host's root is not mapped in the namespace: unless the
-		// child becomes the namespace's root before exec, exec takes its
-		// capabilities away.
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	// No stdin or stderr: the infra process outlives crid and must hold
-	// none of crid's files (its log pipe, a terminal) open past it.
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start infra process: %w", err)
-	}
-	// The infra process outlives crid: its exit is collected by whoever
-	// reaps it then, and by this goroutine while crid runs.
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	pid := cmd.Process.Pid
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "ready\n" {
-		cmd.Process.Kill()
-		return fmt.Errorf("infra process did not start: %q %v", line, err)
-	}
-	if !s.Spec.SharedPID {
-		ns, err := pinProcess(dir, kinds, pid, false, true)
-		s.NS = ns
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-exited
-		return err
-	}
-	s.InfraPID = pid
-	s.InfraStart, _ = processStart(s.InfraPID)
-	if moveInfra {
-		if err := infraCg.Add(s.InfraPID); err != nil {
-			return err
-		}
-	}
-	ns, err := pinProcess(dir, kinds, s.InfraPID, true, userns != nil)
-	s.NS = ns
-	return err
-}
-
-func sysMappings(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
-	out := make([]syscall.SysProcIDMap, len(ms))
-	for i, m := range ms {
-		out[i] = syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
-	}
-	return out
 }
 
 // Stop detaches the sandbox's network and ends its infra process; the
@@ -400,7 +251,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		}
 		s.Attached = false
 	}
-	if err := s.killInfra(ctx); err != nil {
+	if err := m.opts.Kernel.KillInfra(ctx, s); err != nil {
 		return err
 	}
 	wasReady := s.State == Ready
@@ -424,7 +275,11 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Stop(ctx, s.ID); err != nil {
+	// A concurrent removal may finish first: the sandbox is removed
+	// either way, which is what the CRI asks of every caller.
+	if err := m.Stop(ctx, s.ID); errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	unlock := m.records.Lock(s.ID)
@@ -448,17 +303,15 @@ func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
 	var errs []error
 	// The pod's monitor ends here, whether the pod ran containers (Remove
 	// removed them first) or failed before any.
-	if mon := monitor.Connect(s.MonitorDir()); mon.Alive(ctx) {
-		errs = append(errs, mon.Shutdown(ctx))
-	}
+	errs = append(errs, m.opts.Monitors.Shutdown(ctx, s.MonitorDir()))
 	if s.Attached {
 		errs = append(errs, m.opts.CNI.Detach(ctx, m.cniPod(s)))
 	}
 	if s.ShmMounted {
-		errs = append(errs, unmountShm(s.ShmPath()))
+		errs = append(errs, m.opts.Kernel.UnmountShm(s.ShmPath()))
 	}
-	errs = append(errs, s.killInfra(ctx))
-	errs = append(errs, unpin(s.NS))
+	errs = append(errs, m.opts.Kernel.KillInfra(ctx, s))
+	errs = append(errs, m.opts.Kernel.Unpin(s.NS))
 	if s.Cgroup != "" {
 		if s.Spec.SharedPID {
 			if cg, err := m.opts.Cgroups.Manager(s.infraCgroup()); err == nil {
@@ -475,22 +328,4 @@ func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
 		return err
 	}
 	return os.RemoveAll(s.Dir)
-}
-
-// killInfra ends the infra process and waits until it is gone (or a
-// zombie for its parent to collect), so the PID namespace is empty when
-// Stop returns.
-func (s *Sandbox) killInfra(ctx context.Context) error {
-	if !s.infraAlive() {
-		return nil
-	}
-	syscall.Kill(s.InfraPID, syscall.SIGKILL)
-	for s.infraAlive() && !isZombie(s.InfraPID) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("infra process %d of sandbox %s did not exit: %w", s.InfraPID, s.ID, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	return nil
 }

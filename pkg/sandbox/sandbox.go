@@ -19,7 +19,6 @@ import (
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/records"
-	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/store"
 )
 
@@ -125,11 +124,12 @@ func (s *Sandbox) HostnamePath() string { return filepath.Join(s.Dir, "hostname"
 
 // Options configure a Manager.
 type Options struct {
-	RunRoot string
-	Store   *store.Store
-	Cgroups *cgroups.Hierarchy
-	CNI     *cni.Manager
-	Binary  *reexec.Binary
+	RunRoot  string
+	Store    *store.Store
+	Cgroups  Cgroups
+	CNI      Network
+	Monitors Monitors
+	Kernel   Kernel
 	// ShmSize is each pod's /dev/shm, in bytes (64 MiB, as Docker's).
 	ShmSize int64
 	// DefaultCgroupParent holds the cgroups of pods the kubelet gave no
@@ -288,7 +288,7 @@ func (m *Manager) load(ctx context.Context) error {
 			// After a reboot no namespace, mount or process is left.
 			s.State, s.NS, s.InfraPID, s.ShmMounted, s.BootID = NotReady, Namespaces{}, 0, false, boot
 			m.opts.Store.Put(store.BucketSandboxes, s.ID, s)
-		case s.State == Ready && (s.NS.Net != "" && !IsPinned(s.NS.Net) || s.Spec.SharedPID && !s.infraAlive()):
+		case s.State == Ready && !m.opts.Kernel.Holds(s):
 			klog.InfoS("Sandbox lost its namespaces or infra process while crid was down", "sandbox", s.ID)
 			s.State = NotReady
 			m.opts.Store.Put(store.BucketSandboxes, s.ID, s)
@@ -315,8 +315,8 @@ func (m *Manager) load(ctx context.Context) error {
 			}{{&ns.Net, "net"}, {&ns.IPC, "ipc"}, {&ns.UTS, "uts"}, {&ns.PID, "pid"}, {&ns.User, "user"}} {
 				*k.dst = filepath.Join(dir, "ns", k.name)
 			}
-			unpin(ns)
-			unmountShm(filepath.Join(dir, "shm"))
+			m.opts.Kernel.Unpin(ns)
+			m.opts.Kernel.UnmountShm(filepath.Join(dir, "shm"))
 			os.RemoveAll(dir)
 		}
 	}

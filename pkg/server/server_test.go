@@ -61,7 +61,8 @@ func serve(t *testing.T, edit func(*config.Config)) clients {
 	}
 	cg := &cgroups.Hierarchy{Mode: cgroups.Hybrid, V1: map[string]string{"memory": "/sys/fs/cgroup/memory"}}
 	sandboxes, err := sandbox.New(context.Background(), sandbox.Options{RunRoot: filepath.Join(dir, "run"), Store: st, Cgroups: cg,
-		CNI: cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(dir, "cni-cache"))})
+		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(dir, "cni-cache")),
+		Monitors: sandbox.MonitorBinary{}, Kernel: sandbox.Host{Cgroups: cg}})
 	if err != nil {
 		t.Fatal(err)
 	}
