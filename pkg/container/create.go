@@ -11,13 +11,13 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/ids"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/oci/generate"
 )
 
@@ -108,6 +108,7 @@ func (m *Manager) Prepare(ctx context.Context, p CreateParams) (_ *Draft, err er
 		return nil, err
 	}
 	defer unlock()
+	ctx = withIDs(ctx, c)
 	defer func() {
 		if err != nil {
 			m.undo(ctx, c)
@@ -221,7 +222,7 @@ func (m *Manager) undo(ctx context.Context, c *Container) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := m.teardown(cctx, c); err != nil {
-		klog.ErrorS(err, "Undoing a failed container left something; start-up will retry", "container", c.ID, "pod", c.SandboxID)
+		logctx.From(withIDs(ctx, c)).Error(err, "Undoing a failed container left something; start-up will retry")
 		return err
 	}
 	return m.forget(c)

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
+	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 )
 
@@ -35,6 +35,7 @@ func (m *Manager) start(ctx context.Context, id string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx = withIDs(ctx, c)
 	unlock := m.records.Lock(c.ID)
 	defer unlock()
 	if c, err = m.Get(c.ID); err != nil {
@@ -60,7 +61,7 @@ func (m *Manager) start(ctx context.Context, id string) (*Container, error) {
 	pid, err := mon.Start(ctx, monitor.Request{ID: c.ID, Bundle: c.Bundle, Log: c.LogPath, Stdin: c.Stdin, StdinOnce: c.StdinOnce})
 	if err != nil {
 		m.watch.remove(c.ID)
-		m.failStart(c, err)
+		m.failStart(ctx, c, err)
 		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	c.State, c.Pid, c.StartedAt = Running, pid, time.Now()
@@ -68,7 +69,7 @@ func (m *Manager) start(ctx context.Context, id string) (*Container, error) {
 		return nil, err
 	}
 	m.publish(c, events.Started)
-	klog.InfoS("Container started", "container", c.ID, "pod", c.SandboxID, "name", c.Name, "pid", pid)
+	logctx.From(ctx).Info("Container started", "name", c.Name, "pid", pid)
 	return c, nil
 }
 
@@ -104,16 +105,18 @@ func (m *Manager) FailStart(ctx context.Context, id string, cause error) error {
 	if c.State != Created {
 		return nil
 	}
-	m.failStart(c, cause)
+	m.failStart(withIDs(ctx, c), c, cause)
 	return nil
 }
 
 // failStart records a start that failed. The caller holds c's lock.
-func (m *Manager) failStart(c *Container, cause error) {
+func (m *Manager) failStart(ctx context.Context, c *Container, cause error) {
 	c.State, c.FinishedAt, c.ExitCode, c.Reason, c.Message = Exited, time.Now(), 128, "StartError", cause.Error()
+	log := logctx.From(ctx)
 	if err := m.records.Put(c); err != nil {
-		klog.ErrorS(err, "Recording a failed start", "container", c.ID, "pod", c.SandboxID)
+		log.Error(err, "Recording a failed start")
 	}
+	log.Info("Container failed to start", "name", c.Name, "error", cause)
 	m.mu.Lock()
 	if ch, ok := m.exited[c.ID]; ok {
 		close(ch)
@@ -178,8 +181,9 @@ func (m *Manager) recordExit(c *Container, e monitor.Exit) {
 		}
 		c.Message = string(msg)
 	}
+	log := logctx.From(withIDs(context.Background(), c))
 	if err := m.records.Put(c); err != nil {
-		klog.ErrorS(err, "Recording a container's exit", "container", c.ID, "pod", c.SandboxID)
+		log.Error(err, "Recording a container's exit")
 	}
 	m.watch.remove(c.ID)
 	m.mu.Lock()
@@ -188,7 +192,7 @@ func (m *Manager) recordExit(c *Container, e monitor.Exit) {
 		delete(m.exited, c.ID)
 	}
 	m.mu.Unlock()
-	klog.V(2).InfoS("Container exited", "container", c.ID, "pod", c.SandboxID, "exitCode", c.ExitCode, "reason", c.Reason)
+	log.Info("Container exited", "name", c.Name, "exitCode", c.ExitCode, "reason", c.Reason)
 	m.publish(c, events.Stopped)
 }
 
@@ -200,9 +204,10 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 	if err != nil {
 		return err
 	}
+	ctx = withIDs(ctx, c)
 	switch c.State {
 	case Created:
-		return m.stopCreated(c.ID)
+		return m.stopCreated(ctx, c.ID)
 	case Exited:
 		return nil
 	}
@@ -220,7 +225,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		sig = syscall.Signal(c.StopSignal)
 	}
 	if timeout > 0 {
-		klog.V(2).InfoS("Stopping container", "container", c.ID, "pod", c.SandboxID, "signal", sig, "timeout", timeout)
+		logctx.From(ctx).Info("Stopping container", "name", c.Name, "signal", sig, "timeout", timeout)
 		if err := mon.Kill(ctx, c.ID, sig); err != nil && mon.Alive(ctx) {
 			return fmt.Errorf("signal container %s: %w", c.ID, err)
 		}
@@ -231,6 +236,9 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	if timeout <= 0 {
+		logctx.From(ctx).Info("Killing container", "name", c.Name)
 	}
 	if err := mon.Kill(ctx, c.ID, syscall.SIGKILL); err != nil && mon.Alive(ctx) {
 		return fmt.Errorf("kill container %s: %w", c.ID, err)
@@ -251,7 +259,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 }
 
 // stopCreated ends a container that never started.
-func (m *Manager) stopCreated(id string) error {
+func (m *Manager) stopCreated(ctx context.Context, id string) error {
 	unlock := m.records.Lock(id)
 	defer unlock()
 	c, err := m.records.Get(id)
@@ -262,6 +270,7 @@ func (m *Manager) stopCreated(id string) error {
 	if err := m.records.Put(c); err != nil {
 		return err
 	}
+	logctx.From(ctx).Info("Container stopped before it started", "name", c.Name)
 	m.publish(c, events.Stopped)
 	return nil
 }
@@ -276,6 +285,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	ctx = withIDs(ctx, c)
 	// A concurrent removal may finish first: the container is removed
 	// either way, which is what the CRI asks of every caller.
 	if err := m.Stop(ctx, c.ID, 0); errors.Is(err, errdefs.ErrNotFound) {
@@ -295,7 +305,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	m.publish(c, events.Deleted)
-	klog.InfoS("Container removed", "container", c.ID, "pod", c.SandboxID, "name", c.Name)
+	logctx.From(ctx).Info("Container removed", "name", c.Name)
 	return nil
 }
 
@@ -339,4 +349,9 @@ func (m *Manager) forget(c *Container) error {
 	m.mu.Unlock()
 	m.opts.Layers.Release(c.ID)
 	return nil
+}
+
+// withIDs is ctx with a logger naming c and its pod.
+func withIDs(ctx context.Context, c *Container) context.Context {
+	return logctx.With(ctx, "pod", c.SandboxID, "container", c.ID)
 }

@@ -17,9 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/klog/v2"
-
 	"github.com/crid-dev/crid/pkg/events"
+	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/records"
 	"github.com/crid-dev/crid/pkg/store"
@@ -114,7 +113,7 @@ func (m *Manager) load(ctx context.Context) error {
 	}
 	for _, c := range recs {
 		if c.Creating {
-			klog.InfoS("Cleaning up a container whose creation was interrupted", "container", c.ID, "pod", c.SandboxID)
+			logctx.From(withIDs(ctx, c)).Info("Cleaning up a container whose creation was interrupted")
 			if err := m.teardown(ctx, c); err == nil {
 				m.records.Drop(c.ID)
 				continue

@@ -8,10 +8,10 @@ import (
 
 	"github.com/containerd/nri/pkg/adaptation"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/container"
+	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/sandbox"
 )
 
@@ -45,7 +45,7 @@ func (h *Host) PostCreateContainer(ctx context.Context, c *container.Container) 
 		return
 	}
 	err := h.nri.PostCreateContainer(ctx, &adaptation.PostCreateContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
-	logFailure(err, "PostCreateContainer", c)
+	logFailure(ctx, err, "PostCreateContainer", c)
 }
 
 // StartContainer asks the plugins whether a container may start.
@@ -66,7 +66,7 @@ func (h *Host) PostStartContainer(ctx context.Context, c *container.Container) {
 		return
 	}
 	err := h.nri.PostStartContainer(ctx, &adaptation.PostStartContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
-	logFailure(err, "PostStartContainer", c)
+	logFailure(ctx, err, "PostStartContainer", c)
 }
 
 // StopContainer tells plugins a container has ended (by itself, stopped,
@@ -80,11 +80,11 @@ func (h *Host) StopContainer(ctx context.Context, c *container.Container) {
 	}
 	rpl, err := h.nri.StopContainer(ctx, &adaptation.StopContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
 	if err != nil {
-		logFailure(err, "StopContainer", c)
+		logFailure(ctx, err, "StopContainer", c)
 		return
 	}
 	if _, err := h.apply(ctx, rpl.GetUpdate(), c.ID); err != nil {
-		klog.ErrorS(err, "NRI plugins' updates after a container's stop failed", "container", c.ID, "pod", c.SandboxID)
+		logctx.From(logctx.With(ctx, "pod", c.SandboxID, "container", c.ID)).Error(err, "NRI plugins' updates after a container's stop failed")
 	}
 }
 
@@ -99,7 +99,7 @@ func (h *Host) RemoveContainer(ctx context.Context, c *container.Container) {
 		return
 	}
 	err := h.nri.RemoveContainer(ctx, &adaptation.RemoveContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
-	logFailure(err, "RemoveContainer", c)
+	logFailure(ctx, err, "RemoveContainer", c)
 }
 
 // UpdateContainer asks the plugins about a resize the kubelet asked for
@@ -149,7 +149,7 @@ func (h *Host) PostUpdateContainer(ctx context.Context, id string) {
 		return
 	}
 	err = h.nri.PostUpdateContainer(ctx, &adaptation.PostUpdateContainerRequest{Pod: h.pod(c), Container: h.describe(c)})
-	logFailure(err, "PostUpdateContainer", c)
+	logFailure(ctx, err, "PostUpdateContainer", c)
 }
 
 // synchronize hands a newly connected plugin every pod and container the
@@ -209,17 +209,18 @@ func (h *Host) apply(ctx context.Context, updates []*adaptation.ContainerUpdate,
 // evict stops the containers plugins want gone, killing them at once.
 func (h *Host) evict(ctx context.Context, evictions []*adaptation.ContainerEviction) {
 	for _, e := range evictions {
-		klog.InfoS("Stopping a container an NRI plugin evicted", "container", e.GetContainerId(), "reason", e.GetReason())
+		log := logctx.From(logctx.With(ctx, "container", e.GetContainerId()))
+		log.Info("Stopping a container an NRI plugin evicted", "reason", e.GetReason())
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		if err := h.containers.Stop(sctx, e.GetContainerId(), 0); err != nil {
-			klog.ErrorS(err, "Stopping an evicted container failed", "container", e.GetContainerId())
+			log.Error(err, "Stopping an evicted container failed")
 		}
 		cancel()
 	}
 }
 
-func logFailure(err error, event string, c *container.Container) {
+func logFailure(ctx context.Context, err error, event string, c *container.Container) {
 	if err != nil {
-		klog.ErrorS(err, "NRI plugins failed an event", "event", event, "container", c.ID)
+		logctx.From(logctx.With(ctx, "pod", c.SandboxID, "container", c.ID)).Error(err, "NRI plugins failed an event", "event", event)
 	}
 }

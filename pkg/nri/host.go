@@ -21,12 +21,12 @@ import (
 
 	"github.com/containerd/nri/pkg/adaptation"
 	nrilog "github.com/containerd/nri/pkg/log"
-	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
+	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/version"
 )
@@ -197,7 +197,7 @@ func (h *Host) StopPodSandbox(ctx context.Context, s *sandbox.Sandbox) {
 		return
 	}
 	if err := h.nri.StopPodSandbox(ctx, &adaptation.StopPodSandboxRequest{Pod: podSandbox(s)}); err != nil {
-		klog.ErrorS(err, "NRI plugins failed a sandbox's stop; stopping it anyway", "sandbox", s.ID)
+		logctx.From(logctx.With(ctx, "pod", s.ID)).Error(err, "NRI plugins failed a sandbox's stop; stopping it anyway")
 	}
 }
 
@@ -207,7 +207,7 @@ func (h *Host) RemovePodSandbox(ctx context.Context, s *sandbox.Sandbox) {
 		return
 	}
 	if err := h.nri.RemovePodSandbox(ctx, &adaptation.RemovePodSandboxRequest{Pod: podSandbox(s)}); err != nil {
-		klog.ErrorS(err, "NRI plugins failed to hear of a sandbox's removal", "sandbox", s.ID)
+		logctx.From(logctx.With(ctx, "pod", s.ID)).Error(err, "NRI plugins failed to hear of a sandbox's removal")
 	}
 }
 

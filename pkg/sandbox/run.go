@@ -9,12 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/klog/v2"
-
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/ids"
+	"github.com/crid-dev/crid/pkg/logctx"
 )
 
 // A sandbox is made in two steps, with the caller's work between them:
@@ -40,6 +39,7 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 		return nil, err
 	}
 	defer unlock()
+	ctx = logctx.With(ctx, "pod", s.ID)
 	defer func() {
 		if err != nil {
 			m.undo(ctx, s)
@@ -144,7 +144,7 @@ func (m *Manager) Commit(ctx context.Context, id string) (*Sandbox, error) {
 	if err := m.records.Put(s); err != nil {
 		return nil, err
 	}
-	klog.InfoS("Sandbox ready", "sandbox", s.ID, "pod", s.Spec.Namespace+"/"+s.Spec.Name, "ips", s.IPs, "cgroup", s.Cgroup)
+	logctx.From(logctx.With(ctx, "pod", s.ID)).Info("Sandbox ready", "podName", s.Spec.Namespace+"/"+s.Spec.Name, "ips", s.IPs, "cgroup", s.Cgroup)
 	return s, nil
 }
 
@@ -169,7 +169,7 @@ func (m *Manager) undo(ctx context.Context, s *Sandbox) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := m.teardown(cctx, s); err != nil {
-		klog.ErrorS(err, "Undoing a failed sandbox left something; start-up will retry", "sandbox", s.ID)
+		logctx.From(logctx.With(ctx, "pod", s.ID)).Error(err, "Undoing a failed sandbox left something; start-up will retry")
 		return err
 	}
 	return m.forget(s)
@@ -260,7 +260,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		return err
 	}
 	if wasReady {
-		klog.InfoS("Sandbox stopped", "sandbox", s.ID, "pod", s.Spec.Namespace+"/"+s.Spec.Name)
+		logctx.From(logctx.With(ctx, "pod", s.ID)).Info("Sandbox stopped", "podName", s.Spec.Namespace+"/"+s.Spec.Name)
 	}
 	return nil
 }
@@ -293,7 +293,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := m.forget(s); err != nil {
 		return err
 	}
-	klog.InfoS("Sandbox removed", "sandbox", s.ID, "pod", s.Spec.Namespace+"/"+s.Spec.Name)
+	logctx.From(logctx.With(ctx, "pod", s.ID)).Info("Sandbox removed", "podName", s.Spec.Namespace+"/"+s.Spec.Name)
 	return nil
 }
 

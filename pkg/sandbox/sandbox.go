@@ -18,6 +18,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
+	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/records"
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -275,9 +276,10 @@ func (m *Manager) load(ctx context.Context) error {
 	for _, s := range recs {
 		switch {
 		case s.Creating:
-			klog.InfoS("Cleaning up a sandbox whose creation was interrupted", "sandbox", s.ID)
+			log := logctx.From(logctx.With(ctx, "pod", s.ID))
+			log.Info("Cleaning up a sandbox whose creation was interrupted")
 			if err := m.teardown(ctx, s); err != nil {
-				klog.ErrorS(err, "Clean-up of an interrupted sandbox failed; it will be tried again at the next start", "sandbox", s.ID)
+				log.Error(err, "Clean-up of an interrupted sandbox failed; it will be tried again at the next start")
 				known[s.ID] = true
 				m.records.Adopt(s)
 				continue
@@ -289,7 +291,7 @@ func (m *Manager) load(ctx context.Context) error {
 			s.State, s.NS, s.InfraPID, s.ShmMounted, s.BootID = NotReady, Namespaces{}, 0, false, boot
 			m.opts.Store.Put(store.BucketSandboxes, s.ID, s)
 		case s.State == Ready && !m.opts.Kernel.Holds(s):
-			klog.InfoS("Sandbox lost its namespaces or infra process while crid was down", "sandbox", s.ID)
+			logctx.From(logctx.With(ctx, "pod", s.ID)).Info("Sandbox lost its namespaces or infra process while crid was down")
 			s.State = NotReady
 			m.opts.Store.Put(store.BucketSandboxes, s.ID, s)
 		}

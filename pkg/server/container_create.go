@@ -16,12 +16,12 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/oci/caps"
 	"github.com/crid-dev/crid/pkg/oci/generate"
 	"github.com/crid-dev/crid/pkg/sandbox"
@@ -135,13 +135,14 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	if err != nil {
 		return nil, err
 	}
+	ctx = logctx.With(ctx, "container", draft.Container.ID)
 	told := false // whether plugins heard of it
 	defer func() {
 		if err == nil {
 			return
 		}
 		if aerr := s.containers.Abandon(context.WithoutCancel(ctx), draft.Container.ID); aerr != nil {
-			klog.ErrorS(aerr, "Abandoning a failed container", "container", draft.Container.ID, "pod", sb.ID)
+			logctx.From(ctx).Error(aerr, "Abandoning a failed container")
 		}
 		if told {
 			s.nri.RemoveContainer(context.WithoutCancel(ctx), draft.Container)
@@ -186,7 +187,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 		return nil, err
 	}
 	s.nri.PostCreateContainer(ctx, ctr)
-	klog.InfoS("Container created", "container", ctr.ID, "pod", sb.ID, "name", ctr.Name, "image", ctr.Image)
+	logctx.From(ctx).Info("Container created", "name", ctr.Name, "image", ctr.Image)
 	return &runtime.CreateContainerResponse{ContainerId: ctr.ID}, nil
 }
 

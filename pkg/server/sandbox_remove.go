@@ -9,6 +9,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
+	"github.com/crid-dev/crid/pkg/logctx"
 )
 
 // RemovePodSandbox removes a sandbox and everything it made: stopped
@@ -29,8 +30,9 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSan
 		return nil, err
 	}
 	var errs []error
+	ctx = logctx.With(ctx, "pod", sb.ID)
 	for _, c := range s.containers.ForSandbox(sb.ID) {
-		errs = append(errs, s.removeContainer(ctx, c.ID))
+		errs = append(errs, s.removeContainer(logctx.With(ctx, "container", c.ID), c.ID))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("remove containers of sandbox %s: %w", sb.ID, err)

@@ -4,9 +4,9 @@ import (
 	"context"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/events"
+	"github.com/crid-dev/crid/pkg/logctx"
 )
 
 // RunPodSandbox creates a pod sandbox and answers with its ID once it is
@@ -27,12 +27,13 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	if err != nil {
 		return nil, err
 	}
+	ctx = logctx.With(ctx, "pod", sb.ID)
 	defer func() {
 		if err == nil {
 			return
 		}
 		if aerr := s.sandboxes.Abandon(context.WithoutCancel(ctx), sb.ID); aerr != nil {
-			klog.ErrorS(aerr, "Abandoning a failed sandbox", "sandbox", sb.ID)
+			logctx.From(ctx).Error(aerr, "Abandoning a failed sandbox")
 		}
 	}()
 	if err := s.nri.RunPodSandbox(ctx, sb); err != nil {

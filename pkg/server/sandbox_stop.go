@@ -9,6 +9,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
+	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/sandbox"
 )
 
@@ -36,9 +37,10 @@ func (s *Server) stopPodSandbox(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	ctx = logctx.With(ctx, "pod", sb.ID)
 	var errs []error
 	for _, c := range s.containers.ForSandbox(sb.ID) {
-		errs = append(errs, s.stopContainer(ctx, c.ID, 0))
+		errs = append(errs, s.stopContainer(logctx.With(ctx, "container", c.ID), c.ID, 0))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop containers of sandbox %s: %w", sb.ID, err)

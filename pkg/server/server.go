@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
-	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/config"
@@ -24,6 +23,7 @@ import (
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/nri"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
@@ -92,26 +92,41 @@ func ServerOptions() []grpc.ServerOption {
 // codes, and calls are logged at debug (4) and with payloads at trace (6).
 func unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
+	ctx = withRequestIDs(ctx, req)
 	defer func() {
 		if r := recover(); r != nil {
-			klog.ErrorS(nil, "Panic in CRI call", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			logctx.From(ctx).Error(nil, "Panic in CRI call", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			resp, err = nil, status.Errorf(codes.Internal, "crid: %s panicked: %v (a bug: please report it with the daemon log)", info.FullMethod, r)
 		}
 		err = edgeError(info.FullMethod, err)
-		logCall(info.FullMethod, req, resp, err, time.Since(start))
+		logCall(ctx, info.FullMethod, req, resp, err, time.Since(start))
 	}()
 	return handler(ctx, req)
+}
+
+// withRequestIDs gives ctx a logger naming the pod and container the
+// request names, so a failure (and every line logged on its behalf) says
+// which.
+func withRequestIDs(ctx context.Context, req any) context.Context {
+	var pod, ctr string
+	if r, ok := req.(interface{ GetPodSandboxId() string }); ok {
+		pod = r.GetPodSandboxId()
+	}
+	if r, ok := req.(interface{ GetContainerId() string }); ok {
+		ctr = r.GetContainerId()
+	}
+	return logctx.With(ctx, "pod", pod, "container", ctr)
 }
 
 func streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
-			klog.ErrorS(nil, "Panic in CRI stream", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			logctx.From(ss.Context()).Error(nil, "Panic in CRI stream", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			err = status.Errorf(codes.Internal, "crid: %s panicked: %v", info.FullMethod, r)
 		}
 		err = edgeError(info.FullMethod, err)
-		logCall(info.FullMethod, nil, nil, err, time.Since(start))
+		logCall(ss.Context(), info.FullMethod, nil, nil, err, time.Since(start))
 	}()
 	return handler(srv, ss)
 }
@@ -130,14 +145,15 @@ func edgeError(method string, err error) error {
 	return errdefs.ToGRPC(err)
 }
 
-func logCall(method string, req, resp any, err error, took time.Duration) {
+func logCall(ctx context.Context, method string, req, resp any, err error, took time.Duration) {
+	log := logctx.From(ctx)
 	switch {
 	case err != nil && status.Code(err) != codes.NotFound && status.Code(err) != codes.Unimplemented:
-		klog.InfoS("CRI call failed", "method", method, "code", status.Code(err), "error", err, "took", took)
-	case klog.V(6).Enabled():
-		klog.InfoS("CRI call", "method", method, "request", req, "response", resp, "error", err, "took", took)
-	case klog.V(4).Enabled():
-		klog.InfoS("CRI call", "method", method, "code", status.Code(err), "took", took)
+		log.Info("CRI call failed", "method", method, "code", status.Code(err), "error", err, "took", took)
+	case log.V(6).Enabled():
+		log.Info("CRI call", "method", method, "request", req, "response", resp, "error", err, "took", took)
+	case log.V(4).Enabled():
+		log.Info("CRI call", "method", method, "code", status.Code(err), "took", took)
 	}
 }
 

@@ -3,17 +3,20 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
@@ -22,6 +25,7 @@ import (
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
@@ -213,6 +217,38 @@ func TestInterceptorTurnsPanicIntoInternal(t *testing.T) {
 	})
 	if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestInterceptorLogsFailuresWithTheirPodAndContainer(t *testing.T) {
+	var out strings.Builder
+	ctx := klog.NewContext(context.Background(), funcr.New(func(_, args string) { out.WriteString(args + "\n") }, funcr.Options{}))
+	info := &grpc.UnaryServerInfo{FullMethod: "/runtime.v1.RuntimeService/StopContainer"}
+	var inHandler string
+	_, err := unaryInterceptor(ctx, &runtime.StopContainerRequest{ContainerId: "c0ffee"}, info, func(ctx context.Context, _ any) (any, error) {
+		// Lines the handler logs name the container too.
+		logctx.From(ctx).Info("x")
+		inHandler = out.String()
+		return nil, fmt.Errorf("kill: %w", errdefs.ErrFailedPrecondition)
+	})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(inHandler, `"container"="c0ffee"`) {
+		t.Errorf("the handler's line: %q", inHandler)
+	}
+	failure := strings.TrimPrefix(out.String(), inHandler)
+	for _, want := range []string{`"container"="c0ffee"`, `"method"="/runtime.v1.RuntimeService/StopContainer"`, `"code"="FailedPrecondition"`} {
+		if !strings.Contains(failure, want) {
+			t.Errorf("failure line %q does not say %s", failure, want)
+		}
+	}
+	out.Reset()
+	unaryInterceptor(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: "feed"}, info, func(context.Context, any) (any, error) {
+		return nil, errors.New("busy")
+	})
+	if !strings.Contains(out.String(), `"pod"="feed"`) || strings.Contains(out.String(), `"container"`) {
+		t.Errorf("failure line %q", out.String())
 	}
 }
 
