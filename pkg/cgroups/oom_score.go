@@ -16,6 +16,7 @@ const capSysResource = 24
 // the kernel then refuses the write with EACCES, failing the container.
 // Without the capability, a lower score is raised to crid's own: the
 // container is then as safe from the OOM killer as the runtime itself.
+// The executor writes the result to the container's init.
 func ClampOOMScoreAdj(v int) (int, error) {
 	if v < -1000 || v > 1000 {
 		return 0, fmt.Errorf("oom_score_adj %d is outside -1000..1000", v)
@@ -33,20 +34,6 @@ func ClampOOMScoreAdj(v int) (int, error) {
 	}
 	if v < own {
 		return own, nil
-	}
-	return v, nil
-}
-
-// SetOOMScoreAdj sets a process's oom_score_adj, clamped as
-// ClampOOMScoreAdj says, and returns the value set.
-func SetOOMScoreAdj(pid, v int) (int, error) {
-	v, err := ClampOOMScoreAdj(v)
-	if err != nil {
-		return 0, err
-	}
-	p := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
-	if err := os.WriteFile(p, []byte(strconv.Itoa(v)), 0); err != nil {
-		return 0, fmt.Errorf("set %s to %d: %w", p, v, err)
 	}
 	return v, nil
 }

@@ -173,15 +173,6 @@ func WeightToShare(weight uint64) uint64 {
 	return 2 + ((weight-1)*262142+9998)/9999
 }
 
-// BlkioWeightToIOWeight maps v1 blkio.weight (10..1000) onto v2 io.weight
-// (1..10000), as runc does.
-func BlkioWeightToIOWeight(w uint64) uint64 {
-	if w == 0 {
-		return 0
-	}
-	return 1 + (w-10)*9999/990
-}
-
 // cpuMax is the v2 cpu.max value for a quota and period.
 func cpuMax(quota int64, period uint64) string {
 	if period == 0 {

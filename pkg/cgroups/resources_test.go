@@ -14,14 +14,6 @@ func TestShareToWeight(t *testing.T) {
 	}
 }
 
-func TestBlkioWeightToIOWeight(t *testing.T) {
-	for w, want := range map[uint64]uint64{0: 0, 10: 1, 500: 4950, 1000: 10000} {
-		if got := BlkioWeightToIOWeight(w); got != want {
-			t.Errorf("BlkioWeightToIOWeight(%d) = %d, want %d", w, got, want)
-		}
-	}
-}
-
 func TestV2Values(t *testing.T) {
 	tests := []struct{ got, want string }{
 		{cpuMax(50000, 100000), "50000 100000"},

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 )
@@ -84,8 +87,22 @@ func (c *Container) Rootfs() string { return filepath.Join(c.Bundle, "rootfs") }
 // TerminationLog is the host file behind termination_message_path.
 func (c *Container) TerminationLog() string { return filepath.Join(c.Bundle, "termination-log") }
 
-// SpecFile is the container's runtime spec, which the executor runs.
+// SpecFile is the container's runtime spec, which the executor runs (the
+// OCI bundle's config.json).
 func (c *Container) SpecFile() string { return filepath.Join(c.Bundle, "config.json") }
+
+// Spec reads the runtime spec the container was committed with.
+func (c *Container) Spec() (*specs.Spec, error) {
+	data, err := os.ReadFile(c.SpecFile())
+	if err != nil {
+		return nil, fmt.Errorf("spec of container %s: %w", c.ID, err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("spec of container %s: %w", c.ID, err)
+	}
+	return &s, nil
+}
 
 func (c *Container) imageVolumeDir(i int) string {
 	return filepath.Join(c.Bundle, "image-volumes", fmt.Sprint(i))

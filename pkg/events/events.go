@@ -95,16 +95,6 @@ func (b *Broker) Close() {
 	}
 }
 
-// Subscribers says how many listen: publishers skip work nobody reads.
-func (b *Broker) Subscribers() int {
-	if b == nil {
-		return 0
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.subs)
-}
-
 // Dropped counts events a slow subscriber missed.
 func (b *Broker) Dropped() uint64 {
 	if b == nil {

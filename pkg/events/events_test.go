@@ -35,8 +35,8 @@ func TestFanOutInOrderAndDropWhenFull(t *testing.T) {
 		for range a {
 		}
 	}
-	if b.Subscribers() != 1 {
-		t.Errorf("%d subscribers after one cancelled", b.Subscribers())
+	if n := len(b.subs); n != 1 {
+		t.Errorf("%d subscribers after one cancelled", n)
 	}
 	b.Close()
 	if _, open := <-slow; open {

@@ -1,10 +1,7 @@
 package nri
 
 import (
-	"encoding/json"
-	"fmt"
 	"maps"
-	"os"
 	"slices"
 
 	"github.com/containerd/nri/pkg/adaptation"
@@ -45,20 +42,8 @@ func podSandbox(s *sandbox.Sandbox) *adaptation.PodSandbox {
 // bundle; a container whose bundle is gone (removed) is described by its
 // record alone.
 func (h *Host) describe(c *container.Container) *adaptation.Container {
-	spec, _ := readSpec(c.SpecFile())
+	spec, _ := c.Spec()
 	return containerInfo(c, spec, c.Resources)
-}
-
-func readSpec(path string) (*specs.Spec, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("spec %s: %w", path, err)
-	}
-	return &s, nil
 }
 
 // containerInfo is a container as plugins see it: its record, the spec it

@@ -2,16 +2,12 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/container"
@@ -115,12 +111,8 @@ func (s *Server) execCmd(c *container.Container, args []string) (*exec.Cmd, erro
 	if c.State != container.Running {
 		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
-	data, err := os.ReadFile(filepath.Join(c.Bundle, "config.json"))
+	spec, err := c.Spec()
 	if err != nil {
-		return nil, err
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
 		return nil, err
 	}
 	p := *spec.Process

@@ -13,7 +13,8 @@ import (
 // the configured pids limit where the request names none. The CRI's zeros
 // mean "not set"; a negative quota means "no limit", as the kubelet sends
 // it when a resize removes one. oom_score_adj is not a cgroup setting: the
-// executor applies it to the process (cgroups.SetOOMScoreAdj).
+// spec carries it (clamped by cgroups.ClampOOMScoreAdj) and the executor
+// writes it for the container's init.
 func cgroupResources(r *runtime.LinuxContainerResources, pidsDefault int64) (*cgroups.Resources, error) {
 	out := &cgroups.Resources{PidsLimit: pidsDefault}
 	if r == nil {
