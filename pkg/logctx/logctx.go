@@ -14,11 +14,35 @@ package logctx
 import (
 	"context"
 	"maps"
+	"slices"
+	"sync"
 
 	"k8s.io/klog/v2"
 )
 
-type carriedKey struct{}
+type (
+	carriedKey struct{}
+	trackerKey struct{}
+)
+
+// tracker collects what is added below a request's context, for the
+// request's own last line: the ID of the pod or container a call made.
+type tracker struct {
+	mu   sync.Mutex
+	kv   []any
+	keys map[string]bool
+}
+
+// Track returns ctx, under which every key With adds is also collected,
+// and the function that returns them (each key's first value).
+func Track(ctx context.Context) (context.Context, func() []any) {
+	t := &tracker{keys: map[string]bool{}}
+	return context.WithValue(ctx, trackerKey{}, t), func() []any {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return slices.Clone(t.kv)
+	}
+}
 
 // With returns ctx with a logger that also carries the key/value pairs
 // of kv not carried already. Empty values are skipped.
@@ -45,6 +69,16 @@ func With(ctx context.Context, kv ...any) context.Context {
 	}
 	if len(add) == 0 {
 		return ctx
+	}
+	if t, ok := ctx.Value(trackerKey{}).(*tracker); ok {
+		t.mu.Lock()
+		for i := 0; i < len(add); i += 2 {
+			if k := add[i].(string); !t.keys[k] {
+				t.keys[k] = true
+				t.kv = append(t.kv, k, add[i+1])
+			}
+		}
+		t.mu.Unlock()
 	}
 	ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithValues(add...))
 	return context.WithValue(ctx, carriedKey{}, next)

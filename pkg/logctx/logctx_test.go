@@ -3,6 +3,7 @@ package logctx
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -32,5 +33,16 @@ func TestIDsAreCarriedOnceEach(t *testing.T) {
 	}
 	if With(ctx) != ctx || With(ctx, "pod", "p1") != ctx {
 		t.Error("adding nothing new made a new context")
+	}
+}
+
+func TestTrackCollectsWhatTheRequestLearned(t *testing.T) {
+	ctx := With(context.Background(), "pod", "p1")
+	ctx, learned := Track(ctx)
+	With(ctx, "pod", "p1")                    // carried already
+	c := With(ctx, "container", "c1")         // learned
+	With(c, "container", "c2", "name", "web") // a second value of a key is not
+	if got := fmt.Sprint(learned()); got != "[container c1 name web]" {
+		t.Errorf("learned %s", got)
 	}
 }

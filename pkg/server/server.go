@@ -93,15 +93,19 @@ func ServerOptions() []grpc.ServerOption {
 func unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	ctx = withRequestIDs(ctx, req)
+	// What the handler learns (the ID of the pod or container it made)
+	// goes on the call's own line too.
+	hctx, learned := logctx.Track(ctx)
 	defer func() {
+		lctx := logctx.With(ctx, learned()...)
 		if r := recover(); r != nil {
-			logctx.From(ctx).Error(nil, "Panic in CRI call", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			logctx.From(lctx).Error(nil, "Panic in CRI call", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			resp, err = nil, status.Errorf(codes.Internal, "crid: %s panicked: %v (a bug: please report it with the daemon log)", info.FullMethod, r)
 		}
 		err = edgeError(info.FullMethod, err)
-		logCall(ctx, info.FullMethod, req, resp, err, time.Since(start))
+		logCall(lctx, info.FullMethod, req, resp, err, time.Since(start))
 	}()
-	return handler(ctx, req)
+	return handler(hctx, req)
 }
 
 // withRequestIDs gives ctx a logger naming the pod and container the

@@ -250,6 +250,15 @@ func TestInterceptorLogsFailuresWithTheirPodAndContainer(t *testing.T) {
 	if !strings.Contains(out.String(), `"pod"="feed"`) || strings.Contains(out.String(), `"container"`) {
 		t.Errorf("failure line %q", out.String())
 	}
+	// A call that made a container before failing names it.
+	out.Reset()
+	unaryInterceptor(ctx, &runtime.CreateContainerRequest{PodSandboxId: "feed"}, info, func(ctx context.Context, _ any) (any, error) {
+		logctx.With(ctx, "container", "new1")
+		return nil, errors.New("an NRI plugin failed CreateContainer")
+	})
+	if !strings.Contains(out.String(), `"pod"="feed"`) || !strings.Contains(out.String(), `"container"="new1"`) {
+		t.Errorf("failure line %q", out.String())
+	}
 }
 
 func TestInterceptorMapsErrors(t *testing.T) {
