@@ -309,21 +309,44 @@ func TestOffHostDoesNothing(t *testing.T) {
 	}
 }
 
+func TestALaterStopWaitsForTheFirstToBeTold(t *testing.T) {
+	h := &Host{stopped: map[string]chan struct{}{}}
+	told, first := h.claimStop("c1")
+	if !first {
+		t.Fatal("the first claim is not first")
+	}
+	h.running.Store(true)
+	h.nri = new(adaptation.Adaptation)
+	returned := make(chan struct{})
+	go func() {
+		h.StopContainer(t.Context(), &container.Container{ID: "c1"})
+		close(returned)
+	}()
+	select {
+	case <-returned:
+		t.Fatal("a second StopContainer returned while the first was still telling plugins")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(told)
+	<-returned
+}
+
 func TestNoEventWithoutPlugins(t *testing.T) {
 	// Started, with no plugin connected: no event is built (this host has
 	// no managers to build one from, and would panic).
-	h := &Host{nri: new(adaptation.Adaptation), stopped: map[string]bool{}}
+	h := &Host{nri: new(adaptation.Adaptation), stopped: map[string]chan struct{}{}}
 	h.running.Store(true)
 	c := &container.Container{ID: "c1", SandboxID: "pod1"}
 	if err := h.StartContainer(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
 	h.StopContainer(t.Context(), c)
-	if h.firstStop(c.ID) {
+	h.StopContainer(t.Context(), c) // told: returns at once
+	if _, first := h.claimStop(c.ID); first {
 		t.Error("a told stop was not remembered")
 	}
 	h.RemoveContainer(t.Context(), c)
-	if !h.firstStop(c.ID) {
+	if _, first := h.claimStop(c.ID); !first {
 		t.Error("a removed container's stop is still remembered")
 	}
 	if err := h.RunPodSandbox(t.Context(), &sandbox.Sandbox{}); err != nil {

@@ -72,10 +72,45 @@ func (h *Host) PostStartContainer(ctx context.Context, c *container.Container) {
 // StopContainer tells plugins a container has ended (by itself, stopped,
 // or failed to start): they may resize the others into what it freed.
 // Each container's end is told once, whoever calls first: the exit
-// watcher (see watchExits), or the server before a removal, so a plugin
-// hears of the stop before the removal.
+// watcher (see watchExits), or the server before a removal. A later
+// caller waits until the first has told it, so a plugin hears of the
+// stop before the removal that follows.
 func (h *Host) StopContainer(ctx context.Context, c *container.Container) {
-	if !h.on() || !h.firstStop(c.ID) || !h.active() {
+	if !h.on() {
+		return
+	}
+	told, first := h.claimStop(c.ID)
+	if !first {
+		select {
+		case <-told:
+		case <-ctx.Done():
+		}
+		return
+	}
+	defer close(told)
+	h.tellStop(ctx, c)
+}
+
+// stopExited tells plugins of the end of a container that exited by
+// itself, unless it is told already or gone: the exit's event may come
+// after the container's removal, which told the stop first.
+func (h *Host) stopExited(ctx context.Context, id string) {
+	told, first := h.claimStop(id)
+	if !first {
+		return
+	}
+	defer close(told)
+	c, err := h.containers.Get(id)
+	if err != nil {
+		h.forgetStop(id)
+		return
+	}
+	h.tellStop(ctx, c)
+}
+
+// tellStop sends StopContainer; the caller claimed it.
+func (h *Host) tellStop(ctx context.Context, c *container.Container) {
+	if !h.active() {
 		return
 	}
 	rpl, err := h.nri.StopContainer(ctx, &adaptation.StopContainerRequest{Pod: h.pod(c), Container: h.describe(c)})

@@ -38,10 +38,11 @@ type Host struct {
 	sandboxes  *sandbox.Manager
 	containers *container.Manager
 	running    atomic.Bool // Start done: the managers are set and plugins may be connected
-	// stopped holds the containers whose end plugins were told of, until
-	// their removal: each end is told once.
+	// stopped holds the containers whose end plugins are told or being
+	// told of (closed once told), until their removal: each end is told
+	// once.
 	stopMu  sync.Mutex
-	stopped map[string]bool
+	stopped map[string]chan struct{}
 	// exits is the goroutine telling plugins of exits; Stop ends it.
 	exitsDone chan struct{}
 	cancel    func()
@@ -65,7 +66,7 @@ func (pluginCount) RecordPluginAdjustments(string, string, *adaptation.Container
 // New prepares the host for cfg; plugins connect only after Start. With
 // NRI off it returns a Host that does nothing.
 func New(cfg config.Config) (*Host, error) {
-	h := &Host{stopped: map[string]bool{}}
+	h := &Host{stopped: map[string]chan struct{}{}}
 	if !cfg.NRI.Enable {
 		return h, nil
 	}
@@ -121,9 +122,7 @@ func (h *Host) watchExits(ctx context.Context, ch <-chan events.Event) {
 		if e.Type != events.Stopped || e.ContainerID == e.SandboxID {
 			continue
 		}
-		if c, err := h.containers.Get(e.ContainerID); err == nil {
-			h.StopContainer(ctx, c)
-		}
+		h.stopExited(ctx, e.ContainerID)
 	}
 }
 
@@ -139,15 +138,17 @@ func (h *Host) Stop() {
 	h.nri.Stop()
 }
 
-// firstStop claims the telling of id's end: false when it was told.
-func (h *Host) firstStop(id string) bool {
+// claimStop claims the telling of id's end. The first caller gets first
+// and closes told once plugins have heard; the others wait on told.
+func (h *Host) claimStop(id string) (told chan struct{}, first bool) {
 	h.stopMu.Lock()
 	defer h.stopMu.Unlock()
-	if h.stopped[id] {
-		return false
+	if ch, ok := h.stopped[id]; ok {
+		return ch, false
 	}
-	h.stopped[id] = true
-	return true
+	ch := make(chan struct{})
+	h.stopped[id] = ch
+	return ch, true
 }
 
 func (h *Host) forgetStop(id string) {
