@@ -51,23 +51,68 @@ func Init() int {
 	return fail(fmt.Errorf("exec %s: %w", spec.Process.Args[0], err))
 }
 
-// setup makes the container's world and returns the program to exec. A
-// terminal's master goes to Start over sync as soon as it exists, before
-// a seccomp profile could forbid sending it.
+// setup makes the init the container's, step by step as the kernel sees
+// it, and returns the path of the program to exec: the cgroup namespace,
+// the mounts' propagation, the root filesystem with its mounts and
+// devices, the pivot into it, masked and read-only paths, the working dir
+// and a read-only root, the hostname, then the process's own state
+// (console, rlimits, descriptors, seccomp, privileges).
 func setup(cfg *initConfig, sync *os.File) (string, error) {
 	spec := cfg.Spec
-	// Start put the init in the container's cgroup before sending the
-	// spec: a cgroup namespace made now is rooted there, so the container
-	// sees its own cgroup as /. It belongs to this thread, which execs.
-	if newNamespace(spec, specs.CgroupNamespace) {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return "", fmt.Errorf("new cgroup namespace: %w", err)
+	if err := enterCgroupNamespace(spec); err != nil {
+		return "", err
+	}
+	prop, err := setPropagation(spec)
+	if err != nil {
+		return "", err
+	}
+	if err := prepareRootfs(cfg, prop); err != nil {
+		return "", err
+	}
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(root)
+	if err := maskPaths(root, spec.Linux.MaskedPaths); err != nil {
+		return "", err
+	}
+	for _, p := range spec.Linux.ReadonlyPaths {
+		if err := readonlyPath(root, p); err != nil {
+			return "", err
 		}
 	}
-	// The copy of the host's mounts: private unless a bind mount asks to
-	// hear from the host (rslave) or to talk back (rshared); either way
-	// the root itself is made private below, so nothing crid mounts for
-	// the container reaches the host's mount table.
+	if err := finalizeRootfs(root, spec); err != nil {
+		return "", err
+	}
+	if spec.Hostname != "" && newNamespace(spec, specs.UTSNamespace) {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return "", fmt.Errorf("set hostname: %w", err)
+		}
+	}
+	return prepareExec(spec.Process, spec.Linux.Seccomp, sync)
+}
+
+// enterCgroupNamespace makes the container's cgroup namespace. Start put
+// the init in the container's cgroup before sending the spec: a cgroup
+// namespace made now is rooted there, so the container sees its own
+// cgroup as /. It belongs to this thread, which execs.
+func enterCgroupNamespace(spec *specs.Spec) error {
+	if !newNamespace(spec, specs.CgroupNamespace) {
+		return nil
+	}
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("new cgroup namespace: %w", err)
+	}
+	return nil
+}
+
+// setPropagation sets the propagation of the copy of the host's mounts:
+// private unless a bind mount asks to hear from the host (rslave) or to
+// talk back (rshared); either way the root itself is made private (in
+// prepareRootfs), so nothing crid mounts for the container reaches the
+// host's mount table.
+func setPropagation(spec *specs.Spec) (uintptr, error) {
 	prop := uintptr(unix.MS_PRIVATE)
 	switch spec.Linux.RootfsPropagation {
 	case "rslave", "slave":
@@ -76,20 +121,28 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 		prop = unix.MS_SHARED
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|prop, ""); err != nil {
-		return "", fmt.Errorf("set mount propagation: %w", err)
+		return 0, fmt.Errorf("set mount propagation: %w", err)
 	}
-	rootfs := spec.Root.Path
 	// pivot_root refuses a new root whose parent mount is shared, and a
-	// current root that is: with rshared asked for, make the mounts on the
-	// way private again (non-recursively: the bind sources below keep
-	// their peers).
+	// current root that is: with rshared asked for, make the mounts on
+	// the way private again (non-recursively: the bind sources keep their
+	// peers).
 	if prop == unix.MS_SHARED {
+		rootfs := spec.Root.Path
 		for _, p := range []string{"/", mountPointOf(filepath.Dir(rootfs)), mountPointOf(rootfs)} {
 			if err := unix.Mount("", p, "", unix.MS_PRIVATE, ""); err != nil {
-				return "", fmt.Errorf("make %s private for pivot_root: %w", p, err)
+				return 0, fmt.Errorf("make %s private for pivot_root: %w", p, err)
 			}
 		}
 	}
+	return prop, nil
+}
+
+// prepareRootfs attaches the root filesystem, mounts the spec's mounts
+// and devices in it, and pivots into it. It consumes every descriptor of
+// the host's the init holds: the root, the old root and the mount trees.
+func prepareRootfs(cfg *initConfig, prop uintptr) error {
+	spec := cfg.Spec
 	// The rootfs comes as a detached clone Start made, never by path: in
 	// a user namespace the container's root may not search the host's
 	// directories above it. It is attached over this namespace's /, the
@@ -102,18 +155,18 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 	// descriptor of the host's outlives the pivot (CVE-2024-21626).
 	oldRoot, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", fmt.Errorf("open the old root: %w", err)
+		return fmt.Errorf("open the old root: %w", err)
 	}
-	fail := func(err error) (string, error) {
+	fail := func(err error) error {
 		unix.Close(oldRoot)
 		unix.Close(root)
 		for _, tree := range cfg.MountFDs {
 			unix.Close(tree)
 		}
-		return "", err
+		return err
 	}
 	if err := unix.MoveMount(root, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fail(fmt.Errorf("attach rootfs %s: %w", rootfs, err))
+		return fail(fmt.Errorf("attach rootfs %s: %w", spec.Root.Path, err))
 	}
 	if err := unix.MountSetattr(root, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Propagation: unix.MS_PRIVATE}); err != nil {
 		return fail(fmt.Errorf("make rootfs private: %w", err))
@@ -146,49 +199,51 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 	}
 	err = pivotRoot(root, oldRoot)
 	unix.Close(root)
+	return err
+}
+
+// maskPaths covers each path with the container's /dev/null (a file) or
+// an empty read-only tmpfs (a directory).
+func maskPaths(root int, paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	devNull, err := openDevNull(root)
 	if err != nil {
-		return "", err
+		return err
 	}
-	root, err = unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", err
-	}
-	defer unix.Close(root)
-	if len(spec.Linux.MaskedPaths) > 0 {
-		devNull, err := openDevNull(root)
-		if err != nil {
-			return "", err
-		}
-		for _, p := range spec.Linux.MaskedPaths {
-			if err := maskPath(root, devNull, p); err != nil {
-				unix.Close(devNull)
-				return "", err
-			}
-		}
-		unix.Close(devNull)
-	}
-	for _, p := range spec.Linux.ReadonlyPaths {
-		if err := readonlyPath(root, p); err != nil {
-			return "", err
+	defer unix.Close(devNull)
+	for _, p := range paths {
+		if err := maskPath(root, devNull, p); err != nil {
+			return err
 		}
 	}
-	// The working dir is made, and entered, before the root may turn
-	// read-only; by now the init holds no descriptor of the host's (the
-	// old root went in pivotRoot, the mount trees once attached).
+	return nil
+}
+
+// finalizeRootfs enters the working dir, made if missing, then makes the
+// root read-only when the spec says so: the dir is made before the root
+// may turn read-only, and by now the init holds no descriptor of the
+// host's (the old root went in pivotRoot, the mount trees once attached).
+func finalizeRootfs(root int, spec *specs.Spec) error {
 	if err := enterWorkingDir(root, spec.Process.Cwd, true); err != nil {
-		return "", err
+		return err
 	}
 	if spec.Root.Readonly {
 		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			return "", fmt.Errorf("make the root read-only: %w", err)
+			return fmt.Errorf("make the root read-only: %w", err)
 		}
 	}
-	if spec.Hostname != "" && newNamespace(spec, specs.UTSNamespace) {
-		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-			return "", fmt.Errorf("set hostname: %w", err)
-		}
-	}
-	p := spec.Process
+	return nil
+}
+
+// prepareExec readies the process itself and returns the program to
+// exec: its path looked up in the container's PATH, its console sent to
+// the monitor, its rlimits, every descriptor above stdio close-on-exec,
+// its seccomp filter and its privileges. A terminal's master goes to
+// Start over sync as soon as it exists, before a seccomp profile could
+// forbid sending it.
+func prepareExec(p *specs.Process, sc *specs.LinuxSeccomp, sync *os.File) (string, error) {
 	argv0, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
 		return "", err
@@ -216,7 +271,7 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 	// only from a thread with CAP_SYS_ADMIN, so it is loaded before the
 	// privileges go (the profile must allow setuid and capset, as the
 	// default does); with it, after.
-	if sc := spec.Linux.Seccomp; sc != nil && !p.NoNewPrivileges {
+	if sc != nil && !p.NoNewPrivileges {
 		if err := seccomp.Load(sc, false); err != nil {
 			return "", err
 		}
@@ -224,7 +279,7 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 	if err := dropPrivileges(p); err != nil {
 		return "", err
 	}
-	if sc := spec.Linux.Seccomp; sc != nil && p.NoNewPrivileges {
+	if sc != nil && p.NoNewPrivileges {
 		if err := seccomp.Load(sc, true); err != nil {
 			return "", err
 		}

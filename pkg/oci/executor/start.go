@@ -198,61 +198,166 @@ func StartConfig(bin *reexec.Binary, spec *Config, stdio Stdio, opts Options) (*
 	if spec.Root.Path == "" {
 		return nil, errors.New("spec has no root")
 	}
-	var clone uintptr
-	var join []specs.LinuxNamespace
-	userns := ""
-	for _, ns := range spec.Linux.Namespaces {
+	ns, err := planNamespaces(spec)
+	if err != nil {
+		return nil, err
+	}
+	cmd := initCommand(bin, ns, opts)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	h, err := handOver(cmd, spec, ns.userns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.close()
+	if err := startIn(cmd, ns.join); err != nil {
+		return nil, err
+	}
+	h.child.Close()
+	p := &Process{Pid: cmd.Process.Pid, cmd: cmd}
+	fail := func(err error) (*Process, error) {
+		cmd.Process.Kill()
+		if p.forked {
+			syscall.Kill(p.Pid, syscall.SIGKILL)
+			syscall.Wait4(p.Pid, nil, 0, nil)
+		}
+		cmd.Wait()
+		return nil, err
+	}
+	if ns.newPIDInUserns {
+		// The init forked into its PID namespace and exited: its child
+		// is the container's process.
+		pid, err := readForkedPid(h.parent)
+		// Not cmd.Wait: that waits for stdio copying too, which lasts as
+		// long as the container.
+		cmd.Process.Wait()
+		if err != nil {
+			return nil, err
+		}
+		p.Pid, p.forked = pid, true
+	}
+	if err := placeInit(p.Pid, spec, opts); err != nil {
+		return fail(err)
+	}
+	if err := awaitExec(p, h.parent, h.msg, spec.Process.Terminal); err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+// namespaces is what the init's clone makes and what it joins.
+type namespaces struct {
+	clone uintptr                // made by clone
+	join  []specs.LinuxNamespace // joined by path before the clone
+	// userns is the pod's user namespace, joined by the nsenter
+	// constructor, which then makes the mount (and PID) namespaces in it.
+	userns         string
+	newPIDInUserns bool
+}
+
+// planNamespaces reads the spec's namespaces: which to make, which to
+// join. A cgroup namespace is made later, by the init, once it stands in
+// the container's cgroup (a cgroup namespace is rooted where its maker
+// stands, and at clone that is the caller's cgroup).
+func planNamespaces(spec *Config) (namespaces, error) {
+	var ns namespaces
+	for _, n := range spec.Linux.Namespaces {
 		switch {
-		case ns.Type == specs.CgroupNamespace && ns.Path == "":
-			// Made by the init once it is in the container's cgroup
-			// (see setup): a cgroup namespace is rooted where its maker
-			// stands, and at clone that is the caller's cgroup.
-		case ns.Type == specs.UserNamespace:
-			if ns.Path == "" {
-				return nil, errors.New("a user namespace of the container's own is not supported: join the pod's, by path")
+		case n.Type == specs.CgroupNamespace && n.Path == "":
+		case n.Type == specs.UserNamespace:
+			if n.Path == "" {
+				return ns, errors.New("a user namespace of the container's own is not supported: join the pod's, by path")
 			}
-			userns = ns.Path
-		case ns.Path == "":
-			clone |= nsFlags[ns.Type]
-		case ns.Type == specs.MountNamespace:
-			return nil, fmt.Errorf("joining a %s namespace by path is not supported", ns.Type)
+			ns.userns = n.Path
+		case n.Path == "":
+			ns.clone |= nsFlags[n.Type]
+		case n.Type == specs.MountNamespace:
+			return ns, fmt.Errorf("joining a %s namespace by path is not supported", n.Type)
 		default:
-			join = append(join, ns)
+			ns.join = append(ns.join, n)
 		}
 	}
-	if clone&unix.CLONE_NEWNS == 0 {
-		return nil, errors.New("a container needs a mount namespace of its own")
+	if ns.clone&unix.CLONE_NEWNS == 0 {
+		return ns, errors.New("a container needs a mount namespace of its own")
 	}
+	if ns.userns != "" {
+		// Namespaces made in the user namespace must belong to it: only
+		// the mount and PID namespaces are made there (by the
+		// constructor); the rest are the pod's, which do already.
+		if ns.clone&^(unix.CLONE_NEWNS|unix.CLONE_NEWPID) != 0 {
+			return ns, errors.New("in a user namespace, the network, IPC and UTS namespaces must be the pod's (joined by path)")
+		}
+		ns.newPIDInUserns = ns.clone&unix.CLONE_NEWPID != 0
+		ns.clone = 0
+	}
+	return ns, nil
+}
+
+// initCommand is the init's command: an empty environment (the
+// container's comes from the spec), the namespaces to make, and where it
+// is born or puts itself in the container's cgroup.
+func initCommand(bin *reexec.Binary, ns namespaces, opts Options) *exec.Cmd {
 	cmd := bin.Command(InitCommand)
-	cmd.Env = []string{} // the container's environment comes from the spec
-	newPIDInUserns := false
-	if userns != "" {
-		if clone&^(unix.CLONE_NEWNS|unix.CLONE_NEWPID) != 0 {
-			return nil, errors.New("in a user namespace, the network, IPC and UTS namespaces must be the pod's (joined by path)")
-		}
-		newPIDInUserns = clone&unix.CLONE_NEWPID != 0
-		clone = 0
-		cmd.Env = append(cmd.Env, nsenter.InitUsernsEnv+"="+userns)
-		if newPIDInUserns {
+	cmd.Env = []string{}
+	if ns.userns != "" {
+		cmd.Env = append(cmd.Env, nsenter.InitUsernsEnv+"="+ns.userns)
+		if ns.newPIDInUserns {
 			cmd.Env = append(cmd.Env, nsenter.InitNewPIDEnv+"=1")
 		}
 	}
-	cfg := initMessage{Spec: spec.raw}
+	// A session of its own: the container's signals and terminal are
+	// never crid's (with a terminal, the init makes it the controlling
+	// one of this session).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: ns.clone, Setsid: true}
+	switch {
+	case opts.CgroupDir != nil:
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(opts.CgroupDir.Fd())
+	case len(opts.CgroupJoin) > 0:
+		cmd.Env = append(cmd.Env, nsenter.CgroupJoinEnv+"="+strings.Join(opts.CgroupJoin, ":"))
+	}
+	return cmd
+}
+
+// handoff is what the init is handed at start: the sync socket (fd 3),
+// the root filesystem's detached clone (fd 4), the prepared mount trees
+// (fds 5...), and the message naming them with the spec.
+type handoff struct {
+	parent, child *os.File
+	files         []*os.File // closed once the init holds its copies
+	msg           []byte
+}
+
+func (h *handoff) close() {
+	h.parent.Close()
+	h.child.Close()
+	for _, f := range h.files {
+		f.Close()
+	}
+}
+
+// handOver opens what the init is handed and sets it in cmd.
+func handOver(cmd *exec.Cmd, spec *Config, userns string) (_ *handoff, err error) {
+	h := &handoff{}
+	defer func() {
+		if err != nil {
+			for _, f := range h.files {
+				f.Close()
+			}
+		}
+	}()
 	rootTree, err := unix.OpenTree(unix.AT_FDCWD, spec.Root.Path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err != nil {
 		return nil, fmt.Errorf("clone rootfs %s: %w", spec.Root.Path, err)
 	}
 	rootDir := os.NewFile(uintptr(rootTree), "rootfs")
-	defer rootDir.Close()
+	h.files = append(h.files, rootDir)
 	trees, err := preparedTrees(spec, userns)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, t := range trees {
-			t.Close()
-		}
-	}()
+	for _, t := range trees {
+		h.files = append(h.files, t)
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -265,106 +370,75 @@ func StartConfig(bin *reexec.Binary, spec *Config, stdio Stdio, opts Options) (*
 		unix.Close(fds[1])
 		return nil, err
 	}
-	parent := os.NewFile(uintptr(fds[0]), "init-sync")
-	child := os.NewFile(uintptr(fds[1]), "init-sync-child")
-	defer parent.Close()
-
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
-	cmd.ExtraFiles = []*os.File{child, rootDir} // fds 3 and 4 in the init; the trees follow
-	cfg.RootFD = 4
+	h.parent = os.NewFile(uintptr(fds[0]), "init-sync")
+	h.child = os.NewFile(uintptr(fds[1]), "init-sync-child")
+	msg := initMessage{Spec: spec.raw, RootFD: 4}
+	cmd.ExtraFiles = []*os.File{h.child, rootDir} // fds 3 and 4 in the init; the trees follow
 	for i, t := range trees {
-		if cfg.MountFDs == nil {
-			cfg.MountFDs = map[int]int{}
+		if msg.MountFDs == nil {
+			msg.MountFDs = map[int]int{}
 		}
-		cfg.MountFDs[i] = 3 + len(cmd.ExtraFiles)
+		msg.MountFDs[i] = 3 + len(cmd.ExtraFiles)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, t)
 	}
-	// A session of its own: the container's signals and terminal are
-	// never crid's (with a terminal, the init makes it the controlling
-	// one of this session).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: clone, Setsid: true}
-	switch {
-	case opts.CgroupDir != nil:
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(opts.CgroupDir.Fd())
-	case len(opts.CgroupJoin) > 0:
-		cmd.Env = append(cmd.Env, nsenter.CgroupJoinEnv+"="+strings.Join(opts.CgroupJoin, ":"))
-	}
-	specData, err := json.Marshal(cfg)
-	if err != nil {
+	if h.msg, err = json.Marshal(msg); err != nil {
+		h.close()
 		return nil, err
 	}
+	return h, nil
+}
 
-	if err := startIn(cmd, join); err != nil {
-		child.Close()
-		return nil, err
-	}
-	child.Close()
-	p := &Process{Pid: cmd.Process.Pid, cmd: cmd}
-	fail := func(err error) (*Process, error) {
-		cmd.Process.Kill()
-		if p.forked {
-			syscall.Kill(p.Pid, syscall.SIGKILL)
-			syscall.Wait4(p.Pid, nil, 0, nil)
-		}
-		cmd.Wait()
-		return nil, err
-	}
-	if newPIDInUserns {
-		// The init forked into its PID namespace and exited: its child
-		// is the container's process.
-		pid, err := readForkedPid(parent)
-		// Not cmd.Wait: that waits for stdio copying too, which lasts as
-		// long as the container.
-		cmd.Process.Wait()
-		if err != nil {
-			return nil, err
-		}
-		p.Pid, p.forked = pid, true
-	}
+// placeInit puts the init in its cgroup (unless it was born there or
+// joins it itself) and sets its oom_score_adj, before it runs anything of
+// the container's. The score is set from here, by the host's root: a
+// process in a user namespace may not lower its own.
+func placeInit(pid int, spec *Config, opts Options) error {
 	if opts.Place != nil && opts.CgroupDir == nil && len(opts.CgroupJoin) == 0 {
-		if err := opts.Place(p.Pid); err != nil {
-			return fail(fmt.Errorf("place container init in its cgroup: %w", err))
+		if err := opts.Place(pid); err != nil {
+			return fmt.Errorf("place container init in its cgroup: %w", err)
 		}
 	}
-	// Set from here, by the host's root: a process in a user namespace
-	// may not lower its own.
 	if adj := spec.Process.OOMScoreAdj; adj != nil {
-		if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", p.Pid), []byte(strconv.Itoa(*adj)), 0); err != nil {
-			return fail(fmt.Errorf("oom_score_adj %d: %w", *adj, err))
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(*adj)), 0); err != nil {
+			return fmt.Errorf("oom_score_adj %d: %w", *adj, err)
 		}
 	}
-	if _, err := parent.Write(append(specData, '\n')); err != nil {
+	return nil
+}
+
+// awaitExec sends the init its spec and waits for its exec: EOF on the
+// sync socket means the exec happened (it is close-on-exec); anything
+// read is the init's setup error. A terminal's master comes first.
+func awaitExec(p *Process, parent *os.File, msg []byte, terminal bool) error {
+	if _, err := parent.Write(append(msg, '\n')); err != nil {
 		// An init that failed in its constructors has gone before it read
 		// its spec: its message says why.
-		if msg, _ := io.ReadAll(parent); len(msg) > 0 {
-			return fail(initError(msg))
+		if m, _ := io.ReadAll(parent); len(m) > 0 {
+			return initError(m)
 		}
-		return fail(fmt.Errorf("send spec to container init: %w", err))
+		return fmt.Errorf("send spec to container init: %w", err)
 	}
 	var head []byte
-	if spec.Process.Terminal {
+	if terminal {
+		var err error
 		if p.Console, head, err = recvConsole(parent); err != nil {
-			return fail(err)
+			return err
 		}
 	}
-	// Whatever comes back is a setup error; EOF means the exec happened.
-	msg, err := io.ReadAll(parent)
+	m, err := io.ReadAll(parent)
 	switch {
-	case len(head)+len(msg) > 0:
+	case len(head)+len(m) > 0:
 		// A reset after it is the init exiting before it read its spec
 		// (a constructor failed): the message says why.
-		err = initError(append(head, msg...))
+		err = initError(append(head, m...))
 	case err != nil:
 		err = fmt.Errorf("read from container init: %w", err)
 	}
-	if err != nil {
-		if p.Console != nil {
-			p.Console.Close()
-		}
-		return fail(err)
+	if err != nil && p.Console != nil {
+		p.Console.Close()
+		p.Console = nil
 	}
-	return p, nil
+	return err
 }
 
 // readForkedPid reads the "pid N" line of the nsenter constructor, byte
