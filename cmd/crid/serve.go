@@ -123,7 +123,8 @@ func serve(cfg config.Config) error {
 	broker := events.New()
 	containers, err := container.New(context.Background(), container.Options{
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Layers: images,
-		Monitors: container.MonitorBinary{Binary: monitorBin}, Events: broker,
+		Monitors: container.MonitorBinary{Binary: monitorBin}, Execs: container.ExecBinary{Binary: binary},
+		Events: broker,
 	})
 	if err != nil {
 		return fmt.Errorf("containers: %w", err)
@@ -166,7 +167,7 @@ func serve(cfg config.Config) error {
 	defer os.Remove(cfg.Listen)
 
 	g := grpc.NewServer(server.ServerOptions()...)
-	srv := server.New(cfg, st, cg, images, sandboxes, containers, binary, broker, plugins)
+	srv := server.New(cfg, st, cg, images, sandboxes, containers, broker, plugins)
 	srv.Register(g)
 	stream, err := srv.StartStreaming(cfg.Streaming.Address)
 	if err != nil {

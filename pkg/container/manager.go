@@ -33,6 +33,7 @@ type Options struct {
 	Monitors      Monitors
 	// RootFS mounts roots; nil is overlayfs.
 	RootFS RootFS
+	Execs  Execs
 	// Events hears of each container created, started, stopped (an exit,
 	// or a start that failed) and removed.
 	Events *events.Broker

@@ -3,21 +3,24 @@ package container
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"syscall"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/oci/executor"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/reexec"
 )
 
 // The manager meets the rest of the node through these: the pods'
 // monitors, which run containers; the mounts of their root filesystems;
-// the image layers they stand on; their cgroups. Production wiring is
-// MonitorBinary, Overlay, *image.Service and *cgroups.Hierarchy; tests
-// hand in fakes.
+// the image layers they stand on; their cgroups; the commands of execs.
+// Production wiring is MonitorBinary, Overlay, *image.Service,
+// *cgroups.Hierarchy and ExecBinary; tests hand in fakes.
 
 // Monitors reach the pods' monitors (crid-monitor, one per pod).
 type Monitors interface {
@@ -58,6 +61,20 @@ type Layers interface {
 // Cgroups makes containers' cgroups.
 type Cgroups interface {
 	Manager(path string) (cgroups.Manager, error)
+}
+
+// Execs make the commands that run a process inside a running container
+// (exec, ExecSync, probes).
+type Execs interface {
+	Command(pid int, cgroupJoin []string, p *specs.Process, sc *specs.LinuxSeccomp) (*exec.Cmd, error)
+}
+
+// ExecBinary runs execs from crid's sealed binary, through the nsenter
+// constructor (pkg/oci/executor).
+type ExecBinary struct{ Binary *reexec.Binary }
+
+func (b ExecBinary) Command(pid int, cgroupJoin []string, p *specs.Process, sc *specs.LinuxSeccomp) (*exec.Cmd, error) {
+	return executor.ExecCmd(b.Binary, pid, cgroupJoin, p, sc)
 }
 
 // MonitorBinary runs crid-monitor from a sealed binary.

@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"os/exec"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/errdefs"
@@ -53,4 +54,30 @@ func (m *Manager) ReopenLog(ctx context.Context, id string) error {
 		return fmt.Errorf("container %s is %s: only a running container's log can be reopened: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
 	return m.opts.Monitors.Connect(c.MonitorDir).Reopen(ctx, c.ID)
+}
+
+// ExecCommand prepares args to run in a running container as its own
+// process runs: user, groups, capabilities, environment, working dir,
+// no_new_privs and seccomp filter, in its namespaces and cgroup. The
+// caller sets the command's stdio and runs it.
+func (m *Manager) ExecCommand(ctx context.Context, id string, args []string) (*exec.Cmd, error) {
+	c, err := m.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if c.State != Running {
+		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	spec, err := c.Spec()
+	if err != nil {
+		return nil, err
+	}
+	p := *spec.Process
+	p.Args, p.Terminal = args, false
+	p.OOMScoreAdj = nil // the init's, which Start set; an exec is not given one
+	cg, err := m.opts.Cgroups.Manager(c.Cgroup)
+	if err != nil {
+		return nil, err
+	}
+	return m.opts.Execs.Command(c.Pid, cg.JoinFiles(), &p, spec.Linux.Seccomp)
 }

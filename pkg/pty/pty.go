@@ -1,11 +1,16 @@
-// Package pty opens pseudo-terminals on the host's devpts: for an exec
-// with a TTY (crid) and for the client side of a test's attach.
+// Package pty opens pseudo-terminals on the host's devpts and runs
+// processes on them: for an exec with a TTY (crid) and for the client side
+// of a test's attach.
 package pty
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"strconv"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,4 +37,55 @@ func Open() (master, slave *os.File, err error) {
 		return nil, nil, err
 	}
 	return m, sl, nil
+}
+
+// Size is a terminal's size in characters.
+type Size struct{ Width, Height uint16 }
+
+// Run starts cmd on a new terminal (its controlling one, in a session of
+// its own), copies in to the terminal and the terminal to out, applies
+// each size from resize, and waits for cmd. What the process wrote
+// before it exited is still in the terminal: it reaches out before Run
+// returns, though a process it left holding the terminal is not waited
+// for past grace. The caller owns cmd's Wait through Run.
+func Run(cmd *exec.Cmd, in io.Reader, out io.Writer, resize <-chan Size, grace time.Duration) (wait func() error, err error) {
+	master, slave, err := Open()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	err = cmd.Start()
+	slave.Close()
+	if err != nil {
+		master.Close()
+		return nil, err
+	}
+	// The caller closes resize when the session ends.
+	go func() {
+		for size := range resize {
+			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Height, Col: size.Width})
+		}
+	}()
+	if in != nil {
+		go io.Copy(master, in)
+	}
+	copied := make(chan struct{})
+	go func() {
+		if out != nil {
+			io.Copy(out, master) // ends with EIO once no process holds the terminal
+		}
+		close(copied)
+	}()
+	return func() error {
+		err := cmd.Wait()
+		if out != nil {
+			select {
+			case <-copied:
+			case <-time.After(grace):
+			}
+		}
+		master.Close()
+		return err
+	}, nil
 }

@@ -72,3 +72,22 @@ func TestSysctlPath(t *testing.T) {
 		}
 	}
 }
+
+func TestParseNetDev(t *testing.T) {
+	const netDev = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     140       2    0    0    0     0          0         0      140       2    0    0    0     0       0          0
+  eth0:    9312      87    1    2    0     0          0         0     5054      42    3    4    0     0       0          0
+`
+	got, err := parseNetDev(strings.NewReader(netDev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != "eth0" {
+		t.Fatalf("interfaces %+v, want eth0 alone (loopback and headers left out)", got)
+	}
+	c := got[0].Counters
+	if c[0] != 9312 || c[1] != 87 || c[2] != 1 || c[3] != 2 || c[8] != 5054 || c[9] != 42 || c[10] != 3 || c[11] != 4 {
+		t.Errorf("counters %v", c)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,6 +182,32 @@ func (m *Manager) CheckNetwork(ctx context.Context, s *Sandbox) error {
 		return nil
 	}
 	return m.opts.CNI.Check(ctx, m.cniPod(s))
+}
+
+// DialPort connects to port on a pod's loopback, from inside its network
+// namespace (the host's, for a host-network pod): the pod's own address,
+// never another host's. Port forwarding splices a client onto it.
+func (m *Manager) DialPort(ctx context.Context, id string, port int32) (net.Conn, error) {
+	s, err := m.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	var conn net.Conn
+	dial := func() error {
+		var err error
+		conn, err = (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", addr)
+		return err
+	}
+	if s.NS.Net != "" {
+		err = InNetNS(s.NS.Net, dial)
+	} else {
+		err = dial()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("port %d of pod %s: %w", port, s.ID, err)
+	}
+	return conn, nil
 }
 
 // The records.Record methods.

@@ -9,10 +9,6 @@ import (
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/crid-dev/crid/pkg/container"
-	"github.com/crid-dev/crid/pkg/errdefs"
-	"github.com/crid-dev/crid/pkg/oci/executor"
 )
 
 // boundedOutput keeps the first max bytes written to it and counts the
@@ -58,7 +54,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*r
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := s.execCmd(c, req.Cmd)
+	cmd, err := s.containers.ExecCommand(ctx, c.ID, req.Cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -104,23 +100,4 @@ func (s *Server) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*r
 	// limit leaves besides both streams.
 	errOut := append(stderr.data, stdout.truncation("stdout")+stderr.truncation("stderr")...)
 	return &runtime.ExecSyncResponse{Stdout: stdout.data, Stderr: errOut, ExitCode: int32(code)}, nil
-}
-
-// execCmd prepares cmd to run in container c as its own process runs.
-func (s *Server) execCmd(c *container.Container, args []string) (*exec.Cmd, error) {
-	if c.State != container.Running {
-		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
-	}
-	spec, err := c.Spec()
-	if err != nil {
-		return nil, err
-	}
-	p := *spec.Process
-	p.Args, p.Terminal = args, false
-	p.OOMScoreAdj = nil
-	cg, err := s.cgroups.Manager(c.Cgroup)
-	if err != nil {
-		return nil, err
-	}
-	return executor.ExecCmd(s.binary, c.Pid, cg.JoinFiles(), &p, spec.Linux.Seccomp)
 }

@@ -1,10 +1,7 @@
 package server
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -230,7 +227,7 @@ func processCounts(pids []int) (threads, fds, sockets int) {
 
 // networkMetrics are the pod's interfaces' counters.
 func (s *Server) networkMetrics(sb *sandbox.Sandbox) []*runtime.Metric {
-	ifaces, err := podInterfaces(sb)
+	ifaces, err := sandbox.Interfaces(sb)
 	if err != nil || len(ifaces) == 0 {
 		return nil
 	}
@@ -238,59 +235,11 @@ func (s *Server) networkMetrics(sb *sandbox.Sandbox) []*runtime.Metric {
 	for _, i := range ifaces {
 		// Receive: bytes packets errs drop ...; transmit from field 8.
 		for k, m := range []string{"receive_bytes", "receive_packets", "receive_errors", "receive_packets_dropped"} {
-			ms.add("container_network_"+m+"_total", counter, float64(i.counters[k]), i.name)
+			ms.add("container_network_"+m+"_total", counter, float64(i.Counters[k]), i.Name)
 		}
 		for k, m := range []string{"transmit_bytes", "transmit_packets", "transmit_errors", "transmit_packets_dropped"} {
-			ms.add("container_network_"+m+"_total", counter, float64(i.counters[8+k]), i.name)
+			ms.add("container_network_"+m+"_total", counter, float64(i.Counters[8+k]), i.Name)
 		}
 	}
 	return ms.out
-}
-
-// iface is a line of /proc/net/dev: a name and its 16 counters (receive
-// bytes, packets, errs, drop, fifo, frame, compressed, multicast, then
-// transmit bytes, packets, errs, drop, fifo, colls, carrier, compressed).
-type iface struct {
-	name     string
-	counters [16]uint64
-}
-
-// podInterfaces reads the counters of the pod's interfaces but loopback,
-// inside its network namespace (/proc/thread-self/net/dev follows the
-// thread's); none for a pod on the host's network, the node's to report.
-func podInterfaces(sb *sandbox.Sandbox) ([]iface, error) {
-	if sb.NS.Net == "" {
-		return nil, nil
-	}
-	var out []iface
-	err := sandbox.InNetNS(sb.NS.Net, func() error {
-		f, err := os.Open("/proc/thread-self/net/dev")
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		out, err = parseNetDev(f)
-		return err
-	})
-	return out, err
-}
-
-// parseNetDev reads /proc/net/dev, leaving out loopback and the headers.
-func parseNetDev(r io.Reader) ([]iface, error) {
-	var out []iface
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		name = strings.TrimSpace(name)
-		if !ok || name == "lo" {
-			continue
-		}
-		i := iface{name: name}
-		v := &i.counters
-		if n, _ := fmt.Sscan(rest, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11], &v[12], &v[13], &v[14], &v[15]); n != 16 {
-			continue
-		}
-		out = append(out, i)
-	}
-	return out, sc.Err()
 }

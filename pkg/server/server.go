@@ -25,7 +25,6 @@ import (
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/nri"
-	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
@@ -46,7 +45,6 @@ type Server struct {
 	images     *image.Service
 	sandboxes  *sandbox.Manager
 	containers *container.Manager
-	binary     *reexec.Binary
 	streaming  streaming.Server
 	events     *events.Broker
 	nri        *nri.Host // may be nil: no NRI
@@ -59,9 +57,9 @@ type Server struct {
 const usageMaxAge = 5 * time.Second
 
 // New returns a server over an open store and image service.
-func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager, containers *container.Manager, bin *reexec.Binary, broker *events.Broker, host *nri.Host) *Server {
+func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager, containers *container.Manager, broker *events.Broker, host *nri.Host) *Server {
 	return &Server{
-		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers, binary: bin, events: broker, nri: host,
+		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers, events: broker, nri: host,
 		layout: image.Layout{Root: cfg.Root},
 		usage:  image.NewUsageCache(usageMaxAge),
 	}

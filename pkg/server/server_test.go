@@ -75,7 +75,7 @@ func serve(t *testing.T, edit func(*config.Config)) clients {
 		t.Fatal(err)
 	}
 	t.Cleanup(containers.Close)
-	New(cfg, st, cg, images, sandboxes, containers, nil, events.New(), nil).Register(g)
+	New(cfg, st, cg, images, sandboxes, containers, events.New(), nil).Register(g)
 	go g.Serve(l)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

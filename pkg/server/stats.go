@@ -102,15 +102,15 @@ func (s *Server) podStats(ctx context.Context, id string) (*runtime.PodSandboxSt
 // (the interface CNI makes), else the first. Nil for a pod on the host's
 // network.
 func networkUsage(sb *sandbox.Sandbox) *runtime.NetworkUsage {
-	ifaces, err := podInterfaces(sb)
+	ifaces, err := sandbox.Interfaces(sb)
 	if err != nil || len(ifaces) == 0 {
 		return nil
 	}
 	out := &runtime.NetworkUsage{Timestamp: time.Now().UnixNano()}
 	for _, i := range ifaces {
-		u := &runtime.NetworkInterfaceUsage{Name: i.name,
-			RxBytes: u64(i.counters[0]), RxErrors: u64(i.counters[2]), TxBytes: u64(i.counters[8]), TxErrors: u64(i.counters[10])}
-		if i.name == "eth0" {
+		u := &runtime.NetworkInterfaceUsage{Name: i.Name,
+			RxBytes: u64(i.Counters[0]), RxErrors: u64(i.Counters[2]), TxBytes: u64(i.Counters[8]), TxErrors: u64(i.Counters[10])}
+		if i.Name == "eth0" {
 			out.DefaultInterface = u
 		}
 		out.Interfaces = append(out.Interfaces, u)

@@ -8,13 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"strconv"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -25,7 +22,6 @@ import (
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/pty"
-	"github.com/crid-dev/crid/pkg/sandbox"
 )
 
 // Streaming is the exec/attach/port-forward server the kubelet redirects
@@ -124,53 +120,25 @@ func (s *Server) PortForward(ctx context.Context, req *runtime.PortForwardReques
 type streamRuntime struct{ s *Server }
 
 func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
-	c, err := r.s.containers.Get(id)
+	ec, err := r.s.containers.ExecCommand(ctx, id, cmd)
 	if err != nil {
 		return err
 	}
-	ec, err := r.s.execCmd(c, cmd)
-	if err != nil {
-		return err
-	}
-	var master *os.File
+	var wait func() error
 	if tty {
-		m, slave, err := pty.Open()
-		if err != nil {
-			return err
-		}
-		master = m
-		defer master.Close()
-		ec.Stdin, ec.Stdout, ec.Stderr = slave, slave, slave
-		ec.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-		if err := ec.Start(); err != nil {
-			slave.Close()
-			return err
-		}
-		slave.Close()
+		sizes := make(chan pty.Size)
 		go func() {
+			defer close(sizes)
+			if resize == nil {
+				return
+			}
+			// The streaming server closes resize when the session ends.
 			for size := range resize {
-				unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Height, Col: size.Width})
+				sizes <- pty.Size{Width: size.Width, Height: size.Height}
 			}
 		}()
-		if in != nil {
-			go io.Copy(master, in)
-		}
-		if out != nil {
-			copied := make(chan struct{})
-			go func() {
-				io.Copy(out, master) // ends with EIO once no process holds the terminal
-				close(copied)
-			}()
-			// What the process wrote before it exited is still in the
-			// terminal: it reaches the client before the exit code does.
-			// A process it left behind holding the terminal is not
-			// waited for long.
-			defer func() {
-				select {
-				case <-copied:
-				case <-time.After(2 * time.Second):
-				}
-			}()
+		if wait, err = pty.Run(ec, in, out, sizes, 2*time.Second); err != nil {
+			return err
 		}
 	} else {
 		if in != nil {
@@ -185,9 +153,10 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 		if err := ec.Start(); err != nil {
 			return err
 		}
+		wait = ec.Wait
 	}
 	done := make(chan error, 1)
-	go func() { done <- ec.Wait() }()
+	go func() { done <- wait() }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -211,11 +180,6 @@ func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out,
 		return err
 	}
 	mon := monitor.Connect(c.MonitorDir)
-	conn, err := mon.Attach(ctx, c.ID)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 	if c.Tty && resize != nil {
 		// The streaming server closes resize when the session ends.
 		go func() {
@@ -224,58 +188,24 @@ func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out,
 			}
 		}()
 	}
-	if in != nil {
-		go func() {
-			io.Copy(conn, in)
-			conn.(*net.UnixConn).CloseWrite()
-		}()
+	var stdout, stderr io.Writer
+	if out != nil {
+		stdout = out
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			conn.Close()
-		case <-done:
-		}
-	}()
-	for {
-		stream, data, err := monitor.ReadFrame(conn)
-		if err != nil {
-			return nil // the container ended, or the client left
-		}
-		switch {
-		case stream == monitor.FrameStdout && out != nil:
-			out.Write(data)
-		case stream == monitor.FrameStderr && errOut != nil:
-			errOut.Write(data)
-		}
+	if errOut != nil {
+		stderr = errOut
 	}
+	return mon.Stream(ctx, c.ID, in, stdout, stderr)
 }
 
 // PortForward connects the stream to port on the pod's loopback, from
 // inside the pod's network namespace (or the host's, for a host-network
 // pod): only the pod's own address, never another host.
 func (r streamRuntime) PortForward(ctx context.Context, podID string, port int32, stream io.ReadWriteCloser) error {
-	sb, err := r.s.sandboxes.Get(podID)
-	if err != nil {
-		return err
-	}
 	defer stream.Close()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
-	var conn net.Conn
-	dial := func() error {
-		var err error
-		conn, err = (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", addr)
-		return err
-	}
-	if sb.NS.Net != "" {
-		err = sandbox.InNetNS(sb.NS.Net, dial)
-	} else {
-		err = dial()
-	}
+	conn, err := r.s.sandboxes.DialPort(ctx, podID, port)
 	if err != nil {
-		return fmt.Errorf("port %d of pod %s: %w", port, sb.ID, err)
+		return err
 	}
 	defer conn.Close()
 	done := make(chan struct{}, 2)

@@ -167,6 +167,38 @@ func (c *Client) Attach(ctx context.Context, id string) (net.Conn, error) {
 	return conn, nil
 }
 
+// Stream attaches to a running container and carries its streams until
+// it ends, ctx ends or the client's input and the container's output are
+// both done: in goes to its stdin (or terminal), its stdout and stderr
+// frames to out and errOut (either may be nil: that stream is dropped).
+func (c *Client) Stream(ctx context.Context, id string, in io.Reader, out, errOut io.Writer) error {
+	conn, err := c.Attach(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if in != nil {
+		go func() {
+			io.Copy(conn, in)
+			conn.(*net.UnixConn).CloseWrite()
+		}()
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	for {
+		stream, data, err := ReadFrame(conn)
+		if err != nil {
+			return nil // the container ended, or the client left
+		}
+		switch {
+		case stream == FrameStdout && out != nil:
+			out.Write(data)
+		case stream == FrameStderr && errOut != nil:
+			errOut.Write(data)
+		}
+	}
+}
+
 // ReadFrame reads one output frame of an attached connection.
 func ReadFrame(r io.Reader) (stream byte, data []byte, err error) {
 	hdr := make([]byte, 5)
