@@ -34,7 +34,7 @@ bench_cleanup() {
 	# iptables rules). With 100 pods that takes longer than crictl's
 	# default 2 s: each CNI DEL runs iptables, one at a time.
 	local ep attempt
-	for ep in crid containerd; do
+	for ep in ${bench_endpoints:-crid containerd}; do
 		for attempt in 1 2 3; do
 			"$crictl" --timeout 300s --runtime-endpoint "unix://$work/$ep.sock" rmp -fa >/dev/null 2>&1 || true
 			[ -z "$("$crictl" --runtime-endpoint "unix://$work/$ep.sock" pods -q 2>/dev/null)" ] && break
