@@ -3,7 +3,6 @@ package container
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/cgroups/cgroupstest"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
@@ -34,8 +34,7 @@ type node struct {
 	mountErr map[int]error   // the nth Mount (from 1) fails
 	nMounts  int
 	held     map[string][]string
-	cgroups  map[string]*cgroups.Resources // made cgroups and their limits
-	cgErr    error                         // Create fails
+	*cgroupstest.Hierarchy
 	starts   []monitor.Request
 	dead     map[string]bool // containers whose exit the monitor wrote
 	startErr error
@@ -47,7 +46,7 @@ type node struct {
 
 func newNode() *node {
 	return &node{mounts: map[string]bool{}, mountErr: map[int]error{}, held: map[string][]string{},
-		cgroups: map[string]*cgroups.Resources{}, alive: true, dead: map[string]bool{},
+		Hierarchy: cgroupstest.New(), alive: true, dead: map[string]bool{},
 		exitOn: map[syscall.Signal]int{syscall.SIGTERM: 143, syscall.SIGKILL: 137}}
 }
 
@@ -87,45 +86,6 @@ func (n *node) Release(owner string) {
 	n.mu.Lock()
 	delete(n.held, owner)
 	n.mu.Unlock()
-}
-
-func (n *node) Manager(path string) (cgroups.Manager, error) {
-	return &fakeCgroup{n: n, path: path}, nil
-}
-
-type fakeCgroup struct {
-	cgroups.Manager // what the manager does not use panics
-	n               *node
-	path            string
-}
-
-func (c *fakeCgroup) Create(r *cgroups.Resources) error {
-	c.n.mu.Lock()
-	defer c.n.mu.Unlock()
-	if c.n.cgErr != nil {
-		return c.n.cgErr
-	}
-	c.n.cgroups[c.path] = r.DeepCopy()
-	return nil
-}
-
-func (c *fakeCgroup) Update(r *cgroups.Resources) error {
-	c.n.mu.Lock()
-	defer c.n.mu.Unlock()
-	cur, ok := c.n.cgroups[c.path]
-	if !ok {
-		return fmt.Errorf("cgroup %s: %w", c.path, os.ErrNotExist)
-	}
-	applied := cur.With(r)
-	c.n.cgroups[c.path] = &applied
-	return nil
-}
-
-func (c *fakeCgroup) Destroy(context.Context) error {
-	c.n.mu.Lock()
-	delete(c.n.cgroups, c.path)
-	c.n.mu.Unlock()
-	return nil
 }
 
 func (n *node) Ensure(ctx context.Context, dir string) (Monitor, error) { return n.Connect(dir), nil }
@@ -278,7 +238,7 @@ func (f *fixture) leftovers(t *testing.T) []string {
 	for m := range f.n.mounts {
 		out = append(out, "mount "+m)
 	}
-	for c := range f.n.cgroups {
+	for _, c := range f.n.Made() {
 		out = append(out, "cgroup "+c)
 	}
 	for h := range f.n.held {
@@ -320,7 +280,7 @@ func TestPreparedContainerIsInvisibleUntilCommitted(t *testing.T) {
 	if got := f.n.held[id]; !slices.Equal(got, []string{"sha256:l1", "sha256:l2"}) {
 		t.Errorf("layers held: %v", got)
 	}
-	if _, ok := f.n.cgroups[d.Container.Cgroup]; ok {
+	if f.n.Limits(d.Container.Cgroup) != nil {
 		t.Error("the cgroup is made before the limits are final")
 	}
 	if err := f.UpdateResources(t.Context(), id, &cgroups.Resources{CPUShares: 2}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
@@ -333,7 +293,7 @@ func TestPreparedContainerIsInvisibleUntilCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.n.cgroups[c.Cgroup]; got == nil || got.CPUShares != 1024 || got.MemoryLimit != 32<<20 {
+	if got := f.n.Limits(c.Cgroup); got == nil || got.CPUShares != 1024 || got.MemoryLimit != 32<<20 {
 		t.Errorf("cgroup made with %+v", got)
 	}
 	if c.UID != 1000 || c.Resources.CPUShares != 1024 {
@@ -391,7 +351,7 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 			p.ImageVolumes = map[int]ImageVolume{0: {Image: testImage, SubPath: "no/such/dir"}}
 		}, false, false},
 		{"a plugin refuses it", func(*node, *CreateParams) {}, false, true},
-		{"cgroup fails", func(n *node, _ *CreateParams) { n.cgErr = boom }, true, true},
+		{"cgroup fails", func(n *node, _ *CreateParams) { n.SetCreateErr(boom) }, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -419,7 +379,7 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 			if left := f.leftovers(t); len(left) != 0 {
 				t.Errorf("left: %v", left)
 			}
-			f.n.cgErr = nil
+			f.n.SetCreateErr(nil)
 			f.create(t, "app") // the name is free again
 		})
 	}

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/cgroups/cgroupstest"
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/store"
@@ -22,21 +22,21 @@ import (
 // without root. The integration tests run the same paths for real.
 
 type node struct {
-	mu                                                     sync.Mutex
-	attached                                               map[string]bool // pod ID -> an ADD not undone by a DEL
-	adds                                                   int
-	attachErr, nsErr, shmErr, sysctlErr, monitorErr, cgErr error
-	pins                                                   map[string]bool // pinned namespace files
-	shm                                                    map[string]bool
-	monitors                                               map[string]bool
-	cgroups                                                map[string]*cgroups.Resources
-	gcKept                                                 []string
-	holds                                                  bool // Kernel.Holds answers
+	mu                                              sync.Mutex
+	attached                                        map[string]bool // pod ID -> an ADD not undone by a DEL
+	adds                                            int
+	attachErr, nsErr, shmErr, sysctlErr, monitorErr error
+	pins                                            map[string]bool // pinned namespace files
+	shm                                             map[string]bool
+	monitors                                        map[string]bool
+	*cgroupstest.Hierarchy
+	gcKept []string
+	holds  bool // Kernel.Holds answers
 }
 
 func newNode() *node {
 	return &node{attached: map[string]bool{}, pins: map[string]bool{}, shm: map[string]bool{},
-		monitors: map[string]bool{}, cgroups: map[string]*cgroups.Resources{}, holds: true}
+		monitors: map[string]bool{}, Hierarchy: cgroupstest.New(), holds: true}
 }
 
 func (n *node) Attach(_ context.Context, p cni.Pod) (*cni.Attachment, error) {
@@ -86,33 +86,6 @@ func (n *node) Shutdown(_ context.Context, dir string) error {
 	n.mu.Lock()
 	delete(n.monitors, dir)
 	n.mu.Unlock()
-	return nil
-}
-
-func (n *node) Manager(path string) (cgroups.Manager, error) {
-	return &fakeCgroup{n: n, path: path}, nil
-}
-
-type fakeCgroup struct {
-	cgroups.Manager // what the manager does not use panics
-	n               *node
-	path            string
-}
-
-func (c *fakeCgroup) Create(r *cgroups.Resources) error {
-	c.n.mu.Lock()
-	defer c.n.mu.Unlock()
-	if c.n.cgErr != nil {
-		return c.n.cgErr
-	}
-	c.n.cgroups[c.path] = r.DeepCopy()
-	return nil
-}
-
-func (c *fakeCgroup) Destroy(context.Context) error {
-	c.n.mu.Lock()
-	delete(c.n.cgroups, c.path)
-	c.n.mu.Unlock()
 	return nil
 }
 
@@ -252,7 +225,7 @@ func (f *fixture) leftovers(t *testing.T) []string {
 	for p := range f.n.monitors {
 		out = append(out, "monitor "+p)
 	}
-	for p := range f.n.cgroups {
+	for _, p := range f.n.Made() {
 		out = append(out, "cgroup "+p)
 	}
 	entries, _ := os.ReadDir(filepath.Join(f.dir, "run", "sandboxes"))
@@ -325,7 +298,7 @@ func TestFailedRunLeavesNothing(t *testing.T) {
 	}{
 		{"namespaces fail halfway", func(n *node, _ *Spec) { n.nsErr = boom }, false},
 		{"CNI ADD fails", func(n *node, _ *Spec) { n.attachErr = boom }, false},
-		{"cgroup fails", func(n *node, _ *Spec) { n.cgErr = boom }, false},
+		{"cgroup fails", func(n *node, _ *Spec) { n.SetCreateErr(boom) }, false},
 		{"shm fails", func(n *node, _ *Spec) { n.shmErr = boom }, false},
 		{"sysctl refused", func(n *node, _ *Spec) { n.sysctlErr = boom }, false},
 		{"monitor fails", func(n *node, _ *Spec) { n.monitorErr = boom }, false},
