@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/crid-dev/crid/pkg/config"
 )
 
@@ -115,7 +117,7 @@ func TestVersionCommand(t *testing.T) {
 func TestMetricsServeProfilesOnlyWhenAsked(t *testing.T) {
 	for _, pprofOn := range []bool{false, true} {
 		errc := make(chan error, 1)
-		srv, err := serveMetrics("127.0.0.1:0", pprofOn, errc)
+		srv, err := serveMetrics("127.0.0.1:0", prometheus.NewRegistry(), pprofOn, errc)
 		if err != nil {
 			t.Fatal(err)
 		}

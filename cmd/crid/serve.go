@@ -28,6 +28,7 @@ import (
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/nri"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
@@ -74,6 +75,10 @@ func serve(cfg config.Config) error {
 		return err
 	}
 	defer st.Close()
+	// crid's metrics are recorded from the start, whether or not they are
+	// served (metrics.address empty): recording costs a map lookup.
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
 	connect, handshake, responseHeader := cfg.RegistryTimeouts()
 	images, err := image.New(image.Options{
 		Layout:         image.Layout{Root: cfg.Root},
@@ -82,6 +87,7 @@ func serve(cfg config.Config) error {
 		Pinned:         cfg.Image.PinnedImages,
 		StallTimeout:   cfg.PullProgressTimeout(),
 		Timeouts:       image.Timeouts{Connect: connect, TLSHandshake: handshake, ResponseHeader: responseHeader},
+		Metrics:        m,
 	})
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)
@@ -105,7 +111,7 @@ func serve(cfg config.Config) error {
 	defer monitorBin.Close()
 	// The managers know nothing of each other or of NRI: the server
 	// calls each in turn, and NRI plugins between their steps.
-	plugins, err := nri.New(cfg)
+	plugins, err := nri.New(cfg, m)
 	if err != nil {
 		return err
 	}
@@ -113,8 +119,8 @@ func serve(cfg config.Config) error {
 		RunRoot:  cfg.RunRoot,
 		Store:    st,
 		Cgroups:  cg,
-		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache")),
-		Monitors: sandbox.MonitorBinary{Binary: monitorBin},
+		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache"), m),
+		Monitors: sandbox.MonitorBinary{Binary: monitorBin, Metrics: m},
 		Kernel:   sandbox.Host{Binary: monitorBin, Cgroups: cg},
 	})
 	if err != nil {
@@ -124,12 +130,23 @@ func serve(cfg config.Config) error {
 	containers, err := container.New(context.Background(), container.Options{
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Layers: images,
 		Monitors: container.MonitorBinary{Binary: monitorBin}, Execs: container.ExecBinary{Binary: binary},
-		Events: broker,
+		Events: broker, Metrics: m, Throttling: throttling(cfg),
 	})
 	if err != nil {
 		return fmt.Errorf("containers: %w", err)
 	}
 	defer containers.Close()
+	metrics.RegisterStates(reg, func() (map[string]int, map[string]int) {
+		pods := map[string]int{string(sandbox.Ready): 0, string(sandbox.NotReady): 0}
+		for _, s := range sandboxes.List() {
+			pods[string(s.State)]++
+		}
+		ctrs := map[string]int{string(container.Created): 0, string(container.Running): 0, string(container.Exited): 0}
+		for _, c := range containers.List() {
+			ctrs[string(c.State)]++
+		}
+		return pods, ctrs
+	})
 	// Every container has held its layers: what nothing uses goes.
 	if err := images.CollectLayers(); err != nil {
 		klog.ErrorS(err, "Freeing unused image layers at start-up")
@@ -152,13 +169,13 @@ func serve(cfg config.Config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	errc := make(chan error, 2)
-	var metrics *http.Server
+	var metricsSrv *http.Server
 	if cfg.Metrics.Address != "" {
-		metrics, err = serveMetrics(cfg.Metrics.Address, cfg.Debug.Pprof, errc)
+		metricsSrv, err = serveMetrics(cfg.Metrics.Address, reg, cfg.Debug.Pprof, errc)
 		if err != nil {
 			return err
 		}
-		defer metrics.Close()
+		defer metricsSrv.Close()
 	}
 	lis, err := listenCRI(cfg.Listen)
 	if err != nil {
@@ -166,8 +183,8 @@ func serve(cfg config.Config) error {
 	}
 	defer os.Remove(cfg.Listen)
 
-	g := grpc.NewServer(server.ServerOptions()...)
-	srv := server.New(cfg, st, cg, images, sandboxes, containers, broker, plugins)
+	g := grpc.NewServer(server.ServerOptions(m)...)
+	srv := server.New(cfg, st, cg, images, sandboxes, containers, broker, plugins, m)
 	srv.Register(g)
 	stream, err := srv.StartStreaming(cfg.Streaming.Address)
 	if err != nil {
@@ -301,8 +318,7 @@ func peer(c *net.UnixConn) string {
 // loopback). The profiles are mounted on this mux by hand: importing
 // net/http/pprof registers them on http.DefaultServeMux, which crid never
 // serves.
-func serveMetrics(addr string, pprofOn bool, errc chan<- error) (*http.Server, error) {
-	reg := prometheus.NewRegistry()
+func serveMetrics(addr string, reg *prometheus.Registry, pprofOn bool, errc chan<- error) (*http.Server, error) {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -336,6 +352,11 @@ func serveMetrics(addr string, pprofOn bool, errc chan<- error) (*http.Server, e
 	}()
 	klog.InfoS("Metrics serving", "address", lis.Addr().String(), "pprof", pprofOn)
 	return srv, nil
+}
+
+func throttling(cfg config.Config) container.Throttling {
+	window, share := cfg.Throttling()
+	return container.Throttling{Window: window, Share: share}
 }
 
 // gracefulStop lets running calls finish, then cuts whatever is still open

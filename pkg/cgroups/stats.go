@@ -46,6 +46,10 @@ type MemoryStats struct {
 	MajorFaults uint64
 	Limit       uint64 // MaxUint64 when unlimited
 	MappedFile  uint64 // page cache mapped into processes
+	// ActiveFile and InactiveFile split Cache as the kernel's LRU does:
+	// inactive file pages go first under pressure; active ones are what an
+	// OOM-killed container's "page cache" mostly held.
+	ActiveFile, InactiveFile uint64
 	// Filled by DetailedStats only:
 	MaxUsage uint64 // the highest usage seen (v1 max_usage_in_bytes, v2 memory.peak)
 	Failcnt  uint64 // times usage hit the limit (v2: memory.events max)

@@ -238,6 +238,7 @@ func (c *v2) memory() (MemoryStats, error) {
 	}
 	m.Limit, _ = readUint(d, "memory.max")
 	m.MappedFile = kv["file_mapped"]
+	m.ActiveFile, m.InactiveFile = kv["active_file"], kv["inactive_file"]
 	return m, nil
 }
 

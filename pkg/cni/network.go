@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	cnitypes "github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/crid-dev/crid/pkg/metrics"
 )
 
 // IfName is the pod's interface, as the kubelet's other runtimes name it.
@@ -20,6 +23,7 @@ type Manager struct {
 	confDir string
 	binDirs []string
 	cni     *libcni.CNIConfig
+	metrics *metrics.Metrics
 }
 
 // NewManager uses the network found in confDir with plugins from binDirs.
@@ -27,8 +31,14 @@ type Manager struct {
 // cacheDir (keep it on persistent storage): detaching uses them, so it
 // works after a restart, after the configuration changed, and after the
 // pod's network namespace is gone.
-func NewManager(confDir string, binDirs []string, cacheDir string) *Manager {
-	return &Manager{confDir: confDir, binDirs: binDirs, cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, nil)}
+// Each ADD, DEL and CHECK is timed in mt (which may be nil).
+func NewManager(confDir string, binDirs []string, cacheDir string, mt *metrics.Metrics) *Manager {
+	return &Manager{confDir: confDir, binDirs: binDirs, cni: libcni.NewCNIConfigWithCacheDir(binDirs, cacheDir, nil), metrics: mt}
+}
+
+// timed records op of the chain on network from start, with its error.
+func (m *Manager) timed(network, op string, start time.Time, err error) {
+	m.metrics.CNI(network, op, time.Since(start), err)
 }
 
 // Pod is who a network attachment is for.
@@ -100,7 +110,9 @@ func (m *Manager) Attach(ctx context.Context, p Pod) (*Attachment, error) {
 		return nil, err
 	}
 	rt := p.runtimeConf()
+	start := time.Now()
 	res, err := m.cni.AddNetworkList(ctx, network.List, rt)
+	m.timed(network.Name(), "ADD", start, err)
 	if err != nil {
 		delErr := m.cni.DelNetworkList(context.WithoutCancel(ctx), network.List, rt)
 		return nil, errors.Join(fmt.Errorf("CNI ADD on network %s (%s): %w", network.Name(), network.File, err), delErr)
@@ -142,7 +154,10 @@ func (m *Manager) Detach(ctx context.Context, p Pod) error {
 		}
 		list = network.List
 	}
-	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
+	start := time.Now()
+	err = m.cni.DelNetworkList(ctx, list, rt)
+	m.timed(list.Name, "DEL", start, err)
+	if err != nil {
 		return fmt.Errorf("CNI DEL on network %s: %w", list.Name, err)
 	}
 	return nil
@@ -176,11 +191,13 @@ func (m *Manager) Check(ctx context.Context, p Pod) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	err = m.cni.CheckNetworkList(ctx, network.List, p.runtimeConf())
 	var cerr *cnitypes.Error
 	if errors.Is(err, libcni.ErrorCheckNotSupp) || errors.As(err, &cerr) && cerr.Code == cnitypes.ErrIncompatibleCNIVersion {
 		return nil
 	}
+	m.timed(network.Name(), "CHECK", start, err)
 	return err
 }
 

@@ -107,7 +107,15 @@ type StreamingConfig struct {
 
 // MetricsConfig is the [metrics] table.
 type MetricsConfig struct {
-	Address string `toml:"address" json:"address" doc:"host:port serving Prometheus metrics on /metrics; empty turns metrics off."`
+	Address          string  `toml:"address" json:"address" doc:"host:port serving Prometheus metrics on /metrics; empty turns metrics off."`
+	ThrottleWindow   string  `toml:"throttle_window" json:"throttle_window" doc:"How often each running container's CPU throttling is measured (Go duration); \"0s\" turns the watch off."`
+	ThrottleLogShare float64 `toml:"throttle_log_share" json:"throttle_log_share" doc:"Share of a window's CFS periods throttled (0 to 1) at which crid logs a container as CPU-throttled, once per window; the throttling metrics are kept whatever it is. 0.25, as the CPUThrottlingHigh alert operators run."`
+}
+
+// Throttling is the throttling watch's window and log threshold.
+func (c Config) Throttling() (time.Duration, float64) {
+	d, _ := time.ParseDuration(c.Metrics.ThrottleWindow)
+	return d, c.Metrics.ThrottleLogShare
 }
 
 // DebugConfig is the [debug] table.
@@ -142,7 +150,7 @@ func Default() Config {
 			CNIPluginDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
 		},
 		Streaming: StreamingConfig{Address: "127.0.0.1:0"},
-		Metrics:   MetricsConfig{Address: "127.0.0.1:9539"},
+		Metrics:   MetricsConfig{Address: "127.0.0.1:9539", ThrottleWindow: "30s", ThrottleLogShare: 0.25},
 		// The paths NRI plugins look for by default, as containerd's and
 		// CRI-O's: a plugin built for either finds crid.
 		NRI: NRIConfig{
@@ -304,6 +312,12 @@ func (c *Config) Validate() error {
 
 	checkHostPort("streaming.address", c.Streaming.Address, false, bad)
 	checkHostPort("metrics.address", c.Metrics.Address, true, bad)
+	if d, err := time.ParseDuration(c.Metrics.ThrottleWindow); err != nil || d < 0 || d > 0 && d < time.Second {
+		bad("metrics.throttle_window", "%q is not a duration of at least 1s (or 0s for none)", c.Metrics.ThrottleWindow)
+	}
+	if v := c.Metrics.ThrottleLogShare; v < 0 || v > 1 {
+		bad("metrics.throttle_log_share", "%v is not a share from 0 to 1", v)
+	}
 	if c.Debug.Pprof && !onLoopback(c.Metrics.Address) {
 		bad("debug.pprof", "needs metrics.address on loopback (127.0.0.1:PORT or [::1]:PORT), not %q: profiles show crid's memory", c.Metrics.Address)
 	}

@@ -117,6 +117,7 @@ func (m *Manager) failStart(ctx context.Context, c *Container, cause error) {
 		log.Error(err, "Recording a failed start")
 	}
 	log.Info("Container failed to start", "name", c.Name, "error", cause)
+	m.opts.Metrics.Exit(series(c), c.Reason)
 	m.mu.Lock()
 	if ch, ok := m.exited[c.ID]; ok {
 		close(ch)
@@ -181,6 +182,16 @@ func (m *Manager) recordExit(c *Container, e monitor.Exit) {
 		}
 		c.Message = string(msg)
 	}
+	if e.OOMKilled && e.OOM != nil {
+		// What filled the limit goes first: the kubelet shows the message
+		// as the terminated state's, where operators look.
+		c.OOM = e.OOM
+		explained := OOMMessage(e.OOM, c.Cgroup)
+		if c.Message != "" {
+			explained += "\n" + c.Message
+		}
+		c.Message = explained
+	}
 	log := logctx.From(withIDs(context.Background(), c))
 	if err := m.records.Put(c); err != nil {
 		log.Error(err, "Recording a container's exit")
@@ -193,6 +204,10 @@ func (m *Manager) recordExit(c *Container, e monitor.Exit) {
 	}
 	m.mu.Unlock()
 	log.Info("Container exited", "name", c.Name, "exitCode", c.ExitCode, "reason", c.Reason)
+	m.opts.Metrics.Exit(series(c), c.Reason)
+	if c.OOM != nil {
+		logOOM(log, c)
+	}
 	m.publish(c, events.Stopped)
 }
 
@@ -245,6 +260,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 	}
 	if !mon.Alive(ctx) {
 		// The monitor is gone (a reboot, or killed): so is the container.
+		m.opts.Metrics.MonitorLost()
 		m.recordExit(c, monitor.Exit{ExitCode: 255, FinishedAt: time.Now()})
 		return nil
 	}
@@ -305,6 +321,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	m.publish(c, events.Deleted)
+	m.opts.Metrics.Forget(series(c))
 	logctx.From(ctx).Info("Container removed", "name", c.Name)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/logctx"
+	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/records"
 	"github.com/crid-dev/crid/pkg/store"
@@ -37,6 +38,11 @@ type Options struct {
 	// Events hears of each container created, started, stopped (an exit,
 	// or a start that failed) and removed.
 	Events *events.Broker
+	// Metrics records exits, OOM kills and CPU throttling; nil records
+	// nothing.
+	Metrics *metrics.Metrics
+	// Throttling says when a container's throttling is worth a log line.
+	Throttling Throttling
 }
 
 // Manager holds the node's containers.
@@ -49,6 +55,9 @@ type Manager struct {
 	exiting map[string]bool          // exits being recorded: each is recorded once
 
 	watch *exitWatcher
+	// The throttling watch's goroutine: stopped by Close.
+	stopThrottle context.CancelFunc
+	throttleDone chan struct{}
 }
 
 // New loads the recorded containers, settles what happened to them while
@@ -77,11 +86,18 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		w.close()
 		return nil, err
 	}
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopThrottle, m.throttleDone = cancel, make(chan struct{})
+	go m.watchThrottling(tctx)
 	return m, nil
 }
 
-// Close stops watching for exits.
-func (m *Manager) Close() { m.watch.close() }
+// Close stops watching for exits and throttling.
+func (m *Manager) Close() {
+	m.stopThrottle()
+	<-m.throttleDone
+	m.watch.close()
+}
 
 func (m *Manager) bundlesDir() string { return filepath.Join(m.opts.RunRoot, "containers") }
 func (m *Manager) layersDir() string  { return filepath.Join(m.opts.Root, "containers") }
@@ -133,6 +149,7 @@ func (m *Manager) load(ctx context.Context) error {
 			// No monitor, no exit record: the node rebooted or the
 			// monitor was killed; the container is gone with it.
 			c.Message = "the container's monitor is gone (node reboot?): its exit is unknown"
+			m.opts.Metrics.MonitorLost()
 			m.recordExit(c, monitor.Exit{ExitCode: 255, FinishedAt: time.Now()})
 			continue
 		}
@@ -143,6 +160,11 @@ func (m *Manager) load(ctx context.Context) error {
 		m.checkExit(c.ID)
 	}
 	return nil
+}
+
+// series names c's metrics as the kubelet names the container.
+func series(c *Container) metrics.Container {
+	return metrics.Container{Namespace: c.Labels["io.kubernetes.pod.namespace"], Pod: c.Labels["io.kubernetes.pod.name"], Name: c.Name}
 }
 
 // publish tells the listeners what became of c.

@@ -19,6 +19,7 @@ import (
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -148,6 +149,10 @@ type fixture struct {
 	dir    string
 	st     *store.Store
 	events <-chan events.Event
+	// What the manager is opened with besides the fakes.
+	ctx        context.Context
+	metrics    *metrics.Metrics
+	throttling Throttling
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -166,9 +171,14 @@ func (f *fixture) open(t *testing.T) {
 	}
 	broker := events.New()
 	ch, _ := broker.Subscribe()
-	m, err := New(t.Context(), Options{
+	ctx := f.ctx
+	if ctx == nil {
+		ctx = t.Context()
+	}
+	m, err := New(ctx, Options{
 		Root: filepath.Join(f.dir, "root"), RunRoot: filepath.Join(f.dir, "run"), Store: st,
 		Cgroups: f.n, Layers: f.n, Monitors: f.n, RootFS: f.n, Events: broker,
+		Metrics: f.metrics, Throttling: f.throttling,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
 )
 
 // State is a container's CRI state.
@@ -73,6 +74,9 @@ type Container struct {
 	GID    uint32   `json:"gid"`
 	Groups []uint32 `json:"groups,omitempty"`
 
+	// OOM is what filled the memory when the container was OOM-killed.
+	OOM *monitor.OOMReport `json:"oom,omitempty"`
+
 	// Resources are the cgroup limits last applied (at create, or by an
 	// update), for those asking what the container is given.
 	Resources *cgroups.Resources `json:"resources,omitempty"`
@@ -124,5 +128,13 @@ func (c *Container) DeepCopy() *Container {
 	d.ImageVolumes = maps.Clone(c.ImageVolumes)
 	d.Groups = slices.Clone(c.Groups)
 	d.Resources = c.Resources.DeepCopy()
+	if c.OOM != nil {
+		o := *c.OOM
+		if c.OOM.Victim != nil {
+			v := *c.OOM.Victim
+			o.Victim = &v
+		}
+		d.OOM = &o
+	}
 	return &d
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/image/reference"
+	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/store"
 )
 
@@ -63,8 +64,10 @@ type Options struct {
 	Timeouts Timeouts
 	// ParallelLayers is how many layers of one pull download at once.
 	ParallelLayers int
-	// OnPull, when set, hears of every pull: the observability hook.
+	// OnPull, when set, hears of every pull (tests count the bytes).
 	OnPull func(image string, bytes int64, took time.Duration, err error)
+	// Metrics records pulls; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Timeouts bound the steps of a registry request; zero takes the default.

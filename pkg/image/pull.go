@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/codes"
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
@@ -56,6 +57,7 @@ func (s *Service) Pull(ctx context.Context, image string, auth Auth) (*Image, er
 		if s.opts.OnPull != nil {
 			s.opts.OnPull(n.String(), bytes, time.Since(start), err)
 		}
+		s.opts.Metrics.Pull(pullResult(err), bytes, time.Since(start))
 		return img, err
 	})
 	if err != nil {
@@ -331,4 +333,28 @@ func registryErr(err error) error {
 		}
 	}
 	return err
+}
+
+// pullResult names a pull's outcome for its metric: success, or why it
+// failed, in a few words an alert can select on.
+func pullResult(err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	switch errdefs.Code(err) {
+	case codes.NotFound:
+		return "not_found"
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return "unauthorized"
+	case codes.InvalidArgument, codes.FailedPrecondition:
+		return "refused"
+	case codes.DeadlineExceeded:
+		return "timeout"
+	}
+	return "error"
 }

@@ -353,11 +353,11 @@ func TestNoEventWithoutPlugins(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The library's count turns events on, and off again.
-	pluginCount{&h.plugins}.UpdatePluginCount(2)
+	pluginCount{n: &h.plugins}.UpdatePluginCount(2)
 	if !h.active() {
 		t.Error("two plugins and the host is not active")
 	}
-	pluginCount{&h.plugins}.UpdatePluginCount(0)
+	pluginCount{n: &h.plugins}.UpdatePluginCount(0)
 	if h.active() {
 		t.Error("no plugin and the host is active")
 	}

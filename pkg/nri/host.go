@@ -27,6 +27,7 @@ import (
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/logctx"
+	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/version"
 )
@@ -53,19 +54,26 @@ type Host struct {
 	plugins atomic.Int64
 }
 
-// pluginCount hears the library's plugin count (its Metrics are only
-// ever asked for that here).
-type pluginCount struct{ n *atomic.Int64 }
+// pluginCount hears the library's metrics: its plugin count, which turns
+// events on and off, and each plugin call, for crid's metrics.
+type pluginCount struct {
+	n *atomic.Int64
+	m *metrics.Metrics
+}
 
-func (c pluginCount) UpdatePluginCount(n int)                         { c.n.Store(int64(n)) }
-func (pluginCount) RecordPluginInvocation(string, string, error)      {}
-func (pluginCount) RecordPluginLatency(string, string, time.Duration) {}
+func (c pluginCount) UpdatePluginCount(n int) { c.n.Store(int64(n)) }
+func (c pluginCount) RecordPluginInvocation(plugin, event string, err error) {
+	c.m.NRICall(plugin, event, err)
+}
+func (c pluginCount) RecordPluginLatency(plugin, event string, took time.Duration) {
+	c.m.NRILatency(plugin, event, took)
+}
 func (pluginCount) RecordPluginAdjustments(string, string, *adaptation.ContainerAdjustment, int, int) {
 }
 
 // New prepares the host for cfg; plugins connect only after Start. With
 // NRI off it returns a Host that does nothing.
-func New(cfg config.Config) (*Host, error) {
+func New(cfg config.Config, m *metrics.Metrics) (*Host, error) {
 	h := &Host{stopped: map[string]chan struct{}{}}
 	if !cfg.NRI.Enable {
 		return h, nil
@@ -79,7 +87,7 @@ func New(cfg config.Config) (*Host, error) {
 		adaptation.WithSocketPath(cfg.NRI.SocketPath),
 		adaptation.WithPluginPath(cfg.NRI.PluginPath),
 		adaptation.WithPluginConfigPath(cfg.NRI.PluginConfigPath),
-		adaptation.WithMetrics(pluginCount{&h.plugins}),
+		adaptation.WithMetrics(pluginCount{&h.plugins, m}),
 	}
 	if cfg.NRI.DisableConnections {
 		opts = append(opts, adaptation.WithDisabledExternalConnections())

@@ -16,6 +16,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/infra"
+	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/oci/nsenter"
 	"github.com/crid-dev/crid/pkg/reexec"
@@ -62,12 +63,22 @@ type Kernel interface {
 	ApplySysctls(s *Sandbox) error
 }
 
-// MonitorBinary runs crid-monitor from a sealed binary.
-type MonitorBinary struct{ Binary *reexec.Binary }
+// MonitorBinary runs crid-monitor from a sealed binary, counting the
+// monitors it starts in Metrics (which may be nil).
+type MonitorBinary struct {
+	Binary  *reexec.Binary
+	Metrics *metrics.Metrics
+}
 
 func (b MonitorBinary) Ensure(ctx context.Context, dir string) error {
-	_, err := monitor.Ensure(ctx, b.Binary, dir)
-	return err
+	if monitor.Connect(dir).Alive(ctx) {
+		return nil
+	}
+	if _, err := monitor.Ensure(ctx, b.Binary, dir); err != nil {
+		return err
+	}
+	b.Metrics.MonitorStarted()
+	return nil
 }
 
 func (MonitorBinary) Shutdown(ctx context.Context, dir string) error {

@@ -27,7 +27,7 @@ func TestToCRIImageUserAndPinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(config.Default(), st, &cgroups.Hierarchy{Mode: cgroups.Unified, Unified: "/sys/fs/cgroup"}, svc, nil, nil, nil, nil)
+	s := New(config.Default(), st, &cgroups.Hierarchy{Mode: cgroups.Unified, Unified: "/sys/fs/cgroup"}, svc, nil, nil, nil, nil, nil)
 	tests := []struct {
 		user     string
 		uid      int64 // -1: none

@@ -24,6 +24,7 @@ import (
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/logctx"
+	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/nri"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
@@ -48,6 +49,7 @@ type Server struct {
 	streaming  streaming.Server
 	events     *events.Broker
 	nri        *nri.Host // may be nil: no NRI
+	metrics    *metrics.Metrics
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
@@ -57,9 +59,9 @@ type Server struct {
 const usageMaxAge = 5 * time.Second
 
 // New returns a server over an open store and image service.
-func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager, containers *container.Manager, broker *events.Broker, host *nri.Host) *Server {
+func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager, containers *container.Manager, broker *events.Broker, host *nri.Host, m *metrics.Metrics) *Server {
 	return &Server{
-		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers, events: broker, nri: host,
+		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers, events: broker, nri: host, metrics: m,
 		layout: image.Layout{Root: cfg.Root},
 		usage:  image.NewUsageCache(usageMaxAge),
 	}
@@ -75,12 +77,24 @@ func (s *Server) Register(g *grpc.Server) {
 // ServerOptions returns the gRPC options every crid server runs with: the
 // interceptors that log, recover and map errors, and message limits as
 // large as the kubelet's (16 MiB), so ListContainers of a full node fits.
-func ServerOptions() []grpc.ServerOption {
+// Each call is counted and timed in m (which may be nil).
+func ServerOptions(m *metrics.Metrics) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(config.MaxMessageSize),
 		grpc.MaxSendMsgSize(config.MaxMessageSize),
-		grpc.ChainUnaryInterceptor(unaryInterceptor),
+		grpc.ChainUnaryInterceptor(measured(m), unaryInterceptor),
 		grpc.ChainStreamInterceptor(streamInterceptor),
+	}
+}
+
+// measured counts and times each unary call by method and the code it
+// answered with (the inner interceptor has mapped errors to codes).
+func measured(m *metrics.Metrics) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		m.RPC(info.FullMethod, status.Code(err).String(), time.Since(start))
+		return resp, err
 	}
 }
 

@@ -58,14 +58,14 @@ func serve(t *testing.T, edit func(*config.Config)) clients {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(ServerOptions()...)
+	g := grpc.NewServer(ServerOptions(nil)...)
 	images, err := image.New(image.Options{Layout: image.Layout{Root: cfg.Root}, Store: st, RegistriesConf: cfg.Image.RegistriesConf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cg := &cgroups.Hierarchy{Mode: cgroups.Hybrid, V1: map[string]string{"memory": "/sys/fs/cgroup/memory"}}
 	sandboxes, err := sandbox.New(context.Background(), sandbox.Options{RunRoot: filepath.Join(dir, "run"), Store: st, Cgroups: cg,
-		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(dir, "cni-cache")),
+		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(dir, "cni-cache"), nil),
 		Monitors: sandbox.MonitorBinary{}, Kernel: sandbox.Host{Cgroups: cg}})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func serve(t *testing.T, edit func(*config.Config)) clients {
 		t.Fatal(err)
 	}
 	t.Cleanup(containers.Close)
-	New(cfg, st, cg, images, sandboxes, containers, events.New(), nil).Register(g)
+	New(cfg, st, cg, images, sandboxes, containers, events.New(), nil, nil).Register(g)
 	go g.Serve(l)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -120,6 +120,7 @@ func (s *Server) PortForward(ctx context.Context, req *runtime.PortForwardReques
 type streamRuntime struct{ s *Server }
 
 func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
+	defer r.s.metrics.Stream("exec")()
 	ec, err := r.s.containers.ExecCommand(ctx, id, cmd)
 	if err != nil {
 		return err
@@ -175,6 +176,7 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 // terminal), the container's output comes back as frames, and a
 // terminal's resizes go to the monitor.
 func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
+	defer r.s.metrics.Stream("attach")()
 	c, err := r.s.containers.Get(id)
 	if err != nil {
 		return err
@@ -202,6 +204,7 @@ func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out,
 // inside the pod's network namespace (or the host's, for a host-network
 // pod): only the pod's own address, never another host.
 func (r streamRuntime) PortForward(ctx context.Context, podID string, port int32, stream io.ReadWriteCloser) error {
+	defer r.s.metrics.Stream("port-forward")()
 	defer stream.Close()
 	conn, err := r.s.sandboxes.DialPort(ctx, podID, port)
 	if err != nil {

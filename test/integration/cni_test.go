@@ -23,7 +23,7 @@ func TestGCDetachesForgottenAttachments(t *testing.T) {
 		t.Fatalf("ip netns add: %v\n%s", err, out)
 	}
 	defer exec.Command("ip", "netns", "delete", netns).Run()
-	m := cni.NewManager(filepath.Join(dir, "net.d"), []string{"/usr/lib/cni", "/opt/cni/bin"}, filepath.Join(dir, "cache"))
+	m := cni.NewManager(filepath.Join(dir, "net.d"), []string{"/usr/lib/cni", "/opt/cni/bin"}, filepath.Join(dir, "cache"), nil)
 	ctx := context.Background()
 	kept := cni.Pod{ID: "kept", Name: "kept", Namespace: "it", UID: "k", NetNS: "/run/netns/" + netns}
 	if _, err := m.Attach(ctx, kept); err != nil {

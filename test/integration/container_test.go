@@ -849,3 +849,43 @@ func TestEnvNamesBeyondShellIdentifiers(t *testing.T) {
 		}
 	}
 }
+
+// TestOOMKillSaysWhatFilledTheLimit: a container that fills 24 MiB of
+// its pod's /dev/shm (tmpfs: page cache charged to it, which no reclaim
+// frees without swap) and then grows a string until the kernel kills it
+// is reported OOMKilled with what filled its 64 MiB: the page cache read
+// at the kill within a few MiB of what it wrote, the rest anon, the
+// victim named. On a host's `free` nothing of it would show.
+func TestOOMKillSaysWhatFilledTheLimit(t *testing.T) {
+	e := newCtrEnv(t, 32)
+	cfg := &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "hog"},
+		Command: []string{"sh", "-c", "dd if=/dev/zero of=/dev/shm/fill bs=1M count=24 2>/dev/null; " +
+			"head -c 268435456 /dev/zero | tail -n 1 >/dev/null"},
+		Linux: &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}},
+	}
+	id := e.start(t, cfg)
+	st := e.waitExited(t, id)
+	if st.Reason != "OOMKilled" {
+		t.Fatalf("reason %q, message %q", st.Reason, st.Message)
+	}
+	t.Logf("message: %s", st.Message)
+	m := regexp.MustCompile(`^OOMKilled: limit 64Mi; anon ([0-9.]+)(Ki|Mi), page cache ([0-9.]+)Mi \(active [0-9.]+(Ki|Mi)?\), kernel [0-9.]+(Ki|Mi)?; process (\S+) \(pid \d+\) killed`).FindStringSubmatch(st.Message)
+	if m == nil {
+		t.Fatalf("message %q does not explain the kill", st.Message)
+	}
+	cache, _ := strconv.ParseFloat(m[3], 64)
+	if cache < 22 || cache > 30 {
+		t.Errorf("page cache %.1fMi at the kill, want the 24Mi written (within 22..30)", cache)
+	}
+	anon, _ := strconv.ParseFloat(m[1], 64)
+	if m[2] == "Ki" {
+		anon /= 1024
+	}
+	if anon+cache < 56 || anon+cache > 64 {
+		t.Errorf("anon %.1fMi + page cache %.1fMi: want them to fill the 64Mi limit", anon, cache)
+	}
+	if m[6] != "tail" {
+		t.Errorf("victim %q, want tail (the largest)", m[6])
+	}
+}

@@ -15,14 +15,24 @@ import (
 
 // Hierarchy hands out cgroups that live in its maps.
 type Hierarchy struct {
-	mu   sync.Mutex
-	made map[string]*cgroups.Resources // path -> limits applied
+	mu    sync.Mutex
+	made  map[string]*cgroups.Resources // path -> limits applied
+	stats map[string]*cgroups.Stats     // what Stats answers, by path
 	// CreateErr, when set, fails every Create.
 	CreateErr error
 }
 
 // New returns an empty hierarchy.
-func New() *Hierarchy { return &Hierarchy{made: map[string]*cgroups.Resources{}} }
+func New() *Hierarchy {
+	return &Hierarchy{made: map[string]*cgroups.Resources{}, stats: map[string]*cgroups.Stats{}}
+}
+
+// SetStats sets what the cgroup at path reports.
+func (h *Hierarchy) SetStats(path string, st cgroups.Stats) {
+	h.mu.Lock()
+	h.stats[path] = &st
+	h.mu.Unlock()
+}
 
 // Manager returns the cgroup at path, made or not.
 func (h *Hierarchy) Manager(path string) (cgroups.Manager, error) {
@@ -88,6 +98,17 @@ func (c *cgroup) Update(r *cgroups.Resources) error {
 	applied := cur.With(r)
 	c.h.made[c.path] = &applied
 	return nil
+}
+
+func (c *cgroup) Stats() (*cgroups.Stats, error) {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	st, ok := c.h.stats[c.path]
+	if !ok {
+		return nil, fmt.Errorf("cgroup %s has no stats: %w", c.path, os.ErrNotExist)
+	}
+	out := *st
+	return &out, nil
 }
 
 func (c *cgroup) JoinFiles() []string { return []string{"/sys/fs/cgroup" + c.path + "/cgroup.procs"} }

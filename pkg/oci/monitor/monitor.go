@@ -77,6 +77,8 @@ type Exit struct {
 	Signal     int       `json:"signal,omitempty"`
 	OOMKilled  bool      `json:"oomKilled,omitempty"`
 	FinishedAt time.Time `json:"finishedAt"`
+	// OOM says what filled the memory, when OOMKilled.
+	OOM *OOMReport `json:"oom,omitempty"`
 }
 
 type container struct {
@@ -85,6 +87,7 @@ type container struct {
 	log        *LogWriter
 	cgroup     cgroups.Manager
 	oomBefore  uint64
+	oom        *oomWatch
 	copying    sync.WaitGroup
 
 	stdinOnce bool
@@ -312,6 +315,7 @@ func (m *monitor) start(req Request) (int, error) {
 	}
 	c := &container{id: req.ID, bundle: req.Bundle, log: log, cgroup: cg, stdinOnce: req.StdinOnce, clients: map[net.Conn]bool{}}
 	c.oomBefore, _ = cg.OOMKills()
+	c.oom = watchOOM(cg)
 	// With a terminal the executor hands back its master, which carries
 	// input and output both (output goes to the log as stdout, as with
 	// containerd); without one, the container gets pipes.
@@ -324,6 +328,7 @@ func (m *monitor) start(req Request) (int, error) {
 			}
 		}
 		log.Close()
+		c.oom.close()
 	}
 	if !spec.Process.Terminal {
 		var outW, errW *os.File
@@ -467,7 +472,9 @@ func (m *monitor) exited(c *container, ws syscall.WaitStatus) {
 	}
 	if n, err := c.cgroup.OOMKills(); err == nil && n > c.oomBefore {
 		e.OOMKilled = true
+		e.OOM = c.oom.report(c.cgroup, time.Second)
 	}
+	c.oom.close()
 	// A container ends with its main process. What it leaves in its
 	// cgroup (a wrapper script's server, a daemon that ignored SIGTERM,
 	// an exec) is killed before the exit is recorded: in a pod's shared

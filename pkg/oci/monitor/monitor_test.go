@@ -183,6 +183,14 @@ func TestOOMKillIsRecorded(t *testing.T) {
 	if !e.OOMKilled || e.ExitCode != 137 {
 		t.Fatalf("exit %+v, want an OOM kill", e)
 	}
+	// What filled the limit, read at the kill: the shell's string, anon.
+	r := e.OOM
+	if r == nil || !r.AtKill || r.Limit != 16<<20 || r.Anon < 8<<20 || r.Anon > r.Limit {
+		t.Fatalf("OOM report %+v", r)
+	}
+	if v := r.Victim; v == nil || v.Comm != "sh" || v.Pid == 0 || v.TaskCgroup != cg.Path() || v.LimitCgroup != cg.Path() {
+		t.Errorf("victim %+v, want sh in %s", v, cg.Path())
+	}
 }
 
 func TestAttachCarriesStdinAndOutput(t *testing.T) {

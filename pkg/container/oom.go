@@ -1,0 +1,73 @@
+package container
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"k8s.io/klog/v2"
+
+	"github.com/crid-dev/crid/pkg/oci/monitor"
+)
+
+// OOMMessage explains an OOM kill in a line, as operators read it:
+//
+//	OOMKilled: limit 64Mi; anon 61.8Mi, page cache 1.9Mi (active 1.2Mi), kernel 307.2Ki; process sh (pid 12) killed
+//
+// The page cache is named because it is what surprises: it counts toward
+// the limit, so a container can be killed while its processes' own
+// memory, and the host's `free`, look fine. A kill by a parent's limit
+// (a pod's) says whose; a breakdown read after the kill says so.
+func OOMMessage(r *monitor.OOMReport, cgroup string) string {
+	var b strings.Builder
+	b.WriteString("OOMKilled: ")
+	byParent := r.Victim != nil && r.Victim.LimitCgroup != "" && r.Victim.LimitCgroup != cgroup
+	switch {
+	case byParent:
+		fmt.Fprintf(&b, "the memory limit of %s (the pod's, not the container's) ran out; the container held", r.Victim.LimitCgroup)
+	case r.Limit == 0 || r.Limit == math.MaxUint64:
+		b.WriteString("no limit of its own")
+	default:
+		fmt.Fprintf(&b, "limit %s", Quantity(r.Limit))
+	}
+	sep := "; "
+	if byParent {
+		sep = " "
+	}
+	fmt.Fprintf(&b, "%sanon %s, page cache %s (active %s), kernel %s", sep, Quantity(r.Anon), Quantity(r.File), Quantity(r.ActiveFile), Quantity(r.Kernel))
+	if !r.AtKill {
+		b.WriteString(" (read at the exit, after the kill freed the victim's memory)")
+	}
+	if v := r.Victim; v != nil && v.Pid > 0 {
+		fmt.Fprintf(&b, "; process %s (pid %d) killed", v.Comm, v.Pid)
+	}
+	return b.String()
+}
+
+// Quantity writes bytes as Kubernetes quantities do, with one decimal:
+// 64Mi, 61.8Mi, 512Ki, 1.5Gi.
+func Quantity(n uint64) string {
+	units := []string{"", "Ki", "Mi", "Gi", "Ti"}
+	v := float64(n)
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	s := fmt.Sprintf("%.1f", v)
+	s = strings.TrimSuffix(s, ".0")
+	return s + units[i]
+}
+
+// logOOM says, at warning, what filled a killed container's memory, with
+// the pod and container as the kubelet names them.
+func logOOM(log klog.Logger, c *Container) {
+	r := c.OOM
+	kv := []any{"level", "warning", "podName", c.Labels["io.kubernetes.pod.namespace"] + "/" + c.Labels["io.kubernetes.pod.name"],
+		"name", c.Name, "limit", r.Limit, "anon", r.Anon, "pageCache", r.File, "activeFile", r.ActiveFile,
+		"inactiveFile", r.InactiveFile, "kernel", r.Kernel, "atKill", r.AtKill}
+	if v := r.Victim; v != nil {
+		kv = append(kv, "victim", v.Comm, "victimPid", v.Pid, "limitCgroup", v.LimitCgroup)
+	}
+	log.Info("Container OOM-killed", kv...)
+}

@@ -1,0 +1,103 @@
+package metrics
+
+import (
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// scrape serves reg as the metrics endpoint does and parses the answer
+// with Prometheus's own text parser.
+func scrape(t *testing.T, reg *prometheus.Registry) map[string]string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	// Legacy names: what every Prometheus, old or new, accepts.
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(rec.Body.String()))
+	if err != nil {
+		t.Fatalf("the endpoint does not parse: %v\n%s", err, rec.Body.String())
+	}
+	out := map[string]string{}
+	for name, f := range families {
+		out[name] = f.GetType().String()
+	}
+	return out
+}
+
+func TestEndpointParsesAndNamesFollowTheRules(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	c := Container{Namespace: "shop", Pod: "web-1", Name: "app"}
+	m.RPC("/runtime.v1.RuntimeService/RunPodSandbox", "OK", 40*time.Millisecond)
+	m.Exit(c, "OOMKilled")
+	m.Throttled(c, 70, 2*time.Second, 0.7)
+	m.CNI("crid", "ADD", 30*time.Millisecond, errors.New("boom"))
+	m.Pull("success", 1<<20, time.Second)
+	m.MonitorStarted()
+	m.MonitorLost()
+	m.Stream("exec")()
+	m.NRICall("10-policy", "CreateContainer", nil)
+	m.NRILatency("10-policy", "CreateContainer", time.Millisecond)
+	RegisterStates(reg, func() (map[string]int, map[string]int) {
+		return map[string]int{"ready": 2}, map[string]int{"running": 3, "exited": 1}
+	})
+	got := scrape(t, reg)
+	for _, name := range []string{
+		"crid_grpc_requests_total", "crid_grpc_request_duration_seconds", "crid_container_exits_total",
+		"crid_container_oom_kills_total", "crid_container_cpu_throttled_periods_total", "crid_container_cpu_throttled_seconds_total",
+		"crid_container_cpu_throttled_ratio", "crid_cni_operation_duration_seconds", "crid_cni_operation_errors_total",
+		"crid_image_pulls_total", "crid_image_pull_bytes_total", "crid_image_pull_duration_seconds", "crid_monitor_starts_total",
+		"crid_monitors_lost_total", "crid_streaming_sessions_total", "crid_streaming_sessions", "crid_nri_plugin_invocations_total",
+		"crid_nri_plugin_duration_seconds", "crid_pods", "crid_containers",
+	} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("%s is not served", name)
+		}
+	}
+	for name, typ := range got {
+		if !strings.HasPrefix(name, "crid_") {
+			t.Errorf("%s has no crid_ prefix", name)
+		}
+		if typ == "COUNTER" && !strings.HasSuffix(name, "_total") {
+			t.Errorf("counter %s does not end in _total", name)
+		}
+		if strings.Contains(name, "duration") && !strings.HasSuffix(name, "_seconds") {
+			t.Errorf("%s is a duration not in seconds", name)
+		}
+	}
+
+	// A removed container's series go; the others stay.
+	m.Forget(c)
+	got = scrape(t, reg)
+	for _, name := range []string{"crid_container_oom_kills_total", "crid_container_cpu_throttled_ratio", "crid_container_cpu_throttled_periods_total"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("%s is still served after the container went", name)
+		}
+	}
+	if _, ok := got["crid_container_exits_total"]; !ok {
+		t.Error("the exits by reason went with one container")
+	}
+}
+
+func TestNilMetricsRecordNothing(t *testing.T) {
+	var m *Metrics
+	m.RPC("x", "OK", time.Second)
+	m.Exit(Container{}, "Error")
+	m.Throttled(Container{}, 1, time.Second, 1)
+	m.Forget(Container{})
+	m.CNI("n", "ADD", time.Second, nil)
+	m.Pull("success", 1, time.Second)
+	m.MonitorStarted()
+	m.MonitorLost()
+	m.Stream("exec")()
+	m.NRICall("p", "e", nil)
+	m.NRILatency("p", "e", time.Second)
+}

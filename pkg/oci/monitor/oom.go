@@ -1,0 +1,93 @@
+package monitor
+
+import (
+	"context"
+	"time"
+
+	"github.com/crid-dev/crid/pkg/cgroups"
+)
+
+// OOMReport says what filled a container's memory when the kernel killed
+// a process of it for want of memory: the page cache charged to the
+// cgroup counts toward its limit, so a container can be OOM-killed while
+// its processes' own memory looks small, and `free` on the host looks
+// fine. Bytes.
+type OOMReport struct {
+	// AtKill says the breakdown was read at the kernel's out-of-memory
+	// notification, before the victim's pages were freed. Otherwise it
+	// was read at the exit: the limit that ran out was a parent's (a
+	// pod's), whose notification the container's watch does not hear.
+	AtKill       bool   `json:"atKill"`
+	Limit        uint64 `json:"limit"` // MaxUint64: none of the container's own
+	Usage        uint64 `json:"usage"`
+	Anon         uint64 `json:"anon"`
+	File         uint64 `json:"file"` // page cache
+	ActiveFile   uint64 `json:"activeFile"`
+	InactiveFile uint64 `json:"inactiveFile"`
+	Kernel       uint64 `json:"kernel"`
+	// Victim is the kernel log's account of the kill, when it has one.
+	Victim *cgroups.OOMVictim `json:"victim,omitempty"`
+}
+
+// oomWatch keeps the last out-of-memory notification of a container's
+// cgroup, for the report at its exit. Its goroutine ends with stop.
+type oomWatch struct {
+	events <-chan cgroups.OOMEvent
+	stop   context.CancelFunc
+	last   chan cgroups.OOMEvent // holds the latest event, at most one
+}
+
+func watchOOM(cg cgroups.Manager) *oomWatch {
+	ctx, cancel := context.WithCancel(context.Background())
+	events, err := cg.WatchOOM(ctx)
+	if err != nil {
+		cancel()
+		return nil
+	}
+	w := &oomWatch{events: events, stop: cancel, last: make(chan cgroups.OOMEvent, 1)}
+	go func() {
+		for e := range events {
+			select {
+			case <-w.last: // replaced by the newer
+			default:
+			}
+			w.last <- e
+		}
+	}()
+	return w
+}
+
+// report is the breakdown of a container killed for want of memory. The
+// notification and the kill race the exit: it waits up to wait for one.
+func (w *oomWatch) report(cg cgroups.Manager, wait time.Duration) *OOMReport {
+	r := &OOMReport{}
+	var ev *cgroups.OOMEvent
+	if w != nil {
+		select {
+		case e := <-w.last:
+			ev = &e
+		case <-time.After(wait):
+		}
+	}
+	if ev != nil {
+		r.AtKill = true
+		fill(r, ev.Memory)
+	} else if st, err := cg.Stats(); err == nil {
+		fill(r, st.Memory)
+	}
+	if v, err := cgroups.FindOOMVictim(cg.Path()); err == nil && v != nil {
+		r.Victim = v
+	}
+	return r
+}
+
+func fill(r *OOMReport, m cgroups.MemoryStats) {
+	r.Limit, r.Usage, r.Anon, r.File = m.Limit, m.Usage, m.RSS, m.Cache
+	r.ActiveFile, r.InactiveFile, r.Kernel = m.ActiveFile, m.InactiveFile, m.Kernel
+}
+
+func (w *oomWatch) close() {
+	if w != nil {
+		w.stop()
+	}
+}
