@@ -2,7 +2,8 @@
 # Installs, idempotently, what crid needs on a Debian 12 machine:
 #   install-deps.sh runtime   CNI plugins, iptables, crictl
 #   install-deps.sh test      the above, plus busybox, curl, netcat-openbsd and
-#                             docker-registry for the test images, qemu for the cgroup v2 tests, and critest
+#                             docker-registry for the test images, qemu for the cgroup v2 tests, critest
+#                             and promtool
 # Go tools are pinned and built through the Go module proxy into
 # $CRID_TOOLS_DIR (default _output/tools); crictl is also put on PATH.
 set -euo pipefail
@@ -39,6 +40,22 @@ if ! stamp crictl; then
 fi
 if ! cmp -s "$tools/crictl" /usr/local/bin/crictl 2>/dev/null; then
 	install -m 0755 "$tools/crictl" /usr/local/bin/crictl
+fi
+
+# promtool checks the example alert rules (deploy/prometheus): taken out of
+# Debian's prometheus package rather than installed with it, which would
+# start a Prometheus server on the machine.
+if [ "$what" = test ]; then
+	want=$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')
+	if [ -n "$want" ] && [ "$(cat "$tools/promtool.version" 2>/dev/null)" != "$want" ]; then
+		echo "install-deps: extracting promtool $want from Debian's prometheus package"
+		dl=$(mktemp -d)
+		(cd "$dl" && apt-get download -qq prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download -qq prometheus >/dev/null; })
+		dpkg-deb --fsys-tarfile "$dl"/prometheus_*.deb | tar -x -C "$dl" ./usr/bin/promtool
+		install -m 0755 "$dl/usr/bin/promtool" "$tools/promtool"
+		echo "$want" >"$tools/promtool.version"
+		rm -rf "$dl"
+	fi
 fi
 
 # critest -parallel runs its suite through the ginkgo CLI, at the version

@@ -18,6 +18,10 @@ for target in FuzzSandbox FuzzContainer FuzzCpuset; do
 	go test -run '^$' -fuzz "^$target\$" -fuzztime 10s ./pkg/validate/ | tail -n 2
 done
 
+echo "== example alert rules (promtool from Debian's prometheus package)"
+tools=${CRID_TOOLS_DIR:-$repo/_output/tools}
+(cd deploy/prometheus && "$tools/promtool" check rules crid-alerts.yaml && "$tools/promtool" test rules crid-alerts_test.yaml)
+
 echo "== integration tests (root)"
 [ "$(id -u)" = 0 ] || echo "not root: the integration tests will skip, saying why"
 go test -count=1 -v ./test/integration/... ./test/cgroups/...

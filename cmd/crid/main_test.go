@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crid-dev/crid/pkg/config"
+	"github.com/crid-dev/crid/pkg/metrics"
 )
 
 // configOf runs `crid ARGS config` and loads what it printed back.
@@ -117,7 +118,9 @@ func TestVersionCommand(t *testing.T) {
 func TestMetricsServeProfilesOnlyWhenAsked(t *testing.T) {
 	for _, pprofOn := range []bool{false, true} {
 		errc := make(chan error, 1)
-		srv, err := serveMetrics("127.0.0.1:0", prometheus.NewRegistry(), pprofOn, errc)
+		reg := prometheus.NewRegistry()
+		metrics.New(reg)
+		srv, err := serveMetrics("127.0.0.1:0", reg, pprofOn, errc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -323,13 +323,6 @@ func serveMetrics(addr string, reg *prometheus.Registry, pprofOn bool, errc chan
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	info := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "crid_build_info",
-		Help:        "Always 1; the labels say which crid is running.",
-		ConstLabels: prometheus.Labels{"version": version.Version, "commit": version.Commit()},
-	})
-	info.Set(1)
-	reg.MustRegister(info)
 
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crid-dev/crid/pkg/version"
 )
 
 // Metrics is crid's set of collectors, registered on one registry.
@@ -92,7 +94,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		nriSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "crid_nri_plugin_duration_seconds",
 			Help: "How long NRI plugins took to answer, by plugin and event.", Buckets: opBuckets}, []string{"plugin", "event"}),
 	}
-	reg.MustRegister(m.rpcs, m.rpcSeconds, m.exits, m.oomKills, m.throttledPeriods, m.throttledSeconds, m.throttledShare,
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "crid_build_info",
+		Help:        "Always 1; the labels say which crid is running.",
+		ConstLabels: prometheus.Labels{"version": version.Version, "commit": version.Commit()},
+	})
+	info.Set(1)
+	reg.MustRegister(info, m.rpcs, m.rpcSeconds, m.exits, m.oomKills, m.throttledPeriods, m.throttledSeconds, m.throttledShare,
 		m.cniSeconds, m.cniErrors, m.pulls, m.pullBytes, m.pullSeconds, m.monitorStarts, m.monitorsLost,
 		m.streams, m.streamsOpen, m.nriCalls, m.nriSeconds)
 	return m

@@ -1,8 +1,11 @@
 package metrics
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
 )
 
 // scrape serves reg as the metrics endpoint does and parses the answer
@@ -32,8 +36,8 @@ func scrape(t *testing.T, reg *prometheus.Registry) map[string]string {
 	return out
 }
 
-func TestEndpointParsesAndNamesFollowTheRules(t *testing.T) {
-	reg := prometheus.NewRegistry()
+// recordAll gives every metric a series, so a scrape shows them all.
+func recordAll(reg *prometheus.Registry) (*Metrics, Container) {
 	m := New(reg)
 	c := Container{Namespace: "shop", Pod: "web-1", Name: "app"}
 	m.RPC("/runtime.v1.RuntimeService/RunPodSandbox", "OK", 40*time.Millisecond)
@@ -49,6 +53,12 @@ func TestEndpointParsesAndNamesFollowTheRules(t *testing.T) {
 	RegisterStates(reg, func() (map[string]int, map[string]int) {
 		return map[string]int{"ready": 2}, map[string]int{"running": 3, "exited": 1}
 	})
+	return m, c
+}
+
+func TestEndpointParsesAndNamesFollowTheRules(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, c := recordAll(reg)
 	got := scrape(t, reg)
 	for _, name := range []string{
 		"crid_grpc_requests_total", "crid_grpc_request_duration_seconds", "crid_container_exits_total",
@@ -100,4 +110,85 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.Stream("exec")()
 	m.NRICall("p", "e", nil)
 	m.NRILatency("p", "e", time.Second)
+}
+
+// TestDashboardAndAlertsNameServedMetrics: every crid_ metric the example
+// Grafana dashboard and Prometheus rules query is one crid serves (a
+// histogram by its _bucket, _sum or _count series), so a rename cannot
+// leave them querying nothing.
+func TestDashboardAndAlertsNameServedMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	recordAll(reg)
+	served := scrape(t, reg)
+	var exprs []string
+	rules, err := os.ReadFile("../../deploy/prometheus/crid-alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Groups []struct {
+			Rules []struct {
+				Alert, Expr string
+			}
+		}
+	}
+	if err := yaml.Unmarshal(rules, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range doc.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" || r.Expr == "" {
+				t.Errorf("a rule without alert or expr: %+v", r)
+			}
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	dash, err := os.ReadFile("../../deploy/grafana/crid-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+		Templating struct {
+			List []struct{ Query any }
+		}
+	}
+	if err := json.Unmarshal(dash, &d); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	for _, p := range d.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q queries nothing", p.Title)
+		}
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	for _, v := range d.Templating.List {
+		if q, ok := v.Query.(string); ok {
+			exprs = append(exprs, q)
+		}
+	}
+	names := regexp.MustCompile(`\bcrid_[a-z_]+`)
+	seen := 0
+	for _, e := range exprs {
+		for _, n := range names.FindAllString(e, -1) {
+			seen++
+			base := n
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(n, suffix); ok && served[b] == "HISTOGRAM" {
+					base = b
+				}
+			}
+			if _, ok := served[base]; !ok {
+				t.Errorf("%s in %q is not a metric crid serves", n, e)
+			}
+		}
+	}
+	if seen < 20 {
+		t.Errorf("only %d metric names in the dashboard and rules", seen)
+	}
 }
