@@ -50,6 +50,9 @@ type MemoryStats struct {
 	// inactive file pages go first under pressure; active ones are what an
 	// OOM-killed container's "page cache" mostly held.
 	ActiveFile, InactiveFile uint64
+	// Shmem is the part of Cache in tmpfs (emptyDir medium Memory,
+	// /dev/shm): never reclaimed without swap.
+	Shmem uint64
 	// Filled by DetailedStats only:
 	MaxUsage uint64 // the highest usage seen (v1 max_usage_in_bytes, v2 memory.peak)
 	Failcnt  uint64 // times usage hit the limit (v2: memory.events max)

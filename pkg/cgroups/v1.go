@@ -328,7 +328,7 @@ func (c *v1) memory(d string) (MemoryStats, error) {
 	m.PageFaults, m.MajorFaults = kv["total_pgfault"], kv["total_pgmajfault"]
 	m.Kernel, _ = readUint(d, "memory.kmem.usage_in_bytes")
 	m.MappedFile = kv["total_mapped_file"]
-	m.ActiveFile, m.InactiveFile = kv["total_active_file"], kv["total_inactive_file"]
+	m.ActiveFile, m.InactiveFile, m.Shmem = kv["total_active_file"], kv["total_inactive_file"], kv["total_shmem"]
 	if lim, err := readUint(d, "memory.limit_in_bytes"); err == nil {
 		// v1 says "no limit" with the largest page-aligned int64.
 		if lim >= 1<<62 {

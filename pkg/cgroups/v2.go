@@ -238,7 +238,7 @@ func (c *v2) memory() (MemoryStats, error) {
 	}
 	m.Limit, _ = readUint(d, "memory.max")
 	m.MappedFile = kv["file_mapped"]
-	m.ActiveFile, m.InactiveFile = kv["active_file"], kv["inactive_file"]
+	m.ActiveFile, m.InactiveFile, m.Shmem = kv["active_file"], kv["inactive_file"], kv["shmem"]
 	return m, nil
 }
 

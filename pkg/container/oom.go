@@ -34,7 +34,12 @@ func OOMMessage(r *monitor.OOMReport, cgroup string) string {
 	if byParent {
 		sep = " "
 	}
-	fmt.Fprintf(&b, "%sanon %s, page cache %s (active %s), kernel %s", sep, Quantity(r.Anon), Quantity(r.File), Quantity(r.ActiveFile), Quantity(r.Kernel))
+	fmt.Fprintf(&b, "%sanon %s, page cache %s (active %s", sep, Quantity(r.Anon), Quantity(r.File), Quantity(r.ActiveFile))
+	if r.Shmem > 0 {
+		// tmpfs pages sit on the anon LRU: not active file, never reclaimed.
+		fmt.Fprintf(&b, ", tmpfs %s", Quantity(r.Shmem))
+	}
+	fmt.Fprintf(&b, "), kernel %s", Quantity(r.Kernel))
 	if !r.AtKill {
 		b.WriteString(" (read at the exit, after the kill freed the victim's memory)")
 	}
@@ -65,7 +70,7 @@ func logOOM(log klog.Logger, c *Container) {
 	r := c.OOM
 	kv := []any{"level", "warning", "podName", c.Labels["io.kubernetes.pod.namespace"] + "/" + c.Labels["io.kubernetes.pod.name"],
 		"name", c.Name, "limit", r.Limit, "anon", r.Anon, "pageCache", r.File, "activeFile", r.ActiveFile,
-		"inactiveFile", r.InactiveFile, "kernel", r.Kernel, "atKill", r.AtKill}
+		"inactiveFile", r.InactiveFile, "tmpfs", r.Shmem, "kernel", r.Kernel, "atKill", r.AtKill}
 	if v := r.Victim; v != nil {
 		kv = append(kv, "victim", v.Comm, "victimPid", v.Pid, "limitCgroup", v.LimitCgroup)
 	}

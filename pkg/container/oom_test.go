@@ -22,6 +22,8 @@ func TestOOMMessage(t *testing.T) {
 			"OOMKilled: limit 64Mi; anon 61.8Mi, page cache 1.9Mi (active 1.2Mi), kernel 307.2Ki; process sh (pid 12) killed"},
 		{"page cache filled it", monitor.OOMReport{AtKill: true, Limit: 64 * mi, Anon: 30 * mi, File: 33 * mi, ActiveFile: 32 * mi, Kernel: 1 * mi},
 			"OOMKilled: limit 64Mi; anon 30Mi, page cache 33Mi (active 32Mi), kernel 1Mi"},
+		{"tmpfs filled it", monitor.OOMReport{AtKill: true, Limit: 64 * mi, Anon: 39 * mi, File: 24 * mi, Shmem: 24 * mi, Kernel: 1 * mi},
+			"OOMKilled: limit 64Mi; anon 39Mi, page cache 24Mi (active 0, tmpfs 24Mi), kernel 1Mi"},
 		{"the pod's limit", monitor.OOMReport{Limit: math.MaxUint64, Anon: 100 * mi, File: 512 << 10, Kernel: 1 << 20,
 			Victim: &cgroups.OOMVictim{Pid: 7, Comm: "java", LimitCgroup: "/kubepods/pod1", TaskCgroup: "/crid/p/c"}},
 			"OOMKilled: the memory limit of /kubepods/pod1 (the pod's, not the container's) ran out; the container held anon 100Mi, page cache 512Ki (active 0), kernel 1Mi (read at the exit, after the kill freed the victim's memory); process java (pid 7) killed"},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,11 +40,21 @@ type ctrEnv struct {
 
 func newCtrEnv(t *testing.T, n int, podEdits ...func(*runtime.PodSandboxConfig)) *ctrEnv {
 	t.Helper()
+	return newCtrEnvConfig(t, n, "", podEdits...)
+}
+
+// newCtrEnvConfig is newCtrEnv with crid.toml as given (with the test's
+// NRI table added), for a test of a setting.
+func newCtrEnvConfig(t *testing.T, n int, toml string, podEdits ...func(*runtime.PodSandboxConfig)) *ctrEnv {
+	t.Helper()
 	harness.RequireRoot(t)
 	reg := harness.StartRegistry(t, "", "")
 	harness.PushBusybox(t, reg.Addr+"/busybox:it")
 	dir := t.TempDir()
 	harness.PodNet(t, dir, n)
+	if toml != "" {
+		os.WriteFile(filepath.Join(dir, "crid.toml"), []byte(toml+"\n"+harness.NRIConfig(dir)), 0o644)
+	}
 	e := &ctrEnv{d: harness.Start(t, cridBin, dir), image: reg.Addr + "/busybox:it", logDir: filepath.Join(dir, "logs")}
 	e.connect(t)
 	// A test that fails half-way still removes its pods, before crid
@@ -870,7 +881,7 @@ func TestOOMKillSaysWhatFilledTheLimit(t *testing.T) {
 		t.Fatalf("reason %q, message %q", st.Reason, st.Message)
 	}
 	t.Logf("message: %s", st.Message)
-	m := regexp.MustCompile(`^OOMKilled: limit 64Mi; anon ([0-9.]+)(Ki|Mi), page cache ([0-9.]+)Mi \(active [0-9.]+(Ki|Mi)?\), kernel [0-9.]+(Ki|Mi)?; process (\S+) \(pid \d+\) killed`).FindStringSubmatch(st.Message)
+	m := regexp.MustCompile(`^OOMKilled: limit 64Mi; anon ([0-9.]+)(Ki|Mi), page cache ([0-9.]+)Mi \(active [0-9.]+(Ki|Mi)?, tmpfs ([0-9.]+)Mi\), kernel [0-9.]+(Ki|Mi)?; process (\S+) \(pid \d+\) killed`).FindStringSubmatch(st.Message)
 	if m == nil {
 		t.Fatalf("message %q does not explain the kill", st.Message)
 	}
@@ -885,7 +896,75 @@ func TestOOMKillSaysWhatFilledTheLimit(t *testing.T) {
 	if anon+cache < 56 || anon+cache > 64 {
 		t.Errorf("anon %.1fMi + page cache %.1fMi: want them to fill the 64Mi limit", anon, cache)
 	}
-	if m[6] != "tail" {
-		t.Errorf("victim %q, want tail (the largest)", m[6])
+	if tmpfs, _ := strconv.ParseFloat(m[5], 64); tmpfs < 22 || tmpfs > 26 {
+		t.Errorf("tmpfs %.1fMi, want the 24Mi written to /dev/shm", tmpfs)
 	}
+	if m[7] != "tail" {
+		t.Errorf("victim %q, want tail (the largest)", m[7])
+	}
+}
+
+// TestCPUThrottlingIsReported: a busy loop under a tenth of a CPU is
+// throttled in nearly every CFS period; crid's watch (a 1 s window here)
+// says so on the metrics endpoint (ratio and counters, named by the
+// kubelet's labels) and in its log.
+func TestCPUThrottlingIsReported(t *testing.T) {
+	addr := harness.FreeLoopbackAddr(t)
+	e := newCtrEnvConfig(t, 33, fmt.Sprintf("[metrics]\naddress = %q\nthrottle_window = \"1s\"", addr))
+	id := e.start(t, &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "spin"},
+		Labels: map[string]string{"io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.name": "web-1",
+			"io.kubernetes.container.name": "spin"},
+		Command: []string{"sh", "-c", "while :; do :; done"},
+		Linux:   &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 10000}},
+	})
+	series := `{container="spin",namespace="shop",pod="web-1"}`
+	value := func(body, name string) (float64, bool) {
+		for _, line := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(line, name+series+" "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				return f, err == nil
+			}
+		}
+		return 0, false
+	}
+	var body string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+		}
+		if ratio, ok := value(body, "crid_container_cpu_throttled_ratio"); ok && ratio > 0.5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never reported throttled; the endpoint says:\n%s", grepLines(body, "throttled"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n, ok := value(body, "crid_container_cpu_throttled_periods_total"); !ok || n < 5 {
+		t.Errorf("throttled periods %v", n)
+	}
+	if s, ok := value(body, "crid_container_cpu_throttled_seconds_total"); !ok || s <= 0 {
+		t.Errorf("throttled seconds %v", s)
+	}
+	harness.RemovePod(t, e.rt, e.pod)
+	e.d.Stop(t, syscall.SIGTERM)
+	log := e.d.Log.String()
+	if !strings.Contains(log, `"Container CPU-throttled"`) || !strings.Contains(log, `container="`+id+`"`) || !strings.Contains(log, "cpus=0.1") {
+		t.Errorf("no throttling line for %s in crid's log:\n%s", id, grepLines(log, "throttl"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -24,6 +24,7 @@ type OOMReport struct {
 	File         uint64 `json:"file"` // page cache
 	ActiveFile   uint64 `json:"activeFile"`
 	InactiveFile uint64 `json:"inactiveFile"`
+	Shmem        uint64 `json:"shmem"` // the part of File in tmpfs
 	Kernel       uint64 `json:"kernel"`
 	// Victim is the kernel log's account of the kill, when it has one.
 	Victim *cgroups.OOMVictim `json:"victim,omitempty"`
@@ -83,7 +84,7 @@ func (w *oomWatch) report(cg cgroups.Manager, wait time.Duration) *OOMReport {
 
 func fill(r *OOMReport, m cgroups.MemoryStats) {
 	r.Limit, r.Usage, r.Anon, r.File = m.Limit, m.Usage, m.RSS, m.Cache
-	r.ActiveFile, r.InactiveFile, r.Kernel = m.ActiveFile, m.InactiveFile, m.Kernel
+	r.ActiveFile, r.InactiveFile, r.Shmem, r.Kernel = m.ActiveFile, m.InactiveFile, m.Shmem, m.Kernel
 }
 
 func (w *oomWatch) close() {
