@@ -68,9 +68,12 @@ func Quantity(n uint64) string {
 // the pod and container as the kubelet names them.
 func logOOM(log klog.Logger, c *Container) {
 	r := c.OOM
-	kv := []any{"level", "warning", "podName", c.Labels["io.kubernetes.pod.namespace"] + "/" + c.Labels["io.kubernetes.pod.name"],
-		"name", c.Name, "limit", r.Limit, "anon", r.Anon, "pageCache", r.File, "activeFile", r.ActiveFile,
-		"inactiveFile", r.InactiveFile, "tmpfs", r.Shmem, "kernel", r.Kernel, "atKill", r.AtKill}
+	kv := []any{"level", "warning"}
+	if ns, pod := c.Labels["io.kubernetes.pod.namespace"], c.Labels["io.kubernetes.pod.name"]; pod != "" {
+		kv = append(kv, "podName", ns+"/"+pod)
+	}
+	kv = append(kv, "name", c.Name, "limit", r.Limit, "anon", r.Anon, "pageCache", r.File, "activeFile", r.ActiveFile,
+		"inactiveFile", r.InactiveFile, "tmpfs", r.Shmem, "kernel", r.Kernel, "atKill", r.AtKill)
 	if v := r.Victim; v != nil {
 		kv = append(kv, "victim", v.Comm, "victimPid", v.Pid, "limitCgroup", v.LimitCgroup)
 	}
