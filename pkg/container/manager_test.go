@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
+	"github.com/crid-dev/crid/pkg/records"
 	"github.com/crid-dev/crid/pkg/store"
 )
 
@@ -617,5 +619,35 @@ func TestConcurrentRemovesAllSucceed(t *testing.T) {
 	}
 	if left := f.leftovers(t); len(left) != 0 {
 		t.Errorf("left: %v", left)
+	}
+}
+
+// BenchmarkList is the kubelet's relist of a full node: 750 containers,
+// each with the labels, annotations and raw request the kubelet sends.
+func BenchmarkList(b *testing.B) {
+	st, err := store.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	set := records.New[Container](st, store.BucketContainers, "container")
+	raw := []byte(`{"metadata":{"name":"app"},"image":{"image":"registry.k8s.io/app:1"},"command":["/app"],"envs":[` +
+		strings.Repeat(`{"key":"SOME_VARIABLE","value":"some value of a typical length"},`, 30) + `{}]}`)
+	for i := range 750 {
+		c := &Container{ID: fmt.Sprintf("%064d", i), SandboxID: "pod", Name: fmt.Sprint("c", i), State: Running,
+			Labels:      map[string]string{"io.kubernetes.pod.name": "web", "io.kubernetes.pod.namespace": "shop", "io.kubernetes.container.name": "app"},
+			Annotations: map[string]string{"io.kubernetes.container.hash": "abc", "io.kubernetes.container.restartCount": "0"},
+			Raw:         raw, ChainIDs: []string{"sha256:a", "sha256:b"}}
+		unlock, err := set.Reserve(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unlock()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(set.ListVisible()) != 750 {
+			b.Fatal("short list")
+		}
 	}
 }

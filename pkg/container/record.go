@@ -118,13 +118,17 @@ func (c *Container) ReservedName() string    { return c.Key() }
 func (c *Container) InCreation() bool        { return c.Creating }
 func (c *Container) CreationTime() time.Time { return c.CreatedAt }
 
-// DeepCopy returns a copy of c that shares nothing with it.
+// DeepCopy returns a copy of c that shares nothing with it that anyone
+// changes.
 func (c *Container) DeepCopy() *Container {
 	d := *c
 	d.ChainIDs = slices.Clone(c.ChainIDs)
 	d.Labels = maps.Clone(c.Labels)
 	d.Annotations = maps.Clone(c.Annotations)
-	d.Raw = slices.Clone(c.Raw)
+	// Raw, the request as the kubelet sent it (kilobytes), is written once
+	// at create and only ever read: copies share it, or every listing
+	// (the kubelet's relist, each second) would copy it for every
+	// container.
 	d.ImageVolumes = maps.Clone(c.ImageVolumes)
 	d.Groups = slices.Clone(c.Groups)
 	d.Resources = c.Resources.DeepCopy()

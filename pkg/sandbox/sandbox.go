@@ -216,7 +216,8 @@ func (s *Sandbox) ReservedName() string    { return s.Spec.Key() }
 func (s *Sandbox) InCreation() bool        { return s.Creating }
 func (s *Sandbox) CreationTime() time.Time { return s.CreatedAt }
 
-// DeepCopy returns a copy of s that shares nothing with it.
+// DeepCopy returns a copy of s that shares nothing with it that anyone
+// changes.
 func (s *Sandbox) DeepCopy() *Sandbox {
 	c := *s
 	c.IPs = slices.Clone(s.IPs)
@@ -248,7 +249,7 @@ func (s Spec) deepCopy() Spec {
 		}
 	}
 	c.SupplementalGroups = slices.Clone(s.SupplementalGroups)
-	c.Raw = slices.Clone(s.Raw)
+	// Raw, the request as sent, is written once and only read: shared.
 	return c
 }
 
