@@ -148,7 +148,7 @@ func (s *Service) importImage(ctx context.Context, a *tarIndex, im archiveImage)
 		openers[i] = a.opener(e)
 		size += uint64(e.size)
 	}
-	read, err := s.unpackAll(ctx, metas, openers)
+	read, _, err := s.unpackAll(ctx, metas, openers)
 	if err != nil {
 		return nil, err
 	}

@@ -212,7 +212,7 @@ func (s *Service) pullFrom(ctx context.Context, want reference.Named, ep registr
 	for i, l := range layers {
 		openers[i] = l.Compressed
 	}
-	total, err := s.unpackAll(ctx, metas, openers)
+	total, reused, err := s.unpackAll(ctx, metas, openers)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -220,14 +220,17 @@ func (s *Service) pullFrom(ctx context.Context, want reference.Named, ep registr
 	if err != nil {
 		return nil, 0, err
 	}
-	klog.InfoS("Image pulled", "image", want.String(), "from", ep.Ref.String(), "id", rec.ID, "layers", len(metas), "fetchedBytes", total)
+	klog.InfoS("Image pulled", "image", want.String(), "from", ep.Ref.String(), "id", rec.ID, "layers", len(metas), "reusedLayers", reused, "fetchedBytes", total)
+	s.opts.Metrics.PullLayers(len(metas)-reused, reused)
 	return rec, total, nil
 }
 
 // unpackAll makes sure every layer is unpacked, ParallelLayers at a time,
 // holding their chain IDs from the layer GC meanwhile, and returns the
 // bytes it read.
-func (s *Service) unpackAll(ctx context.Context, metas []Layer, open []blobOpener) (int64, error) {
+// It answers with the bytes read and how many layers were reused: on the
+// node already, or fetched by a concurrent pull sharing the work.
+func (s *Service) unpackAll(ctx context.Context, metas []Layer, open []blobOpener) (int64, int, error) {
 	chains := make([]string, len(metas))
 	for i, m := range metas {
 		chains[i] = m.ChainID
@@ -245,13 +248,17 @@ func (s *Service) unpackAll(ctx context.Context, metas []Layer, open []blobOpene
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var total int64
+	reused := 0
 	for _, n := range fetched {
 		total += n
+		if n == 0 {
+			reused++
+		}
 	}
-	return total, nil
+	return total, reused, nil
 }
 
 // record adds the pulled name to the image's record, creating it if this is

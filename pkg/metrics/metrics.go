@@ -36,6 +36,7 @@ type Metrics struct {
 	pulls       *prometheus.CounterVec
 	pullBytes   prometheus.Counter
 	pullSeconds prometheus.Histogram
+	pullLayers  *prometheus.CounterVec
 
 	monitorStarts prometheus.Counter
 	monitorsLost  prometheus.Counter
@@ -81,6 +82,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Bytes fetched from registries by pulls."}),
 		pullSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "crid_image_pull_duration_seconds",
 			Help: "How long successful pulls took, fetch and unpack.", Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}}),
+		pullLayers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crid_image_pull_layers_total",
+			Help: "Layers of pulled images, by source: fetched, or reused (on the node already, or fetched by a concurrent pull)."}, []string{"source"}),
 		monitorStarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "crid_monitor_starts_total",
 			Help: "Pod monitors (crid-monitor) started."}),
 		monitorsLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "crid_monitors_lost_total",
@@ -101,7 +104,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	})
 	info.Set(1)
 	reg.MustRegister(info, m.rpcs, m.rpcSeconds, m.exits, m.oomKills, m.throttledPeriods, m.throttledSeconds, m.throttledShare,
-		m.cniSeconds, m.cniErrors, m.pulls, m.pullBytes, m.pullSeconds, m.monitorStarts, m.monitorsLost,
+		m.cniSeconds, m.cniErrors, m.pulls, m.pullBytes, m.pullSeconds, m.pullLayers, m.monitorStarts, m.monitorsLost,
 		m.streams, m.streamsOpen, m.nriCalls, m.nriSeconds)
 	return m
 }
@@ -177,6 +180,15 @@ func (m *Metrics) Pull(result string, bytes int64, took time.Duration) {
 	if result == "success" {
 		m.pullSeconds.Observe(took.Seconds())
 	}
+}
+
+// PullLayers records the layers of a successful pull.
+func (m *Metrics) PullLayers(fetched, reused int) {
+	if m == nil {
+		return
+	}
+	m.pullLayers.WithLabelValues("fetched").Add(float64(fetched))
+	m.pullLayers.WithLabelValues("reused").Add(float64(reused))
 }
 
 // MonitorStarted and MonitorLost count pod monitors.

@@ -45,6 +45,7 @@ func recordAll(reg *prometheus.Registry) (*Metrics, Container) {
 	m.Throttled(c, 70, 2*time.Second, 0.7)
 	m.CNI("crid", "ADD", 30*time.Millisecond, errors.New("boom"))
 	m.Pull("success", 1<<20, time.Second)
+	m.PullLayers(2, 3)
 	m.MonitorStarted()
 	m.MonitorLost()
 	m.Stream("exec")()
@@ -64,7 +65,7 @@ func TestEndpointParsesAndNamesFollowTheRules(t *testing.T) {
 		"crid_grpc_requests_total", "crid_grpc_request_duration_seconds", "crid_container_exits_total",
 		"crid_container_oom_kills_total", "crid_container_cpu_throttled_periods_total", "crid_container_cpu_throttled_seconds_total",
 		"crid_container_cpu_throttled_ratio", "crid_cni_operation_duration_seconds", "crid_cni_operation_errors_total",
-		"crid_image_pulls_total", "crid_image_pull_bytes_total", "crid_image_pull_duration_seconds", "crid_monitor_starts_total",
+		"crid_image_pulls_total", "crid_image_pull_bytes_total", "crid_image_pull_duration_seconds", "crid_image_pull_layers_total", "crid_monitor_starts_total",
 		"crid_monitors_lost_total", "crid_streaming_sessions_total", "crid_streaming_sessions", "crid_nri_plugin_invocations_total",
 		"crid_nri_plugin_duration_seconds", "crid_pods", "crid_containers",
 	} {
@@ -105,6 +106,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.Forget(Container{})
 	m.CNI("n", "ADD", time.Second, nil)
 	m.Pull("success", 1, time.Second)
+	m.PullLayers(1, 1)
 	m.MonitorStarted()
 	m.MonitorLost()
 	m.Stream("exec")()

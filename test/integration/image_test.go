@@ -28,9 +28,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/test/harness"
 	"github.com/crid-dev/crid/test/images/catalog"
@@ -535,7 +537,8 @@ func TestConcurrentPullsShareWorkAndRemoveFreesOnlyUnusedLayers(t *testing.T) {
 	two := assemble(t, base, []catalog.Entry{catalog.File("two", 0o644, []byte("2"))})
 	harness.Push(t, reg.Addr+"/one:1", one)
 	harness.Push(t, reg.Addr+"/two:1", two)
-	im := newImages(t, "", nil)
+	reg2 := prometheus.NewRegistry()
+	im := newImages(t, "", func(o *image.Options) { o.Metrics = metrics.New(reg2) })
 	ctx := context.Background()
 
 	var wg sync.WaitGroup
@@ -566,6 +569,11 @@ func TestConcurrentPullsShareWorkAndRemoveFreesOnlyUnusedLayers(t *testing.T) {
 	baseSize, _ := baseLayers[0].Size()
 	if fetched > 2*baseSize {
 		t.Errorf("fetched %d bytes for two images sharing a %d-byte base: the base came twice", fetched, baseSize)
+	}
+	// Four pulls (two shared) of 2 layers each: the base and each image's
+	// own layer fetched once, whatever the order.
+	if got := layerCounts(t, reg2); got["fetched"] != 3 || got["fetched"]+got["reused"] != 4 {
+		t.Errorf("crid_image_pull_layers_total %v, want 3 fetched of the 4 layers the two pulls used", got)
 	}
 
 	if err := im.Remove(ctx, reg.Addr+"/one:1"); err != nil {
@@ -845,4 +853,26 @@ func TestConcurrentPullsEachEndByTheirOwnDeadline(t *testing.T) {
 			t.Errorf("pull %d with a %v deadline ended after %v: not by its own deadline", i, d, took[i])
 		}
 	}
+}
+
+func layerCounts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "crid_image_pull_layers_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "source" {
+					out[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
 }
