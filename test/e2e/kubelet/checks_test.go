@@ -22,7 +22,6 @@ func checks() []check {
 		{"a crash-looping container restarts with back-off", crashLoop},
 		{"exec liveness and readiness probes act as written", probes},
 		{"a memory-limited container is OOMKilled and restarted", oomKilled},
-		{"the kubelet's working set leaves out inactive page cache", workingSet},
 		{"a shared-PID pod with a wrapper-script image stops and goes", wrapperScript},
 		{"kill -9 of crid leaves its pods as they were", killCrid},
 		{"a kubelet restart re-adopts its pods", restartKubelet},
@@ -128,35 +127,6 @@ func probes(n *node) (bool, string) {
 		return false, fmt.Sprintf("Ready after %v, before its readiness file existed", readyAt)
 	}
 	return true, fmt.Sprintf("Ready after %v (file made at 3 s); restarted by liveness after %v", readyAt.Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
-}
-
-// workingSet: the kubelet evicts and reports by the working set, usage
-// less inactive file pages, which it takes from crid's container stats.
-// A container that wrote 32 MiB to a file and reads it no more holds it
-// as inactive page cache: in its usage, not in its working set.
-func workingSet(n *node) (bool, string) {
-	n.manifest("cache", "  containers:\n"+n.container("cache", "dd if=/dev/zero of=/cachefile bs=1M count=32 2>/dev/null; sleep 3600", ""))
-	defer n.remove("cache")
-	if _, _, ok := n.waitFor("cache", 60*time.Second, running); !ok {
-		return false, "not Running after 60 s"
-	}
-	const mi = 1 << 20
-	var usage, ws uint64
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		usage, ws = n.summaryMemory("cache", "cache")
-		if usage >= 32*mi {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	if usage < 32*mi {
-		return false, fmt.Sprintf("the summary API's usage %d bytes never held the 32 MiB written", usage)
-	}
-	if usage-ws < 24*mi {
-		return false, fmt.Sprintf("usage %.1f MiB, working set %.1f MiB: the inactive page cache is counted in the working set", float64(usage)/mi, float64(ws)/mi)
-	}
-	return true, fmt.Sprintf("usage %.1f MiB, working set %.1f MiB (the 32 MiB written left out)", float64(usage)/mi, float64(ws)/mi)
 }
 
 func oomKilled(n *node) (bool, string) {

@@ -349,43 +349,6 @@ func (n *node) manifest(name, spec string) {
 
 func (n *node) remove(name string) { os.Remove(filepath.Join(n.manifests, name+".yaml")) }
 
-// summaryMemory is a container's memory usage and working set as the
-// kubelet's summary API (/stats/summary, on its read-only port) reports
-// them; zeros while it has none.
-func (n *node) summaryMemory(podName, ctrName string) (usage, workingSet uint64) {
-	resp, err := http.Get("http://" + n.roPort + "/stats/summary")
-	if err != nil {
-		return 0, 0
-	}
-	defer resp.Body.Close()
-	var summary struct {
-		Pods []struct {
-			PodRef     struct{ Name string }
-			Containers []struct {
-				Name   string
-				Memory struct {
-					UsageBytes      uint64
-					WorkingSetBytes uint64
-				}
-			}
-		}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&summary); err != nil {
-		return 0, 0
-	}
-	for _, p := range summary.Pods {
-		if !strings.HasPrefix(p.PodRef.Name, podName) {
-			continue
-		}
-		for _, c := range p.Containers {
-			if c.Name == ctrName {
-				return c.Memory.UsageBytes, c.Memory.WorkingSetBytes
-			}
-		}
-	}
-	return 0, 0
-}
-
 // sandboxes are crid's ready pods by the kubelet's pod name.
 func (n *node) sandboxes() map[string]*runtime.PodSandbox {
 	out := map[string]*runtime.PodSandbox{}
