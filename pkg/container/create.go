@@ -196,6 +196,7 @@ func (m *Manager) Commit(ctx context.Context, id string, spec *specs.Spec, res *
 	if err := m.records.Put(c); err != nil {
 		return nil, err
 	}
+	m.opts.Metrics.Track(series(c))
 	m.publish(c, events.Created)
 	return c, nil
 }

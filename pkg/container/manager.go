@@ -138,6 +138,7 @@ func (m *Manager) load(ctx context.Context) error {
 		}
 		m.opts.Layers.Hold(c.ID, c.ChainIDs)
 		m.records.Adopt(c)
+		m.opts.Metrics.Track(series(c))
 		if c.State != Running {
 			continue
 		}

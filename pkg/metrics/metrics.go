@@ -12,6 +12,7 @@
 package metrics
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,13 @@ type Metrics struct {
 
 	nriCalls   *prometheus.CounterVec
 	nriSeconds *prometheus.HistogramVec
+
+	// held counts the containers behind each per-container series: the
+	// kubelet's restarts of a container share its labels, and the series
+	// go only when the last of them is removed, so a counter keeps
+	// counting across restarts instead of starting over.
+	mu   sync.Mutex
+	held map[Container]int
 }
 
 // Latency buckets, in seconds: RPCs run from tens of microseconds (a
@@ -57,7 +65,7 @@ var (
 // New makes crid's collectors and registers them on reg.
 func New(reg prometheus.Registerer) *Metrics {
 	ctr := []string{"namespace", "pod", "container"}
-	m := &Metrics{
+	m := &Metrics{held: map[Container]int{},
 		rpcs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crid_grpc_requests_total",
 			Help: "CRI calls answered, by method and gRPC code."}, []string{"method", "code"}),
 		rpcSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "crid_grpc_request_duration_seconds",
@@ -148,11 +156,32 @@ func (m *Metrics) Throttled(c Container, periods uint64, held time.Duration, sha
 	m.throttledShare.With(c.labels()).Set(share)
 }
 
-// Forget drops a removed container's series.
+// Track notes a container made or found at start-up, and starts its OOM
+// kill counter at zero: Prometheus's increase() sees a kill only as a
+// change of a series it saw before, so a series born at 1 would hide the
+// first kill from an alert.
+func (m *Metrics) Track(c Container) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.held[c]++
+	m.oomKills.With(c.labels()).Add(0)
+}
+
+// Forget drops a removed container's series once no other container with
+// its labels (an earlier or later restart of it) is left.
 func (m *Metrics) Forget(c Container) {
 	if m == nil {
 		return
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.held[c]--; m.held[c] > 0 {
+		return
+	}
+	delete(m.held, c)
 	for _, v := range []*prometheus.CounterVec{m.oomKills, m.throttledPeriods, m.throttledSeconds} {
 		v.Delete(c.labels())
 	}

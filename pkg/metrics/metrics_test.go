@@ -98,11 +98,62 @@ func TestEndpointParsesAndNamesFollowTheRules(t *testing.T) {
 	}
 }
 
+// oomKills is the OOM kill counter of c, and whether it is served.
+func oomKills(t *testing.T, reg *prometheus.Registry, c Container) (float64, bool) {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "crid_container_oom_kills_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			l := map[string]string{}
+			for _, p := range s.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["namespace"] == c.Namespace && l["pod"] == c.Pod && l["container"] == c.Name {
+				return s.GetCounter().GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// TestSeriesOutliveARestart: the kubelet restarts a container as a new
+// one with the same labels and removes the dead one later; the series
+// goes with the last of them, so the kill counter counts every attempt's
+// kill, and it starts at zero so that the first kill is an increase.
+func TestSeriesOutliveARestart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	c := Container{Namespace: "shop", Pod: "web-1", Name: "app"}
+	want := func(step string, n float64, served bool) {
+		t.Helper()
+		if got, ok := oomKills(t, reg, c); got != n || ok != served {
+			t.Errorf("%s: OOM kills %v (served %v), want %v (served %v)", step, got, ok, n, served)
+		}
+	}
+	m.Track(c)
+	want("created", 0, true)
+	m.Exit(c, "OOMKilled")
+	m.Track(c) // the kubelet's restart
+	m.Forget(c)
+	want("the first attempt removed", 1, true)
+	m.Exit(c, "OOMKilled")
+	want("the second kill", 2, true)
+	m.Forget(c)
+	want("the last attempt removed", 0, false)
+}
+
 func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *Metrics
 	m.RPC("x", "OK", time.Second)
 	m.Exit(Container{}, "Error")
 	m.Throttled(Container{}, 1, time.Second, 1)
+	m.Track(Container{})
 	m.Forget(Container{})
 	m.CNI("n", "ADD", time.Second, nil)
 	m.Pull("success", 1, time.Second)
