@@ -1,8 +1,8 @@
 package cgroups
 
 import (
-	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -21,6 +21,12 @@ type OOMVictim struct {
 	// the victim's (task_memcg). Paths are the memory hierarchy's.
 	LimitCgroup string `json:"limitCgroup"`
 	TaskCgroup  string `json:"taskCgroup"`
+	// Memory is LimitCgroup's memory as the kernel printed it before it
+	// killed (usage, limit, kernel, and the breakdown of memory.stat):
+	// exact at the kill, where a read of the cgroup after the kernel's
+	// notification may already see the victim's pages freed. Nil when
+	// the kernel's rate limit left the dump out.
+	Memory *MemoryStats `json:"memory,omitempty"`
 }
 
 // FindOOMVictim reads the kernel's log (/dev/kmsg, which root may read;
@@ -35,7 +41,7 @@ func FindOOMVictim(cgroup string) (*OOMVictim, error) {
 		return nil, err
 	}
 	defer unix.Close(fd)
-	var last *OOMVictim
+	var d OOMDump
 	buf := make([]byte, 8192)
 	for {
 		n, err := unix.Read(fd, buf)
@@ -49,58 +55,144 @@ func FindOOMVictim(cgroup string) (*OOMVictim, error) {
 				continue
 			}
 			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, io.EOF) {
-				return last, nil
+				return d.Last(cgroup), nil
 			}
-			return last, err
+			return d.Last(cgroup), err
 		}
-		if v, ok := ParseOOMKillRecord(string(buf[:n])); ok && under(v.TaskCgroup, cgroup) {
-			last = v
+		d.Add(string(buf[:n]))
+	}
+}
+
+// OOMDump reads the kernel's account of memory cgroup OOM kills, one log
+// record at a time in the log's order (mm/memcontrol.c
+// mem_cgroup_print_oom_meminfo, then mm/oom_kill.c dump_oom_victim):
+//
+//	memory: usage 49152kB, limit 49152kB, failcnt 0
+//	kmem: usage 152kB, limit 9007199254740988kB, failcnt 0   (v1)
+//	Memory cgroup stats for /crid/p1:
+//	total_rss 50176000                                       (v1; v2: anon 50176000)
+//	...
+//	oom-kill:constraint=CONSTRAINT_MEMCG,...,oom_memcg=/crid/p1,task_memcg=/crid/p1/c1,task=sh,pid=12,uid=0
+//
+// Kills are serialized by the kernel's oom_lock, so one kill's lines do
+// not interleave with another's. The zero value is ready.
+type OOMDump struct {
+	mem     *MemoryStats      // the dump under way, from its usage line
+	stat    map[string]uint64 // its memory.stat lines
+	victims []*OOMVictim
+}
+
+// Add takes the next record of the log (a /dev/kmsg record, its header
+// before ';' optional).
+func (d *OOMDump) Add(record string) {
+	if _, msg, ok := strings.Cut(record, ";"); ok {
+		record = msg
+	}
+	// The message ends at the first newline; dictionary lines (" KEY=v")
+	// may follow. Kernels before 6.5 print memory.stat as one message of
+	// many lines, which /dev/kmsg escapes as \x0a.
+	record, _, _ = strings.Cut(record, "\n")
+	for _, line := range strings.Split(record, `\x0a`) {
+		d.line(line)
+	}
+}
+
+func (d *OOMDump) line(record string) {
+	switch {
+	case strings.HasPrefix(record, "oom-kill:"):
+		v, ok := ParseOOMKillRecord(record)
+		if !ok {
+			return
+		}
+		// Usage and limit without a memory.stat are not a breakdown.
+		_, v1 := d.stat["total_rss"]
+		if _, v2 := d.stat["anon"]; v1 || v2 {
+			v.Memory = d.memory()
+		}
+		d.mem, d.stat = nil, nil
+		d.victims = append(d.victims, v)
+	case strings.Contains(record, " invoked oom-killer: "):
+		d.mem, d.stat = nil, nil // a new kill's dump begins
+	case strings.HasPrefix(record, "memory: usage "):
+		var usage, limit uint64
+		if _, err := fmt.Sscanf(record, "memory: usage %dkB, limit %dkB", &usage, &limit); err == nil {
+			d.mem, d.stat = &MemoryStats{Usage: usage << 10, Limit: limit << 10}, map[string]uint64{}
+		}
+	case d.mem == nil:
+	case strings.HasPrefix(record, "kmem: usage "):
+		var kmem uint64
+		if _, err := fmt.Sscanf(record, "kmem: usage %dkB", &kmem); err == nil {
+			d.stat["kmem"] = kmem << 10
+		}
+	default:
+		k, v, ok := strings.Cut(record, " ")
+		if n, err := strconv.ParseUint(v, 10, 64); ok && err == nil {
+			d.stat[k] = n
 		}
 	}
+}
+
+// memory is the dump's figures: v1's hierarchical totals (its plain
+// names are the cgroup's own pages alone, none for a pod's cgroup whose
+// pages are its containers'), or v2's memory.stat, hierarchical already.
+func (d *OOMDump) memory() *MemoryStats {
+	m, st := *d.mem, d.stat
+	if _, v1 := st["total_rss"]; v1 {
+		m.RSS, m.Cache, m.Shmem = st["total_rss"], st["total_cache"], st["total_shmem"]
+		m.ActiveFile, m.InactiveFile, m.Kernel = st["total_active_file"], st["total_inactive_file"], st["kmem"]
+	} else {
+		m.RSS, m.Cache, m.Shmem = st["anon"], st["file"], st["shmem"]
+		m.ActiveFile, m.InactiveFile, m.Kernel = st["active_file"], st["inactive_file"], st["kernel"]
+	}
+	m.WorkingSet = m.Usage - min(m.Usage, m.InactiveFile)
+	return &m
+}
+
+// Last is the latest kill of a process in cgroup or under it, nil if none.
+func (d *OOMDump) Last(cgroup string) *OOMVictim {
+	for i := len(d.victims) - 1; i >= 0; i-- {
+		if under(d.victims[i].TaskCgroup, cgroup) {
+			return d.victims[i]
+		}
+	}
+	return nil
 }
 
 // ParseOOMKillRecord reads the kernel's one-line summary of an OOM kill
 // (mm/oom_kill.c dump_oom_victim, Linux 4.19+), as /dev/kmsg gives it:
 //
 //	6,1234,5678,-;oom-kill:constraint=CONSTRAINT_MEMCG,...,oom_memcg=/a,task_memcg=/a/b,task=sh,pid=12,uid=0
+//
+// The cgroup paths are the kubelet's and crid's, read from the left; the
+// command name is the tenant's (any 15 bytes, commas and "pid=" too), so
+// it is what lies between "task=" and the last ",pid=".
 func ParseOOMKillRecord(record string) (*OOMVictim, bool) {
 	if _, msg, ok := strings.Cut(record, ";"); ok {
 		record = msg
 	}
-	record = strings.TrimRight(record, "\n")
+	record, _, _ = strings.Cut(record, "\n")
 	fields, ok := strings.CutPrefix(record, "oom-kill:")
 	if !ok {
 		return nil, false
 	}
+	_, rest, ok := strings.Cut(fields, ",oom_memcg=")
+	if !ok {
+		return nil, false
+	}
 	v := &OOMVictim{}
-	sc := bufio.NewScanner(strings.NewReader(fields))
-	sc.Split(splitComma)
-	for sc.Scan() {
-		k, val, _ := strings.Cut(sc.Text(), "=")
-		switch k {
-		case "oom_memcg":
-			v.LimitCgroup = val
-		case "task_memcg":
-			v.TaskCgroup = val
-		case "task":
-			v.Comm = val
-		case "pid":
-			v.Pid, _ = strconv.Atoi(val)
-		}
+	v.LimitCgroup, rest, ok = strings.Cut(rest, ",task_memcg=")
+	if !ok {
+		return nil, false
 	}
+	v.TaskCgroup, rest, ok = strings.Cut(rest, ",task=")
+	i := strings.LastIndex(rest, ",pid=")
+	if !ok || i < 0 {
+		return nil, false
+	}
+	v.Comm = rest[:i]
+	pid, _, _ := strings.Cut(rest[i+len(",pid="):], ",")
+	v.Pid, _ = strconv.Atoi(pid)
 	return v, v.Pid > 0
-}
-
-func splitComma(data []byte, atEOF bool) (int, []byte, error) {
-	for i, b := range data {
-		if b == ',' {
-			return i + 1, data[:i], nil
-		}
-	}
-	if atEOF && len(data) > 0 {
-		return len(data), data, nil
-	}
-	return 0, nil, nil
 }
 
 // under says whether p is cgroup or a descendant of it.

@@ -1,6 +1,10 @@
 package cgroups
 
-import "testing"
+import (
+	"os"
+	"strings"
+	"testing"
+)
 
 func TestParseOOMKillRecord(t *testing.T) {
 	tests := []struct {
@@ -12,6 +16,9 @@ func TestParseOOMKillRecord(t *testing.T) {
 		// The pod's limit, hit by a container's process.
 		{"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/burstable/pod1,task_memcg=/kubepods/burstable/pod1/c1,task=python3,pid=4242,uid=1000",
 			&OOMVictim{Pid: 4242, Comm: "python3", LimitCgroup: "/kubepods/burstable/pod1", TaskCgroup: "/kubepods/burstable/pod1/c1"}},
+		// A tenant's command name that reads like the fields after it.
+		{"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/crid/p1,task_memcg=/crid/p1/c1,task=a,pid=1,task=,pid=99,uid=0",
+			&OOMVictim{Pid: 99, Comm: "a,pid=1,task=", LimitCgroup: "/crid/p1", TaskCgroup: "/crid/p1/c1"}},
 		{"6,1533,123456790,-;Memory cgroup out of memory: Killed process 12 (sh) total-vm:4kB", nil},
 		{"6,1;oom-kill:constraint=CONSTRAINT_NONE", nil}, // no pid
 		{"", nil},
@@ -41,4 +48,84 @@ func TestUnder(t *testing.T) {
 			t.Errorf("under(%q, %q) = %v", tt.p, tt.cg, got)
 		}
 	}
+}
+
+// TestOOMDumpReadsTheKernelsFigures: the kernel's account of a kill, a
+// v1 one as this host's kernel wrote it (a pod's limit hit by a
+// container's tail) and a v2 one in its format (memory.stat one line a
+// record since 6.5, one record before), gives the figures of the
+// cgroup whose limit ran out, as printed before the kill.
+func TestOOMDumpReadsTheKernelsFigures(t *testing.T) {
+	tests := []struct {
+		file, cgroup string
+		pid          int
+		want         MemoryStats
+	}{
+		{"oom-kill-v1.kmsg", "/crid/e9e245146d8bdb66764c2432cb18abebf1cd8ed3bb8ea1f7de34400dc6658393", 16700,
+			MemoryStats{Usage: 49152 << 10, Limit: 49152 << 10, RSS: 49868800, Kernel: 452 << 10, WorkingSet: 49152 << 10}},
+		{"oom-kill-v2.kmsg", "/kubepods/burstable/pod1/c1", 4242,
+			MemoryStats{Usage: 131072 << 10, Limit: 131072 << 10, RSS: 96468992, Cache: 33554432, Kernel: 2097152,
+				Shmem: 25165824, ActiveFile: 2097152, InactiveFile: 6291456, WorkingSet: 131072<<10 - 6291456}},
+		{"oom-kill-v2-before-6.5.kmsg", "/kubepods/burstable/pod1/c1", 4242,
+			MemoryStats{Usage: 131072 << 10, Limit: 131072 << 10, RSS: 96468992, Cache: 33554432, Kernel: 2097152,
+				Shmem: 25165824, ActiveFile: 2097152, InactiveFile: 6291456, WorkingSet: 131072<<10 - 6291456}},
+	}
+	for _, tt := range tests {
+		data, err := os.ReadFile("testdata/" + tt.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d OOMDump
+		for _, rec := range strings.SplitAfter(string(data), "\n") {
+			d.Add(rec)
+		}
+		v := d.Last(tt.cgroup)
+		if v == nil || v.Pid != tt.pid {
+			t.Fatalf("%s: victim %+v, want pid %d", tt.file, v, tt.pid)
+		}
+		if v.Memory == nil || *v.Memory != tt.want {
+			t.Errorf("%s: memory %+v\nwant %+v", tt.file, v.Memory, tt.want)
+		}
+		if d.Last("/elsewhere") != nil {
+			t.Errorf("%s: a kill in another cgroup was taken", tt.file)
+		}
+	}
+
+	// Without the dump (the kernel's rate limit), the victim alone; a
+	// dump cut short by a new kill is not given to it, nor one without
+	// its memory.stat.
+	var d OOMDump
+	d.Add("6,1,1,-;memory: usage 10kB, limit 10kB, failcnt 0")
+	d.Add("6,2,1,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a,task=sh,pid=6,uid=0")
+	if v := d.Last("/a"); v == nil || v.Pid != 6 || v.Memory != nil {
+		t.Errorf("victim %+v, want pid 6 without figures", v)
+	}
+	d.Add("6,1,1,-;memory: usage 10kB, limit 10kB, failcnt 0")
+	d.Add("6,1,1,-;anon 10240")
+	d.Add("4,2,1,-;sh invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0")
+	d.Add("6,3,1,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a,task=sh,pid=7,uid=0")
+	if v := d.Last("/a"); v == nil || v.Pid != 7 || v.Memory != nil {
+		t.Errorf("victim %+v, want pid 7 without figures", v)
+	}
+}
+
+// FuzzOOMDump: the kernel's log holds what tenants name their processes;
+// no record makes the reader panic, and a victim it gives has a pid.
+func FuzzOOMDump(f *testing.F) {
+	for _, name := range []string{"oom-kill-v1.kmsg", "oom-kill-v2.kmsg", "oom-kill-v2-before-6.5.kmsg"} {
+		data, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(data))
+	}
+	f.Fuzz(func(t *testing.T, log string) {
+		var d OOMDump
+		for _, rec := range strings.SplitAfter(log, "\n") {
+			d.Add(rec)
+		}
+		if v := d.Last("/"); v != nil && v.Pid <= 0 {
+			t.Fatalf("victim without a pid: %+v", v)
+		}
+	})
 }

@@ -17,24 +17,30 @@ import (
 // The page cache is named because it is what surprises: it counts toward
 // the limit, so a container can be killed while its processes' own
 // memory, and the host's `free`, look fine. A kill by a parent's limit
-// (a pod's) says whose; a breakdown read after the kill says so.
+// (a pod's) says whose, and whose memory the figures are; a breakdown
+// read after the kill says so.
 func OOMMessage(r *monitor.OOMReport, cgroup string) string {
 	var b strings.Builder
 	b.WriteString("OOMKilled: ")
 	byParent := r.Victim != nil && r.Victim.LimitCgroup != "" && r.Victim.LimitCgroup != cgroup
 	switch {
 	case byParent:
-		fmt.Fprintf(&b, "the memory limit of %s (the pod's, not the container's) ran out; the container held", r.Victim.LimitCgroup)
+		limit := ""
+		if r.Cgroup == r.Victim.LimitCgroup && r.Limit != 0 && r.Limit != math.MaxUint64 {
+			limit = Quantity(r.Limit) + ", "
+		}
+		fmt.Fprintf(&b, "the memory limit of %s (%sthe pod's, not the container's) ran out", r.Victim.LimitCgroup, limit)
+		if r.Cgroup == r.Victim.LimitCgroup {
+			b.WriteString("; the pod held ")
+		} else {
+			b.WriteString("; the container held ")
+		}
 	case r.Limit == 0 || r.Limit == math.MaxUint64:
-		b.WriteString("no limit of its own")
+		b.WriteString("no limit of its own; ")
 	default:
-		fmt.Fprintf(&b, "limit %s", Quantity(r.Limit))
+		fmt.Fprintf(&b, "limit %s; ", Quantity(r.Limit))
 	}
-	sep := "; "
-	if byParent {
-		sep = " "
-	}
-	fmt.Fprintf(&b, "%sanon %s, page cache %s (active %s", sep, Quantity(r.Anon), Quantity(r.File), Quantity(r.ActiveFile))
+	fmt.Fprintf(&b, "anon %s, page cache %s (active %s", Quantity(r.Anon), Quantity(r.File), Quantity(r.ActiveFile))
 	if r.Shmem > 0 {
 		// tmpfs pages sit on the anon LRU: not active file, never reclaimed.
 		fmt.Fprintf(&b, ", tmpfs %s", Quantity(r.Shmem))

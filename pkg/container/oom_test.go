@@ -27,6 +27,9 @@ func TestOOMMessage(t *testing.T) {
 		{"the pod's limit", monitor.OOMReport{Limit: math.MaxUint64, Anon: 100 * mi, File: 512 << 10, Kernel: 1 << 20,
 			Victim: &cgroups.OOMVictim{Pid: 7, Comm: "java", LimitCgroup: "/kubepods/pod1", TaskCgroup: "/crid/p/c"}},
 			"OOMKilled: the memory limit of /kubepods/pod1 (the pod's, not the container's) ran out; the container held anon 100Mi, page cache 512Ki (active 0), kernel 1Mi (read at the exit, after the kill freed the victim's memory); process java (pid 7) killed"},
+		{"the pod's limit, the kernel's figures", monitor.OOMReport{AtKill: true, Cgroup: "/kubepods/pod1", Limit: 128 * mi, Anon: 92 * mi, File: 32 * mi, ActiveFile: 2 * mi, Shmem: 24 * mi, Kernel: 2 * mi,
+			Victim: &cgroups.OOMVictim{Pid: 7, Comm: "java", LimitCgroup: "/kubepods/pod1", TaskCgroup: "/crid/p/c"}},
+			"OOMKilled: the memory limit of /kubepods/pod1 (128Mi, the pod's, not the container's) ran out; the pod held anon 92Mi, page cache 32Mi (active 2Mi, tmpfs 24Mi), kernel 2Mi; process java (pid 7) killed"},
 	}
 	for _, tt := range tests {
 		if got := OOMMessage(&tt.r, "/crid/p/c"); got != tt.want {

@@ -87,7 +87,7 @@ type container struct {
 	log        *LogWriter
 	cgroup     cgroups.Manager
 	oomBefore  uint64
-	oom        *oomWatch
+	oom        *OOMWatch
 	copying    sync.WaitGroup
 
 	stdinOnce bool
@@ -315,7 +315,7 @@ func (m *monitor) start(req Request) (int, error) {
 	}
 	c := &container{id: req.ID, bundle: req.Bundle, log: log, cgroup: cg, stdinOnce: req.StdinOnce, clients: map[net.Conn]bool{}}
 	c.oomBefore, _ = cg.OOMKills()
-	c.oom = watchOOM(cg)
+	c.oom = WatchOOM(cg)
 	// With a terminal the executor hands back its master, which carries
 	// input and output both (output goes to the log as stdout, as with
 	// containerd); without one, the container gets pipes.
@@ -328,7 +328,7 @@ func (m *monitor) start(req Request) (int, error) {
 			}
 		}
 		log.Close()
-		c.oom.close()
+		c.oom.Close()
 	}
 	if !spec.Process.Terminal {
 		var outW, errW *os.File
@@ -472,9 +472,9 @@ func (m *monitor) exited(c *container, ws syscall.WaitStatus) {
 	}
 	if n, err := c.cgroup.OOMKills(); err == nil && n > c.oomBefore {
 		e.OOMKilled = true
-		e.OOM = c.oom.report(c.cgroup, time.Second)
+		e.OOM = c.oom.Report(c.cgroup, time.Second)
 	}
-	c.oom.close()
+	c.oom.Close()
 	// A container ends with its main process. What it leaves in its
 	// cgroup (a wrapper script's server, a daemon that ignored SIGTERM,
 	// an exec) is killed before the exit is recorded: in a pod's shared

@@ -13,11 +13,14 @@ import (
 // its processes' own memory looks small, and `free` on the host looks
 // fine. Bytes.
 type OOMReport struct {
-	// AtKill says the breakdown was read at the kernel's out-of-memory
-	// notification, before the victim's pages were freed. Otherwise it
-	// was read at the exit: the limit that ran out was a parent's (a
-	// pod's), whose notification the container's watch does not hear.
-	AtKill       bool   `json:"atKill"`
+	// AtKill says the breakdown is of the moment of the kill: the
+	// kernel's own figures from its log, or else a read at its
+	// out-of-memory notification (which may see some of the victim's
+	// pages freed already). Otherwise it was read at the exit.
+	AtKill bool `json:"atKill"`
+	// Cgroup is whose memory the figures are: the cgroup whose limit ran
+	// out (the kernel's figures), else the container's.
+	Cgroup       string `json:"cgroup,omitempty"`
 	Limit        uint64 `json:"limit"` // MaxUint64: none of the container's own
 	Usage        uint64 `json:"usage"`
 	Anon         uint64 `json:"anon"`
@@ -30,22 +33,24 @@ type OOMReport struct {
 	Victim *cgroups.OOMVictim `json:"victim,omitempty"`
 }
 
-// oomWatch keeps the last out-of-memory notification of a container's
-// cgroup, for the report at its exit. Its goroutine ends with stop.
-type oomWatch struct {
+// OOMWatch keeps the last out-of-memory notification of a container's
+// cgroup, for the report at its exit. Its goroutine ends with Close.
+type OOMWatch struct {
 	events <-chan cgroups.OOMEvent
 	stop   context.CancelFunc
 	last   chan cgroups.OOMEvent // holds the latest event, at most one
 }
 
-func watchOOM(cg cgroups.Manager) *oomWatch {
+// WatchOOM watches cg from now on; nil when it cannot (the report is
+// then read at the exit).
+func WatchOOM(cg cgroups.Manager) *OOMWatch {
 	ctx, cancel := context.WithCancel(context.Background())
 	events, err := cg.WatchOOM(ctx)
 	if err != nil {
 		cancel()
 		return nil
 	}
-	w := &oomWatch{events: events, stop: cancel, last: make(chan cgroups.OOMEvent, 1)}
+	w := &OOMWatch{events: events, stop: cancel, last: make(chan cgroups.OOMEvent, 1)}
 	go func() {
 		for e := range events {
 			select {
@@ -58,9 +63,9 @@ func watchOOM(cg cgroups.Manager) *oomWatch {
 	return w
 }
 
-// report is the breakdown of a container killed for want of memory. The
+// Report is the breakdown of a container killed for want of memory. The
 // notification and the kill race the exit: it waits up to wait for one.
-func (w *oomWatch) report(cg cgroups.Manager, wait time.Duration) *OOMReport {
+func (w *OOMWatch) Report(cg cgroups.Manager, wait time.Duration) *OOMReport {
 	r := &OOMReport{}
 	var ev *cgroups.OOMEvent
 	if w != nil {
@@ -70,14 +75,21 @@ func (w *oomWatch) report(cg cgroups.Manager, wait time.Duration) *OOMReport {
 		case <-time.After(wait):
 		}
 	}
-	if ev != nil {
-		r.AtKill = true
-		fill(r, ev.Memory)
-	} else if st, err := cg.Stats(); err == nil {
-		fill(r, st.Memory)
-	}
 	if v, err := cgroups.FindOOMVictim(cg.Path()); err == nil && v != nil {
 		r.Victim = v
+	}
+	switch {
+	case r.Victim != nil && r.Victim.Memory != nil:
+		r.AtKill, r.Cgroup = true, r.Victim.LimitCgroup
+		fill(r, *r.Victim.Memory)
+	case ev != nil:
+		r.AtKill, r.Cgroup = true, cg.Path()
+		fill(r, ev.Memory)
+	default:
+		if st, err := cg.Stats(); err == nil {
+			r.Cgroup = cg.Path()
+			fill(r, st.Memory)
+		}
 	}
 	return r
 }
@@ -87,7 +99,8 @@ func fill(r *OOMReport, m cgroups.MemoryStats) {
 	r.ActiveFile, r.InactiveFile, r.Shmem, r.Kernel = m.ActiveFile, m.InactiveFile, m.Shmem, m.Kernel
 }
 
-func (w *oomWatch) close() {
+// Close ends the watch.
+func (w *OOMWatch) Close() {
 	if w != nil {
 		w.stop()
 	}
