@@ -23,9 +23,11 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
+	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/oci/executor"
 	"github.com/crid-dev/crid/pkg/oci/generate"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/reexec"
 )
 
@@ -41,13 +43,20 @@ func requireRoot(t *testing.T) {
 // newCgroup makes a manager for a fresh cgroup and removes it at the end.
 func newCgroup(t *testing.T, r *cgroups.Resources) (cgroups.Manager, *cgroups.Hierarchy) {
 	t.Helper()
+	return newCgroupAt(t, "", r)
+}
+
+// newCgroupAt is newCgroup at a path under the test's own cgroup (a child
+// of one newCgroup made, say).
+func newCgroupAt(t *testing.T, sub string, r *cgroups.Resources) (cgroups.Manager, *cgroups.Hierarchy) {
+	t.Helper()
 	requireRoot(t)
 	h, err := cgroups.Discover()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("host: %s", h)
-	m, err := h.Manager(fmt.Sprintf("/crid-test-%d/%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")))
+	m, err := h.Manager(filepath.Join(fmt.Sprintf("/crid-test-%d/%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")), sub))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +153,68 @@ func TestMemoryLimitOOMKillIsDetected(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no OOM event was reported")
+	}
+}
+
+// TestOOMReportSaysWhatFilledTheLimit: the report crid's monitor makes of
+// an OOM kill, on this kernel's cgroup version: read at the kernel's
+// notification, with the tmpfs page cache the workload wrote beside its
+// anon memory, and the victim from the kernel's log. With the limit on a
+// parent (a pod's cgroup) and none on the container's, the victim's
+// record names the parent and the message says it was the pod's.
+func TestOOMReportSaysWhatFilledTheLimit(t *testing.T) {
+	const mi = 1 << 20
+	for _, podLimit := range []bool{false, true} {
+		t.Run(map[bool]string{false: "container limit", true: "pod limit"}[podLimit], func(t *testing.T) {
+			var m, limited cgroups.Manager
+			if podLimit {
+				limited, _ = newCgroup(t, &cgroups.Resources{MemoryLimit: 48 * mi})
+				m, _ = newCgroupAt(t, "ctr", &cgroups.Resources{})
+			} else {
+				m, _ = newCgroup(t, &cgroups.Resources{MemoryLimit: 48 * mi})
+				limited = m
+			}
+			watch := monitor.WatchOOM(m)
+			if watch == nil {
+				t.Fatal("no OOM watch on this kernel")
+			}
+			defer watch.Close()
+			// tmpfs, of the test's own: its pages stay charged until the
+			// kill, where a disk file's clean pages would be reclaimed.
+			shm := t.TempDir()
+			if err := unix.Mount("tmpfs", shm, "tmpfs", 0, "size=64m"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { unix.Unmount(shm, unix.MNT_DETACH) })
+			w := start(t, m, "alloc", "MIB=256", "FILL=16", "FILE="+filepath.Join(shm, "fill"))
+			w.wait(t, 60*time.Second)
+			if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("the workload ended %v, not killed", w.cmd.ProcessState)
+			}
+			r := watch.Report(m, 5*time.Second)
+			msg := container.OOMMessage(r, m.Path())
+			t.Logf("%s\nreport %+v victim %+v", msg, *r, r.Victim)
+			if !r.AtKill {
+				t.Error("the breakdown was not read at the kill")
+			}
+			if s := float64(r.Shmem) / mi; s < 14 || s > 18 {
+				t.Errorf("tmpfs %.1f MiB, want the 16 written", s)
+			}
+			if used := float64(r.Anon+r.File) / mi; used < 40 || used > 48 {
+				t.Errorf("anon + page cache %.1f MiB, want them to fill the 48 MiB limit", used)
+			}
+			v := r.Victim
+			if v == nil || v.Pid != w.cmd.Process.Pid || v.LimitCgroup != limited.Path() {
+				t.Fatalf("victim %+v, want pid %d killed by the limit of %s", v, w.cmd.Process.Pid, limited.Path())
+			}
+			want := "OOMKilled: limit 48Mi; anon "
+			if podLimit {
+				want = "OOMKilled: the memory limit of " + limited.Path() + " (48Mi, the pod's, not the container's) ran out; the pod held anon "
+			}
+			if !strings.HasPrefix(msg, want) || !strings.Contains(msg, fmt.Sprintf("(pid %d) killed", v.Pid)) {
+				t.Errorf("message %q, want it to begin %q and name pid %d", msg, want, v.Pid)
+			}
+		})
 	}
 }
 

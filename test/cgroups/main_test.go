@@ -99,7 +99,14 @@ func testingFlag(name, value string) {
 // helper runs one workload.
 func helper(kind string) int {
 	switch kind {
-	case "alloc": // allocate and touch MiB, then sleep
+	case "alloc": // write FILL MiB to FILE, allocate and touch MIB, then sleep
+		if f := os.Getenv("FILE"); f != "" {
+			n, _ := strconv.Atoi(os.Getenv("FILL"))
+			if err := os.WriteFile(f, make([]byte, n<<20), 0o600); err != nil {
+				fmt.Println(err)
+				return 1
+			}
+		}
 		mib, _ := strconv.Atoi(os.Getenv("MIB"))
 		var keep [][]byte
 		for range mib {

@@ -866,11 +866,15 @@ func TestEnvNamesBeyondShellIdentifiers(t *testing.T) {
 // frees without swap) and then grows a string until the kernel kills it
 // is reported OOMKilled with what filled its 64 MiB: the page cache read
 // at the kill within a few MiB of what it wrote, the rest anon, the
-// victim named. On a host's `free` nothing of it would show.
+// victim named. On a host's `free` nothing of it would show. The same
+// goes to crid's log at warning and to the kill counter, whose series
+// goes when the container does.
 func TestOOMKillSaysWhatFilledTheLimit(t *testing.T) {
-	e := newCtrEnv(t, 32)
+	addr := harness.FreeLoopbackAddr(t)
+	e := newCtrEnvConfig(t, 32, fmt.Sprintf("[metrics]\naddress = %q", addr))
 	cfg := &runtime.ContainerConfig{
 		Metadata: &runtime.ContainerMetadata{Name: "hog"},
+		Labels:   kubeletLabels("shop", "web-1", "hog"),
 		Command: []string{"sh", "-c", "dd if=/dev/zero of=/dev/shm/fill bs=1M count=24 2>/dev/null; " +
 			"head -c 268435456 /dev/zero | tail -n 1 >/dev/null"},
 		Linux: &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}},
@@ -902,42 +906,110 @@ func TestOOMKillSaysWhatFilledTheLimit(t *testing.T) {
 	if m[7] != "tail" {
 		t.Errorf("victim %q, want tail (the largest)", m[7])
 	}
+
+	series := `{container="hog",namespace="shop",pod="web-1"}`
+	if n, ok := seriesValue(scrapeMetrics(t, addr), "crid_container_oom_kills_total", series); !ok || n != 1 {
+		t.Errorf("crid_container_oom_kills_total%s = %v (served %v), want 1", series, n, ok)
+	}
+	if _, err := e.rt.RemoveContainer(context.Background(), &runtime.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if body := scrapeMetrics(t, addr); strings.Contains(body, `container="hog"`) {
+		t.Errorf("the removed container's series are still served:\n%s", grepLines(body, `container="hog"`))
+	}
+	e.d.Stop(t, syscall.SIGTERM)
+	line := grepLines(e.d.Log.String(), `"Container OOM-killed"`)
+	for _, want := range []string{`level="warning"`, `podName="shop/web-1"`, `container="` + id + `"`, `name="hog"`, "limit=67108864", "victim=\"tail\""} {
+		if !strings.Contains(line, want) {
+			t.Errorf("crid's OOM line lacks %s: %q", want, line)
+		}
+	}
+}
+
+// TestPodLimitOOMKillSaysWhose: with a limit on the pod's cgroup and none
+// on the container's, the kill is the pod's doing and the message says
+// so, naming the pod's cgroup, so nobody looks for a container limit that
+// is not there.
+func TestPodLimitOOMKillSaysWhose(t *testing.T) {
+	e := newCtrEnv(t, 34, func(c *runtime.PodSandboxConfig) {
+		c.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 48 << 20}
+	})
+	id := e.start(t, &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "hog"},
+		Command:  []string{"sh", "-c", "head -c 268435456 /dev/zero | tail -n 1 >/dev/null"},
+	})
+	st := e.waitExited(t, id)
+	t.Logf("reason %s, message: %s", st.Reason, st.Message)
+	if st.Reason != "OOMKilled" {
+		t.Fatalf("reason %q, want OOMKilled", st.Reason)
+	}
+	pod, err := e.rt.PodSandboxStatus(context.Background(), &runtime.PodSandboxStatusRequest{PodSandboxId: e.pod, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct{ Cgroup string }
+	json.Unmarshal([]byte(pod.Info["info"]), &info)
+	want := "OOMKilled: the memory limit of " + info.Cgroup + " (48Mi, the pod's, not the container's) ran out; the pod held anon "
+	if info.Cgroup == "" || !strings.HasPrefix(st.Message, want) {
+		t.Errorf("message %q, want it to begin %q", st.Message, want)
+	}
+	if !strings.Contains(st.Message, "; process tail (pid ") {
+		t.Errorf("message %q does not name the victim", st.Message)
+	}
+}
+
+// kubeletLabels are the labels the kubelet puts on a container.
+func kubeletLabels(namespace, pod, name string) map[string]string {
+	return map[string]string{"io.kubernetes.pod.namespace": namespace, "io.kubernetes.pod.name": pod,
+		"io.kubernetes.container.name": name}
+}
+
+// scrapeMetrics is crid's metrics endpoint's answer.
+func scrapeMetrics(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// seriesValue is the value of name with the labels given, as written in
+// the text format (sorted by name).
+func seriesValue(body, name, labels string) (float64, bool) {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+labels+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 // TestCPUThrottlingIsReported: a busy loop under a tenth of a CPU is
 // throttled in nearly every CFS period; crid's watch (a 1 s window here)
 // says so on the metrics endpoint (ratio and counters, named by the
-// kubelet's labels) and in its log.
+// kubelet's labels) and in its log. The series go with the container.
 func TestCPUThrottlingIsReported(t *testing.T) {
 	addr := harness.FreeLoopbackAddr(t)
 	e := newCtrEnvConfig(t, 33, fmt.Sprintf("[metrics]\naddress = %q\nthrottle_window = \"1s\"", addr))
 	id := e.start(t, &runtime.ContainerConfig{
 		Metadata: &runtime.ContainerMetadata{Name: "spin"},
-		Labels: map[string]string{"io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.name": "web-1",
-			"io.kubernetes.container.name": "spin"},
-		Command: []string{"sh", "-c", "while :; do :; done"},
-		Linux:   &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 10000}},
+		Labels:   kubeletLabels("shop", "web-1", "spin"),
+		Command:  []string{"sh", "-c", "while :; do :; done"},
+		Linux:    &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 10000}},
 	})
 	series := `{container="spin",namespace="shop",pod="web-1"}`
-	value := func(body, name string) (float64, bool) {
-		for _, line := range strings.Split(body, "\n") {
-			if v, ok := strings.CutPrefix(line, name+series+" "); ok {
-				f, err := strconv.ParseFloat(v, 64)
-				return f, err == nil
-			}
-		}
-		return 0, false
-	}
 	var body string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-		}
-		if ratio, ok := value(body, "crid_container_cpu_throttled_ratio"); ok && ratio > 0.5 {
+		body = scrapeMetrics(t, addr)
+		if ratio, ok := seriesValue(body, "crid_container_cpu_throttled_ratio", series); ok && ratio > 0.5 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -945,13 +1017,16 @@ func TestCPUThrottlingIsReported(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if n, ok := value(body, "crid_container_cpu_throttled_periods_total"); !ok || n < 5 {
+	if n, ok := seriesValue(body, "crid_container_cpu_throttled_periods_total", series); !ok || n < 5 {
 		t.Errorf("throttled periods %v", n)
 	}
-	if s, ok := value(body, "crid_container_cpu_throttled_seconds_total"); !ok || s <= 0 {
+	if s, ok := seriesValue(body, "crid_container_cpu_throttled_seconds_total", series); !ok || s <= 0 {
 		t.Errorf("throttled seconds %v", s)
 	}
 	harness.RemovePod(t, e.rt, e.pod)
+	if body := scrapeMetrics(t, addr); strings.Contains(body, `container="spin"`) {
+		t.Errorf("the removed container's series are still served:\n%s", grepLines(body, `container="spin"`))
+	}
 	e.d.Stop(t, syscall.SIGTERM)
 	log := e.d.Log.String()
 	if !strings.Contains(log, `"Container CPU-throttled"`) || !strings.Contains(log, `container="`+id+`"`) || !strings.Contains(log, "cpus=0.1") {
