@@ -186,7 +186,11 @@ func (m *Manager) recordExit(c *Container, e monitor.Exit) {
 		// What filled the limit goes first: the kubelet shows the message
 		// as the terminated state's, where operators look.
 		c.OOM = e.OOM
-		explained := OOMMessage(e.OOM, c.Cgroup)
+		var own int64
+		if c.Resources != nil {
+			own = c.Resources.MemoryLimit
+		}
+		explained := OOMMessage(e.OOM, c.Cgroup, own)
 		if c.Message != "" {
 			explained += "\n" + c.Message
 		}

@@ -18,23 +18,29 @@ import (
 // the limit, so a container can be killed while its processes' own
 // memory, and the host's `free`, look fine. A kill by a parent's limit
 // (a pod's) says whose, and whose memory the figures are; a breakdown
-// read after the kill says so.
-func OOMMessage(r *monitor.OOMReport, cgroup string) string {
+// read after the kill says so. ownLimit is the container's own limit in
+// bytes (0 or less: none): the kubelet sets a pod's limit to the sum of
+// its containers', so a one-container pod reaches the pod's limit first
+// (the pod cgroup holds a little more: the infra process) and the
+// container's is what its owner set and looks for.
+func OOMMessage(r *monitor.OOMReport, cgroup string, ownLimit int64) string {
 	var b strings.Builder
 	b.WriteString("OOMKilled: ")
 	byParent := r.Victim != nil && r.Victim.LimitCgroup != "" && r.Victim.LimitCgroup != cgroup
+	figuresOfParent := byParent && r.Cgroup == r.Victim.LimitCgroup
+	held := "; the container held "
+	if figuresOfParent {
+		held = "; the pod held "
+	}
+	parentLimit := ""
+	if figuresOfParent && r.Limit != 0 && r.Limit != math.MaxUint64 {
+		parentLimit = Quantity(r.Limit) + ", "
+	}
 	switch {
+	case byParent && ownLimit > 0:
+		fmt.Fprintf(&b, "limit %s, reached at the pod's limit (%s%s)%s", Quantity(uint64(ownLimit)), parentLimit, r.Victim.LimitCgroup, held)
 	case byParent:
-		limit := ""
-		if r.Cgroup == r.Victim.LimitCgroup && r.Limit != 0 && r.Limit != math.MaxUint64 {
-			limit = Quantity(r.Limit) + ", "
-		}
-		fmt.Fprintf(&b, "the memory limit of %s (%sthe pod's, not the container's) ran out", r.Victim.LimitCgroup, limit)
-		if r.Cgroup == r.Victim.LimitCgroup {
-			b.WriteString("; the pod held ")
-		} else {
-			b.WriteString("; the container held ")
-		}
+		fmt.Fprintf(&b, "the memory limit of %s (%sthe pod's, not the container's) ran out%s", r.Victim.LimitCgroup, parentLimit, held)
 	case r.Limit == 0 || r.Limit == math.MaxUint64:
 		b.WriteString("no limit of its own; ")
 	default:

@@ -192,7 +192,7 @@ func TestOOMReportSaysWhatFilledTheLimit(t *testing.T) {
 				t.Fatalf("the workload ended %v, not killed", w.cmd.ProcessState)
 			}
 			r := watch.Report(m, 5*time.Second)
-			msg := container.OOMMessage(r, m.Path())
+			msg := container.OOMMessage(r, m.Path(), 0)
 			t.Logf("%s\nreport %+v victim %+v", msg, *r, r.Victim)
 			if !r.AtKill {
 				t.Error("the breakdown was not read at the kill")

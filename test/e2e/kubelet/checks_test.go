@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ func checks() []check {
 		{"a crash-looping container restarts with back-off", crashLoop},
 		{"exec liveness and readiness probes act as written", probes},
 		{"a memory-limited container is OOMKilled and restarted", oomKilled},
+		{"the kubelet's working set leaves out inactive page cache", workingSet},
 		{"a shared-PID pod with a wrapper-script image stops and goes", wrapperScript},
 		{"kill -9 of crid leaves its pods as they were", killCrid},
 		{"a kubelet restart re-adopts its pods", restartKubelet},
@@ -129,6 +131,49 @@ func probes(n *node) (bool, string) {
 	return true, fmt.Sprintf("Ready after %v (file made at 3 s); restarted by liveness after %v", readyAt.Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
 }
 
+// workingSet: the kubelet evicts by the working set, and `kubectl top`
+// shows it: usage less inactive file pages, which it takes from crid's
+// container stats. A container that wrote 32 MiB to a file and reads it
+// no more holds it as inactive page cache: in its cgroup's usage, not in
+// the working set the kubelet serves, on its summary API (which its
+// eviction manager reads) and its resource metrics (/metrics/resource,
+// which metrics-server scrapes).
+func workingSet(n *node) (bool, string) {
+	n.manifest("cache", "  containers:\n"+n.container("cache", "dd if=/dev/zero of=/cachefile bs=1M count=32 2>/dev/null; sleep 3600", ""))
+	defer n.remove("cache")
+	if _, _, ok := n.waitFor("cache", 60*time.Second, running); !ok {
+		return false, "not Running after 60 s"
+	}
+	const mi = 1 << 20
+	var ws, sumUsage, sumWS, usage, inactive uint64
+	var errs []error
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var ok bool
+		var sumErr, cgErr error
+		ws, ok = n.resourceWorkingSet("cache")
+		sumUsage, sumWS, sumErr = n.summaryMemory("cache", "cache")
+		usage, inactive, cgErr = n.cgroupMemory("cache")
+		errs = []error{sumErr, cgErr}
+		if ok && sumErr == nil && cgErr == nil && inactive >= 30*mi && sumUsage >= 32*mi {
+			break
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Sprintf("after 60 s: /metrics/resource working set %d (served %v); summary usage %d, working set %d; cgroup usage %d, inactive file %d; %v",
+				ws, ok, sumUsage, sumWS, usage, inactive, errors.Join(errs...))
+		}
+		time.Sleep(time.Second)
+	}
+	want := usage - inactive
+	near := func(a, b uint64) bool { return max(a, b)-min(a, b) <= 2*mi }
+	detail := fmt.Sprintf("cgroup usage %.1f MiB less inactive file %.1f MiB = %.1f MiB; working set %.1f MiB (/metrics/resource), %.1f MiB of usage %.1f MiB (/stats/summary)",
+		float64(usage)/mi, float64(inactive)/mi, float64(want)/mi, float64(ws)/mi, float64(sumWS)/mi, float64(sumUsage)/mi)
+	if !near(ws, want) || !near(sumWS, want) || !near(sumUsage, usage) || usage-ws < 24*mi {
+		return false, detail + ": the working set does not leave out the inactive page cache"
+	}
+	return true, detail
+}
+
 func oomKilled(n *node) (bool, string) {
 	extra := "    resources:\n      limits: {memory: 32Mi}\n"
 	// tail -n 1 holds a whole line in memory: 256 MB of zeros without a
@@ -145,7 +190,15 @@ func oomKilled(n *node) (bool, string) {
 	if !ok {
 		return false, fmt.Sprintf("after %v: %+v", took, p.Status.ContainerStatuses)
 	}
-	return true, fmt.Sprintf("OOMKilled (exit %d) and restarted, in %v", p.Status.ContainerStatuses[0].LastState.Terminated.ExitCode, took.Round(time.Second))
+	// The kubelet shows crid's status message as the terminated state's:
+	// what filled the limit, read at the kill. The kubelet gives the pod's
+	// cgroup the container's limit too, which the pod (its infra process
+	// beside the container) reaches first.
+	last := p.Status.ContainerStatuses[0].LastState.Terminated
+	if !regexp.MustCompile(`^OOMKilled: limit 32Mi(, reached at the pod's limit \(32Mi, /\S+\); the pod held|;) anon [0-9.]+Mi, page cache .*; process tail \(pid \d+\) killed$`).MatchString(last.Message) {
+		return false, fmt.Sprintf("the kubelet's terminated state says %q: no breakdown of the kill", last.Message)
+	}
+	return true, fmt.Sprintf("OOMKilled (exit %d) and restarted, in %v; the kubelet's lastState.terminated.message: %q", last.ExitCode, took.Round(time.Second), last.Message)
 }
 
 func wrapperScript(n *node) (bool, string) {

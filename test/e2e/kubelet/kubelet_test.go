@@ -16,10 +16,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,7 +184,6 @@ failCgroupV1: false
 failSwapOn: false
 containerRuntimeEndpoint: unix://%s
 imageServiceEndpoint: unix://%s
-localStorageCapacityIsolation: false
 serializeImagePulls: false
 resolvConf: ""
 evictionHard: {memory.available: "1Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
@@ -282,6 +283,7 @@ type containerState struct {
 	} `json:"waiting"`
 	Terminated *struct {
 		Reason   string `json:"reason"`
+		Message  string `json:"message"`
 		ExitCode int    `json:"exitCode"`
 	} `json:"terminated"`
 }
@@ -348,6 +350,118 @@ func (n *node) manifest(name, spec string) {
 }
 
 func (n *node) remove(name string) { os.Remove(filepath.Join(n.manifests, name+".yaml")) }
+
+// summaryMemory is a container's memory usage and working set as the
+// kubelet's summary API (/stats/summary, which its eviction manager
+// reads too) gives them.
+func (n *node) summaryMemory(podName, ctrName string) (usage, workingSet uint64, err error) {
+	resp, err := http.Get("http://" + n.roPort + "/stats/summary")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("/stats/summary: %s: %.200s", resp.Status, body)
+	}
+	var summary struct {
+		Pods []struct {
+			PodRef     struct{ Name string }
+			Containers []struct {
+				Name   string
+				Memory struct{ UsageBytes, WorkingSetBytes uint64 }
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &summary); err != nil {
+		return 0, 0, err
+	}
+	for _, p := range summary.Pods {
+		if !strings.HasPrefix(p.PodRef.Name, podName) {
+			continue
+		}
+		for _, c := range p.Containers {
+			if c.Name == ctrName {
+				return c.Memory.UsageBytes, c.Memory.WorkingSetBytes, nil
+			}
+		}
+	}
+	return 0, 0, fmt.Errorf("/stats/summary has no container %s of pod %s", ctrName, podName)
+}
+
+// resourceWorkingSet is a container's working set as the kubelet's
+// resource metrics (/metrics/resource, what metrics-server and `kubectl
+// top` read; on its read-only port) give it, from crid's container stats.
+func (n *node) resourceWorkingSet(ctrName string) (uint64, bool) {
+	resp, err := http.Get("http://" + n.roPort + "/metrics/resource")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, false
+	}
+	prefix := `container_memory_working_set_bytes{container="` + ctrName + `",`
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		// name{labels} value timestamp
+		f := strings.Fields(line[strings.LastIndex(line, "}")+1:])
+		if len(f) == 0 {
+			return 0, false
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		return uint64(v), err == nil
+	}
+	return 0, false
+}
+
+// cgroupMemory is a running container's memory usage and inactive page
+// cache, read from its cgroup (v1 or v2) as the kernel keeps them.
+func (n *node) cgroupMemory(ctrName string) (usage, inactiveFile uint64, err error) {
+	resp, err := n.rt.ListContainers(context.Background(), &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{
+		State: &runtime.ContainerStateValue{State: runtime.ContainerState_CONTAINER_RUNNING}}})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, c := range resp.Containers {
+		if c.Metadata.Name != ctrName {
+			continue
+		}
+		st, err := n.rt.ContainerStatus(context.Background(), &runtime.ContainerStatusRequest{ContainerId: c.Id, Verbose: true})
+		if err != nil {
+			return 0, 0, err
+		}
+		var info struct{ Cgroup string }
+		json.Unmarshal([]byte(st.Info["info"]), &info)
+		usageFile, statKey := "memory.usage_in_bytes", "total_inactive_file"
+		dir := filepath.Join("/sys/fs/cgroup/memory", info.Cgroup)
+		if _, err := os.Stat(dir); err != nil {
+			dir, usageFile, statKey = filepath.Join("/sys/fs/cgroup", info.Cgroup), "memory.current", "inactive_file"
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, usageFile))
+		if err != nil {
+			return 0, 0, err
+		}
+		usage, _ = strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+		stat, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, line := range strings.Split(string(stat), "\n") {
+			if v, ok := strings.CutPrefix(line, statKey+" "); ok {
+				inactiveFile, _ = strconv.ParseUint(v, 10, 64)
+			}
+		}
+		return usage, inactiveFile, nil
+	}
+	return 0, 0, fmt.Errorf("no running container %s", ctrName)
+}
 
 // sandboxes are crid's ready pods by the kubelet's pod name.
 func (n *node) sandboxes() map[string]*runtime.PodSandbox {
