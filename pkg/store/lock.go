@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +35,11 @@ func (e *InUseError) Error() string {
 		e.Dir, who, filepath.Join(e.Dir, LockFile))
 }
 
-// LockDir takes the exclusive lock of dir without waiting. The lock is an
+// orphanWait is how long LockDir waits for a lock whose holder is gone.
+const orphanWait = 5 * time.Second
+
+// LockDir takes the exclusive lock of dir without waiting for a live
+// holder. The lock is an
 // flock, so it goes with the process: a crid killed with -9 leaves a file
 // that the next crid locks again without any clean-up.
 func LockDir(dir string) (*os.File, error) {
@@ -43,12 +48,26 @@ func LockDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		defer f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, holder(dir, f)
+	// A crid killed while it forked a child (a monitor, a CNI plugin)
+	// leaves the child holding the lock's descriptor until it execs and
+	// its close-on-exec closes it: a restart in that moment waits it out.
+	// A holder that is alive is another crid: refused at once.
+	deadline := time.Now().Add(orphanWait)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
 		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		e := holder(dir, f)
+		if e.PID == 0 || unix.Kill(e.PID, 0) == nil || time.Now().After(deadline) {
+			f.Close()
+			return nil, e
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// The PID is written after the lock is taken, so a reader that finds
 	// the lock held and the file empty is looking at a holder mid-start.
@@ -62,7 +81,7 @@ func LockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func holder(dir string, f *os.File) error {
+func holder(dir string, f *os.File) *InUseError {
 	e := &InUseError{Dir: dir}
 	buf := make([]byte, 32)
 	n, _ := f.ReadAt(buf, 0)

@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -197,5 +199,40 @@ func BenchmarkPut(b *testing.B) {
 		if err := s.Put(BucketContainers, "c", rec); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLockLeftToAChildIsWaitedFor: a crid killed as it forked leaves the
+// child holding the lock's descriptor until the child execs (or exits);
+// the holder the file names is gone, so the next crid waits for the lock
+// instead of refusing to start.
+func TestLockLeftToAChildIsWaitedFor(t *testing.T) {
+	dir := t.TempDir()
+	f, err := LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child shares the locked file description, as a fork does.
+	child := exec.Command("sleep", "0.5")
+	child.ExtraFiles = []*os.File{f}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Wait()
+	// The holder named in the file, a process that is no more.
+	gone := exec.Command("true")
+	gone.Run()
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(gone.Process.Pid)+"\n"), 0)
+	f.Close()
+
+	start := time.Now()
+	g, err := LockDir(dir)
+	if err != nil {
+		t.Fatalf("the lock was not waited for: %v", err)
+	}
+	g.Close()
+	if took := time.Since(start); took < 100*time.Millisecond {
+		t.Errorf("locked after %v, while the child held it for 0.5 s", took)
 	}
 }
