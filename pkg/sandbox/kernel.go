@@ -61,6 +61,8 @@ type Kernel interface {
 	MountShm(dir string, size int64) error
 	UnmountShm(dir string) error
 	ApplySysctls(s *Sandbox) error
+	// RemoveDir removes a pod's directory and whatever is mounted under it.
+	RemoveDir(dir string) error
 }
 
 // MonitorBinary runs crid-monitor from a sealed binary, counting the
@@ -99,6 +101,7 @@ func (Host) Unpin(ns Namespaces) error             { return unpin(ns) }
 func (Host) MountShm(dir string, size int64) error { return mountShm(dir, size) }
 func (Host) UnmountShm(dir string) error           { return unmountShm(dir) }
 func (Host) ApplySysctls(s *Sandbox) error         { return applySysctls(s) }
+func (Host) RemoveDir(dir string) error            { return removeDir(dir) }
 
 func (Host) Holds(s *Sandbox) bool {
 	return (s.NS.Net == "" || IsPinned(s.NS.Net)) && (!s.Spec.SharedPID || s.infraAlive())

@@ -141,6 +141,8 @@ func (n *node) MountShm(dir string, _ int64) error {
 	return nil
 }
 
+func (n *node) RemoveDir(dir string) error { return os.RemoveAll(dir) }
+
 func (n *node) UnmountShm(dir string) error {
 	n.mu.Lock()
 	delete(n.shm, dir)

@@ -12,6 +12,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/ids"
 	"github.com/crid-dev/crid/pkg/logctx"
 )
@@ -39,6 +40,7 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 		return nil, err
 	}
 	defer unlock()
+	failpoint.Hit("sandbox.run.reserved")
 	ctx = logctx.With(ctx, "pod", s.ID)
 	defer func() {
 		if err != nil {
@@ -49,6 +51,7 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 	if err := os.MkdirAll(s.Dir, 0o711); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("sandbox.run.dir")
 	// The pod's monitor starts beside the rest, the network above all,
 	// which RunPodSandbox waits on most: the pod's first StartContainer
 	// then finds it up instead of starting it.
@@ -66,9 +69,14 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 			return nil, err
 		}
 	}
+	s.NS = plannedPins(s.Dir, s.Spec)
+	if err := m.records.Put(s); err != nil {
+		return nil, err
+	}
 	if err := m.opts.Kernel.MakeNamespaces(ctx, s); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("sandbox.run.namespaces")
 	s.Attached = !spec.HostNetwork // from here a DEL is owed, even if ADD fails
 	if err := m.records.Put(s); err != nil {
 		return nil, err
@@ -86,6 +94,7 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 		go func() {
 			defer close(done)
 			att, attErr = m.opts.CNI.Attach(ctx, pod)
+			failpoint.Hit("sandbox.run.attached")
 		}()
 		attached = func() (*cni.Attachment, error) { <-done; return att, attErr }
 		defer attached()
@@ -95,6 +104,7 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 			return nil, err
 		}
 	}
+	failpoint.Hit("sandbox.run.cgroup")
 	if !spec.HostIPC {
 		s.ShmMounted = true
 		if err := m.records.Put(s); err != nil {
@@ -103,6 +113,7 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 		if err := m.opts.Kernel.MountShm(s.ShmPath(), m.opts.ShmSize); err != nil {
 			return nil, err
 		}
+		failpoint.Hit("sandbox.run.shm")
 	}
 	att, err := attached()
 	if err != nil {
@@ -117,15 +128,18 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 	if err := m.writeFiles(s); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("sandbox.run.files")
 	if err := m.opts.Kernel.ApplySysctls(s); err != nil {
 		return nil, err
 	}
 	if err := monitorUp(); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("sandbox.run.monitor")
 	if err := m.records.Put(s); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("sandbox.run.prepared")
 	return s.DeepCopy(), nil
 }
 
@@ -144,6 +158,7 @@ func (m *Manager) Commit(ctx context.Context, id string) (*Sandbox, error) {
 	if err := m.records.Put(s); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("sandbox.run.committed")
 	logctx.From(logctx.With(ctx, "pod", s.ID)).Info("Sandbox ready", "podName", s.Spec.Namespace+"/"+s.Spec.Name, "ips", s.IPs, "cgroup", s.Cgroup)
 	return s, nil
 }
@@ -249,11 +264,13 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		if err := m.opts.CNI.Detach(ctx, m.cniPod(s)); err != nil {
 			return fmt.Errorf("sandbox %s: %w", s.ID, err)
 		}
+		failpoint.Hit("sandbox.stop.detached")
 		s.Attached = false
 	}
 	if err := m.opts.Kernel.KillInfra(ctx, s); err != nil {
 		return err
 	}
+	failpoint.Hit("sandbox.stop.infra")
 	wasReady := s.State == Ready
 	s.State = NotReady
 	if err := m.records.Put(s); err != nil {
@@ -287,9 +304,11 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if s, err = m.records.Get(s.ID); err != nil {
 		return nil
 	}
+	failpoint.Hit("sandbox.remove.stopped")
 	if err := m.teardown(ctx, s); err != nil {
 		return fmt.Errorf("remove sandbox %s: %w", s.ID, err)
 	}
+	failpoint.Hit("sandbox.remove.torn-down")
 	if err := m.forget(s); err != nil {
 		return err
 	}
@@ -304,14 +323,17 @@ func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
 	// The pod's monitor ends here, whether the pod ran containers (Remove
 	// removed them first) or failed before any.
 	errs = append(errs, m.opts.Monitors.Shutdown(ctx, s.MonitorDir()))
+	failpoint.Hit("sandbox.teardown.monitor")
 	if s.Attached {
 		errs = append(errs, m.opts.CNI.Detach(ctx, m.cniPod(s)))
+		failpoint.Hit("sandbox.teardown.detached")
 	}
 	if s.ShmMounted {
 		errs = append(errs, m.opts.Kernel.UnmountShm(s.ShmPath()))
 	}
 	errs = append(errs, m.opts.Kernel.KillInfra(ctx, s))
 	errs = append(errs, m.opts.Kernel.Unpin(s.NS))
+	failpoint.Hit("sandbox.teardown.unpinned")
 	if s.Cgroup != "" {
 		if s.Spec.SharedPID {
 			if cg, err := m.opts.Cgroups.Manager(s.infraCgroup()); err == nil {
@@ -327,5 +349,5 @@ func (m *Manager) teardown(ctx context.Context, s *Sandbox) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return os.RemoveAll(s.Dir)
+	return m.opts.Kernel.RemoveDir(s.Dir)
 }

@@ -338,16 +338,9 @@ func (m *Manager) load(ctx context.Context) error {
 	for _, e := range entries {
 		if !known[e.Name()] {
 			dir := filepath.Join(m.sandboxesDir(), e.Name())
-			ns := Namespaces{}
-			for _, k := range []struct {
-				dst  *string
-				name string
-			}{{&ns.Net, "net"}, {&ns.IPC, "ipc"}, {&ns.UTS, "uts"}, {&ns.PID, "pid"}, {&ns.User, "user"}} {
-				*k.dst = filepath.Join(dir, "ns", k.name)
+			if err := m.opts.Kernel.RemoveDir(dir); err != nil { // pins and /dev/shm too
+				klog.ErrorS(err, "Removing a sandbox directory no record names", "dir", dir)
 			}
-			m.opts.Kernel.Unpin(ns)
-			m.opts.Kernel.UnmountShm(filepath.Join(dir, "shm"))
-			os.RemoveAll(dir)
 		}
 	}
 	return nil
