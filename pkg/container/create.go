@@ -14,6 +14,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/ids"
 	"github.com/crid-dev/crid/pkg/image"
@@ -114,6 +115,7 @@ func (m *Manager) Prepare(ctx context.Context, p CreateParams) (_ *Draft, err er
 			m.undo(ctx, c)
 		}
 	}()
+	failpoint.Hit("container.create.reserved")
 
 	upper, work := filepath.Join(c.Layer, "upper"), filepath.Join(c.Layer, "work")
 	for _, d := range []string{upper, work, c.Rootfs()} {
@@ -130,6 +132,7 @@ func (m *Manager) Prepare(ctx context.Context, p CreateParams) (_ *Draft, err er
 	if err := m.opts.RootFS.Mount(c.Rootfs(), m.opts.Layers.LayerDirs(p.Image), upper, work, p.UserNS); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("container.create.rootfs")
 	users := generate.ParseUsers(readInRoot(c.Rootfs(), "/etc/passwd"), readInRoot(c.Rootfs(), "/etc/group"))
 	if err := os.WriteFile(c.TerminationLog(), nil, 0o644); err != nil {
 		return nil, err
@@ -149,6 +152,7 @@ func (m *Manager) Prepare(ctx context.Context, p CreateParams) (_ *Draft, err er
 		}
 		volumes[i] = src
 	}
+	failpoint.Hit("container.create.prepared")
 	return &Draft{Container: c.DeepCopy(), Users: users, ImageVolumes: volumes}, nil
 }
 
@@ -184,6 +188,7 @@ func (m *Manager) Commit(ctx context.Context, id string, spec *specs.Spec, res *
 	if err := cg.Create(res); err != nil {
 		return nil, fmt.Errorf("container cgroup: %w", err)
 	}
+	failpoint.Hit("container.create.cgroup")
 	c.Resources = res
 	data, err := json.Marshal(spec)
 	if err != nil {
@@ -192,10 +197,12 @@ func (m *Manager) Commit(ctx context.Context, id string, spec *specs.Spec, res *
 	if err := os.WriteFile(c.SpecFile(), data, 0o600); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("container.create.spec")
 	c.Creating = false
 	if err := m.records.Put(c); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("container.create.committed")
 	m.opts.Metrics.Track(series(c))
 	m.publish(c, events.Created)
 	return c, nil

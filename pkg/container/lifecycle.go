@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
@@ -48,6 +49,7 @@ func (m *Manager) start(ctx context.Context, id string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	failpoint.Hit("container.start.monitor")
 	if err := checkLogPath(c); err != nil {
 		return nil, err
 	}
@@ -58,16 +60,26 @@ func (m *Manager) start(ctx context.Context, id string) (*Container, error) {
 	if err := m.watch.add(c.ID, c.Bundle); err != nil {
 		return nil, err
 	}
+	// Intent before effect: a crash while the monitor starts it leaves a
+	// record that says to ask the monitor.
+	c.Starting = true
+	if err := m.records.Put(c); err != nil {
+		m.watch.remove(c.ID)
+		return nil, err
+	}
 	pid, err := mon.Start(ctx, monitor.Request{ID: c.ID, Bundle: c.Bundle, Log: c.LogPath, Stdin: c.Stdin, StdinOnce: c.StdinOnce})
+	c.Starting = false
 	if err != nil {
 		m.watch.remove(c.ID)
 		m.failStart(ctx, c, err)
 		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	failpoint.Hit("container.start.started")
 	c.State, c.Pid, c.StartedAt = Running, pid, time.Now()
 	if err := m.records.Put(c); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("container.start.recorded")
 	m.publish(c, events.Started)
 	logctx.From(ctx).Info("Container started", "name", c.Name, "pid", pid)
 	return c, nil
@@ -248,6 +260,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		if err := mon.Kill(ctx, c.ID, sig); err != nil && mon.Alive(ctx) {
 			return fmt.Errorf("signal container %s: %w", c.ID, err)
 		}
+		failpoint.Hit("container.stop.signalled")
 		select {
 		case <-done:
 			return nil
@@ -318,9 +331,11 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if c, err = m.records.Get(c.ID); err != nil {
 		return nil
 	}
+	failpoint.Hit("container.remove.stopped")
 	if err := m.teardown(ctx, c); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
+	failpoint.Hit("container.remove.torn-down")
 	if err := m.forget(c); err != nil {
 		return err
 	}
@@ -346,6 +361,7 @@ func (m *Manager) teardown(ctx context.Context, c *Container) error {
 		if err := m.opts.RootFS.Unmount(c.Rootfs()); err != nil {
 			errs = append(errs, fmt.Errorf("unmount rootfs: %w", err))
 		}
+		failpoint.Hit("container.teardown.rootfs")
 	}
 	if c.Cgroup != "" {
 		if cg, err := m.opts.Cgroups.Manager(c.Cgroup); err == nil {

@@ -139,6 +139,9 @@ func (m *Manager) load(ctx context.Context) error {
 		m.opts.Layers.Hold(c.ID, c.ChainIDs)
 		m.records.Adopt(c)
 		m.opts.Metrics.Track(series(c))
+		if c.Starting {
+			m.resolveStart(ctx, c)
+		}
 		if c.State != Running {
 			continue
 		}
@@ -161,6 +164,23 @@ func (m *Manager) load(ctx context.Context) error {
 		m.checkExit(c.ID)
 	}
 	return nil
+}
+
+// resolveStart finishes the record of a start that a crash cut short:
+// the monitor ran the container (it runs, or its exit is in the bundle)
+// or never did (it stays created, for the kubelet's retry).
+func (m *Manager) resolveStart(ctx context.Context, c *Container) {
+	c.Starting = false
+	log := logctx.From(withIDs(ctx, c))
+	if _, ran, _ := monitor.ReadExit(c.Bundle); ran {
+		c.State = Running // its exit is recorded next
+	} else if pid, err := m.opts.Monitors.Connect(c.MonitorDir).Pid(ctx, c.ID); err == nil {
+		c.State, c.Pid, c.StartedAt = Running, pid, time.Now()
+	}
+	log.Info("Resolved a start that crid's crash cut short", "name", c.Name, "state", c.State, "pid", c.Pid)
+	if err := m.records.Put(c); err != nil {
+		log.Error(err, "Recording a resolved start")
+	}
 }
 
 // series names c's metrics as the kubelet names the container.

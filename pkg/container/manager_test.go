@@ -112,6 +112,17 @@ func (m fakeMonitor) Start(_ context.Context, req monitor.Request) (int, error) 
 	return 4000 + len(m.n.starts), nil
 }
 
+func (m fakeMonitor) Pid(_ context.Context, id string) (int, error) {
+	m.n.mu.Lock()
+	defer m.n.mu.Unlock()
+	for i, r := range m.n.starts {
+		if r.ID == id && m.n.alive {
+			return 4001 + i, nil
+		}
+	}
+	return 0, errdefs.ErrNotFound
+}
+
 // Kill plays the monitor: the container dies of sig, and the monitor
 // records the exit in the bundle, once, as crid-monitor does; a signal to
 // a dead container is no error.

@@ -35,6 +35,8 @@ type Monitors interface {
 type Monitor interface {
 	Alive(ctx context.Context) bool
 	Start(ctx context.Context, req monitor.Request) (pid int, err error)
+	// Pid is a running container's; errdefs.ErrNotFound if it runs not.
+	Pid(ctx context.Context, id string) (int, error)
 	Kill(ctx context.Context, id string, sig syscall.Signal) error
 	Reopen(ctx context.Context, id string) error
 }

@@ -130,6 +130,13 @@ func (c *Client) Start(ctx context.Context, req Request) (int, error) {
 	return resp.Pid, err
 }
 
+// Pid is a running container's process ID; errdefs.ErrNotFound when the
+// monitor runs no container of that ID.
+func (c *Client) Pid(ctx context.Context, id string) (int, error) {
+	resp, err := c.call(ctx, Request{Op: "pid", ID: id})
+	return resp.Pid, err
+}
+
 // Attach connects to a running container's streams: what is written to
 // the connection is its stdin; what is read is frames (see ReadFrame).
 func (c *Client) Attach(ctx context.Context, id string) (net.Conn, error) {

@@ -263,6 +263,14 @@ func (m *monitor) serve(conn net.Conn) bool {
 		if err != nil {
 			resp.Error, resp.Kind = err.Error(), errdefs.Kind(err)
 		}
+	case "pid":
+		m.mu.Lock()
+		if c := m.byID[req.ID]; c != nil {
+			resp.Pid = c.pid
+		} else {
+			resp.Error, resp.Kind = "container "+req.ID+" is not running", errdefs.Kind(errdefs.ErrNotFound)
+		}
+		m.mu.Unlock()
 	case "kill":
 		if err := m.kill(req.ID, syscall.Signal(req.Signal)); err != nil {
 			resp.Error = err.Error()
@@ -296,6 +304,17 @@ func (m *monitor) serve(conn net.Conn) bool {
 }
 
 func (m *monitor) start(req Request) (int, error) {
+	// A start crid retries after a crash that cut the first one short:
+	// the container runs already, or ran.
+	m.mu.Lock()
+	running := m.byID[req.ID]
+	m.mu.Unlock()
+	if running != nil {
+		return running.pid, nil
+	}
+	if _, ran, _ := ReadExit(req.Bundle); ran {
+		return 0, fmt.Errorf("container %s ran already and exited: %w", req.ID, errdefs.ErrFailedPrecondition)
+	}
 	data, err := os.ReadFile(filepath.Join(req.Bundle, "config.json"))
 	if err != nil {
 		return 0, err
