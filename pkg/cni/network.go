@@ -114,12 +114,12 @@ func (m *Manager) Attach(ctx context.Context, p Pod) (*Attachment, error) {
 	res, err := m.cni.AddNetworkList(ctx, network.List, rt)
 	m.timed(network.Name(), "ADD", start, err)
 	if err != nil {
-		delErr := m.cni.DelNetworkList(context.WithoutCancel(ctx), network.List, rt)
+		delErr := m.del(context.WithoutCancel(ctx), network.List, rt)
 		return nil, errors.Join(fmt.Errorf("CNI ADD on network %s (%s): %w", network.Name(), network.File, err), delErr)
 	}
 	cur, err := current.NewResultFromResult(res)
 	if err != nil {
-		m.cni.DelNetworkList(context.WithoutCancel(ctx), network.List, rt)
+		m.del(context.WithoutCancel(ctx), network.List, rt)
 		return nil, fmt.Errorf("CNI result of network %s: %w", network.Name(), err)
 	}
 	a := &Attachment{Network: network.Name()}
@@ -127,7 +127,7 @@ func (m *Manager) Attach(ctx context.Context, p Pod) (*Attachment, error) {
 		a.IPs = append(a.IPs, ip.Address.IP)
 	}
 	if len(a.IPs) == 0 {
-		m.cni.DelNetworkList(context.WithoutCancel(ctx), network.List, rt)
+		m.del(context.WithoutCancel(ctx), network.List, rt)
 		return nil, fmt.Errorf("CNI network %s gave the pod no IP address", network.Name())
 	}
 	return a, nil
@@ -154,11 +154,49 @@ func (m *Manager) Detach(ctx context.Context, p Pod) error {
 		}
 		list = network.List
 	}
+	return m.del(ctx, list, rt)
+}
+
+// del runs DEL through the chain with the ADD's result as the previous
+// result: libcni's cache of it, or, when the ADD did not finish (a
+// plugin failed, or crid died in the middle), the addresses recovered
+// from the pod, so that each plugin that made its part can undo it.
+func (m *Manager) del(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
 	start := time.Now()
-	err = m.cni.DelNetworkList(ctx, list, rt)
+	if cached, _ := m.cni.GetNetworkListCachedResult(list, rt); cached == nil {
+		if res := recoveredResult(list, rt); res != nil {
+			err := m.delWith(ctx, list, res, rt)
+			m.timed(list.Name, "DEL", start, err)
+			if err != nil {
+				return fmt.Errorf("CNI DEL on network %s (with the addresses recovered from the pod): %w", list.Name, err)
+			}
+			return nil
+		}
+	}
+	err := m.cni.DelNetworkList(ctx, list, rt)
 	m.timed(list.Name, "DEL", start, err)
 	if err != nil {
 		return fmt.Errorf("CNI DEL on network %s: %w", list.Name, err)
+	}
+	return nil
+}
+
+// delWith runs DEL through the chain, last plugin first, as libcni's
+// DelNetworkList does, with res as every plugin's previous result: the
+// ADD's result, recovered where libcni has none cached.
+func (m *Manager) delWith(ctx context.Context, list *libcni.NetworkConfigList, res *current.Result, rt *libcni.RuntimeConf) error {
+	prev, err := res.GetAsVersion(list.CNIVersion)
+	if err != nil {
+		return err
+	}
+	for i := len(list.Plugins) - 1; i >= 0; i-- {
+		conf, err := libcni.InjectConf(list.Plugins[i], map[string]any{"name": list.Name, "cniVersion": list.CNIVersion, "prevResult": prev})
+		if err != nil {
+			return err
+		}
+		if err := m.cni.DelNetwork(ctx, conf, rt); err != nil {
+			return fmt.Errorf("plugin %s failed (delete): %w", list.Plugins[i].Network.Type, err)
+		}
 	}
 	return nil
 }
