@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/image/reference"
 	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/store"
@@ -351,6 +352,7 @@ func (s *Service) Remove(ctx context.Context, ref string) error {
 		}
 	}
 	s.mu.Unlock()
+	failpoint.Hit("image.remove.deleted")
 	klog.InfoS("Image removed", "id", img.ID, "tags", img.RepoTags)
 	if err := s.CollectLayers(); err != nil {
 		return fmt.Errorf("free layers of %s: %w", img.ID, err)
@@ -399,6 +401,7 @@ func (s *Service) collectLayers() ([]string, error) {
 			if err := s.opts.Store.Delete(store.BucketLayers, chainID); err != nil {
 				return freed, err
 			}
+			failpoint.Hit("image.gc.layer-forgotten")
 			freed = append(freed, chainID)
 		}
 		if err := os.RemoveAll(filepath.Join(s.opts.Layout.LayersDir(), name)); err != nil {

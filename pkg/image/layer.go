@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/crid-dev/crid/pkg/image/archive"
+	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/store"
 )
 
@@ -115,12 +116,15 @@ func (s *Service) unpackLayer(ctx context.Context, open blobOpener, meta Layer) 
 	// Record first, then rename: a crash between the two leaves a record
 	// without a dir, which start-up drops, and never a dir that looks
 	// complete without having been checked.
+	failpoint.Hit("image.pull.unpacked")
 	if err := s.opts.Store.Put(store.BucketLayers, meta.ChainID, layerRecord{ChainID: meta.ChainID, DiffID: meta.DiffID, Unpacked: time.Now()}); err != nil {
 		return 0, err
 	}
+	failpoint.Hit("image.pull.layer-recorded")
 	if err := os.Rename(tmp, s.layerDir(meta.ChainID)); err != nil {
 		return 0, fmt.Errorf("publish layer %s: %w", meta.ChainID, err)
 	}
+	failpoint.Hit("image.pull.layer-published")
 	published = true
 	return compressed.n.Load(), nil
 }

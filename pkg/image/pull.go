@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/image/reference"
 	"github.com/crid-dev/crid/pkg/image/registries"
 	"github.com/crid-dev/crid/pkg/store"
@@ -220,6 +221,7 @@ func (s *Service) pullFrom(ctx context.Context, want reference.Named, ep registr
 	if err != nil {
 		return nil, 0, err
 	}
+	failpoint.Hit("image.pull.recorded")
 	klog.InfoS("Image pulled", "image", want.String(), "from", ep.Ref.String(), "id", rec.ID, "layers", len(metas), "reusedLayers", reused, "fetchedBytes", total)
 	s.opts.Metrics.PullLayers(len(metas)-reused, reused)
 	return rec, total, nil

@@ -33,11 +33,12 @@ import (
 )
 
 // Build compiles crid and crid-monitor into dir (readable by all) from the
-// module whose root is repo, and answers with crid's path.
-func Build(repo, dir string) (string, error) {
+// module whose root is repo, with the build tags given, and answers with
+// crid's path.
+func Build(repo, dir string, tags ...string) (string, error) {
 	crid := filepath.Join(dir, "crid")
 	for bin, pkg := range map[string]string{crid: "./cmd/crid", filepath.Join(dir, "crid-monitor"): "./cmd/crid-monitor"} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", bin, pkg)
 		cmd.Dir = repo
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("build %s: %v\n%s", pkg, err, out)
@@ -101,8 +102,15 @@ func NRISocket(dir string) string { return filepath.Join(dir, "sock", "nri.sock"
 // end kills it and detaches what it left mounted under dir.
 func Start(t testing.TB, bin, dir string, extra ...string) *Daemon {
 	t.Helper()
+	return StartEnv(t, bin, dir, nil, extra...)
+}
+
+// StartEnv is Start with variables added to crid's environment.
+func StartEnv(t testing.TB, bin, dir string, env []string, extra ...string) *Daemon {
+	t.Helper()
 	d := &Daemon{Dir: dir, Socket: filepath.Join(dir, "sock", "crid.sock"), Log: &bytes.Buffer{}, Done: make(chan error, 1)}
 	d.Cmd = exec.Command(bin, Args(dir, extra...)...)
+	d.Cmd.Env = append(os.Environ(), env...)
 	d.Cmd.Stdout, d.Cmd.Stderr = d.Log, d.Log
 	if err := d.Cmd.Start(); err != nil {
 		t.Fatal(err)
