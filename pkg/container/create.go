@@ -14,8 +14,8 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/errdefs"
-	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/events"
+	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/ids"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/logctx"

@@ -17,8 +17,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/crid-dev/crid/pkg/image/archive"
 	"github.com/crid-dev/crid/pkg/failpoint"
+	"github.com/crid-dev/crid/pkg/image/archive"
 	"github.com/crid-dev/crid/pkg/store"
 )
 
