@@ -26,3 +26,13 @@ func Hit(name string) {
 		select {} // the signal is on its way
 	}
 }
+
+// Override is the environment's CRID_OVERRIDE_<name> when set, else
+// value: how a test feigns what it cannot change on the host, such as
+// the boot ID of a reboot.
+func Override(name, value string) string {
+	if v, ok := os.LookupEnv("CRID_OVERRIDE_" + name); ok {
+		return v
+	}
+	return value
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
+	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/records"
 	"github.com/crid-dev/crid/pkg/store"
@@ -259,9 +260,11 @@ func (m *Manager) List() []*Sandbox { return m.records.ListVisible() }
 // forget drops a torn-down sandbox's record. The caller holds its lock.
 func (m *Manager) forget(s *Sandbox) error { return m.records.Delete(s) }
 
+// bootID tells one boot from the next (/run is not always a tmpfs, so
+// state there may outlive a reboot).
 func bootID() string {
 	data, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	return strings.TrimSpace(string(data))
+	return failpoint.Override("BOOT_ID", strings.TrimSpace(string(data)))
 }
 
 // processStart is a process's start time in clock ticks since boot, which

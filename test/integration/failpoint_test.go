@@ -488,3 +488,115 @@ func TestConcurrentCallsAgree(t *testing.T) {
 		t.Errorf("left: %v", left)
 	}
 }
+
+// TestRebootLosesNothingButTheProcesses feigns a node's reboot under a
+// crid with pods: crid stops, every process of the pods (containers,
+// infra, monitors) is killed, every mount under its runroot is undone
+// and the runroot emptied, and the boot ID changes (through the test
+// build's override: the host's cannot). The next crid reports every
+// container exited with a reason and every pod not ready, and removing
+// them all leaves nothing.
+func TestRebootLosesNothingButTheProcesses(t *testing.T) {
+	harness.RequireRoot(t)
+	bin, err := harness.Build("../..", t.TempDir(), "failpoints")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := harness.StartRegistry(t, "", "")
+	image := reg.Addr + "/busybox:it"
+	harness.PushBusybox(t, image)
+	w := newWalk(t, bin, crashPlugin(t), image, 35)
+	w.start(t)
+	ctx := context.Background()
+	if _, err := w.img.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
+		t.Fatal(err)
+	}
+	var ctrs []string
+	for i, shared := range []bool{false, true} {
+		podCfg := harness.PodConfig(fmt.Sprintf("reboot-%d", i), func(c *runtime.PodSandboxConfig) {
+			c.LogDirectory = filepath.Join(w.dir, "logs", fmt.Sprint(i))
+			if shared {
+				c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+			}
+		})
+		pod := harness.RunPod(t, w.rt, podCfg)
+		for j, cmd := range [][]string{{"sleep", "3600"}, {"sleep", "3600"}, {"true"}} {
+			cfg := &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: fmt.Sprintf("c%d", j)}, Image: &runtime.ImageSpec{Image: image},
+				Command: cmd, LogPath: fmt.Sprintf("c%d.log", j)}
+			resp, err := w.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+				t.Fatal(err)
+			}
+			ctrs = append(ctrs, resp.ContainerId)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the `true`s exit
+
+	// The reboot.
+	w.d.Stop(t, syscall.SIGTERM)
+	killed := 0
+	for cg := range cridCgroups() {
+		if w.cgroupsBefore[cg] || !strings.Contains(cg, "/pids/") {
+			continue
+		}
+		procs, _ := os.ReadFile(filepath.Join(cg, "cgroup.procs"))
+		for _, p := range strings.Fields(string(procs)) {
+			var pid int
+			fmt.Sscan(p, &pid)
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed++
+			}
+		}
+	}
+	for _, pid := range harness.Monitors(w.dir) {
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed++
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	harness.DetachMountsUnder(filepath.Join(w.dir, "run"))
+	if err := os.RemoveAll(filepath.Join(w.dir, "run")); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed %d processes, emptied the runroot", killed)
+
+	w.start(t, "CRID_OVERRIDE_BOOT_ID=00000000-feed-4bee-8000-000000000001")
+	listed, err := w.rt.ListContainers(ctx, &runtime.ListContainersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed.Containers) != len(ctrs) {
+		t.Errorf("%d containers listed after the reboot, want the %d made", len(listed.Containers), len(ctrs))
+	}
+	for _, c := range listed.Containers {
+		st, err := w.rt.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: c.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := st.Status
+		t.Logf("%s: %s, exit %d, reason %s: %s", s.Metadata.Name, s.State, s.ExitCode, s.Reason, s.Message)
+		if s.State != runtime.ContainerState_CONTAINER_EXITED || s.Reason == "" || s.FinishedAt == 0 {
+			t.Errorf("container %s after the reboot: %s, reason %q, message %q", s.Metadata.Name, s.State, s.Reason, s.Message)
+		}
+	}
+	pods, err := w.rt.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.State != runtime.PodSandboxState_SANDBOX_NOTREADY {
+			t.Errorf("pod %s is %s after the reboot", p.Metadata.Name, p.State)
+		}
+	}
+	w.removeAll(t)
+	if _, err := w.img.RemoveImage(ctx, &runtime.RemoveImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Stop(t, syscall.SIGTERM)
+	if left := w.leftovers(t); len(left) > 0 {
+		t.Errorf("left after the reboot and the removal of everything: %v\ncrid's log:\n%s", left, w.d.Log.String())
+	}
+}
