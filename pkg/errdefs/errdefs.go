@@ -7,6 +7,7 @@ package errdefs
 import (
 	"context"
 	"errors"
+	"syscall"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -43,6 +44,12 @@ func Code(err error) codes.Code {
 		return codes.Unavailable
 	case errors.Is(err, ErrUnimplemented):
 		return codes.Unimplemented
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// A full disk is the operator's to fix; the call may succeed
+		// once there is room (a kubelet's image GC makes some).
+		return codes.ResourceExhausted
+	case errors.Is(err, syscall.EROFS):
+		return codes.FailedPrecondition
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):

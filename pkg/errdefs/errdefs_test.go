@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -23,6 +25,9 @@ func TestToGRPCKeepsMessageAndMapsCode(t *testing.T) {
 		{fmt.Errorf("checkpoint: %w", ErrUnimplemented), codes.Unimplemented},
 		{fmt.Errorf("pull: %w", context.Canceled), codes.Canceled},
 		{fmt.Errorf("pull: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
+		{fmt.Errorf("unpack: %w", &os.PathError{Op: "write", Path: "/var/lib/crid/layers/x", Err: syscall.ENOSPC}), codes.ResourceExhausted},
+		{fmt.Errorf("record: %w", syscall.EDQUOT), codes.ResourceExhausted},
+		{fmt.Errorf("mkdir: %w", syscall.EROFS), codes.FailedPrecondition},
 		{errors.New("disk on fire"), codes.Unknown},
 		{status.Error(codes.ResourceExhausted, "already a status"), codes.ResourceExhausted},
 	}

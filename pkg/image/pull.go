@@ -364,6 +364,8 @@ func pullResult(err error) string {
 		return "refused"
 	case codes.DeadlineExceeded:
 		return "timeout"
+	case codes.ResourceExhausted:
+		return "no_space"
 	}
 	return "error"
 }

@@ -85,7 +85,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		cniErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crid_cni_operation_errors_total",
 			Help: "CNI operations that failed, by network and operation."}, []string{"network", "operation"}),
 		pulls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crid_image_pulls_total",
-			Help: "Image pulls, by result: success, or why one failed (not_found, unauthorized, refused, timeout, canceled, error)."}, []string{"result"}),
+			Help: "Image pulls, by result: success, or why one failed (not_found, unauthorized, refused, timeout, canceled, no_space, error)."}, []string{"result"}),
 		pullBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "crid_image_pull_bytes_total",
 			Help: "Bytes fetched from registries by pulls."}),
 		pullSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "crid_image_pull_duration_seconds",

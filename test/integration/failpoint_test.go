@@ -117,6 +117,7 @@ type walk struct {
 	rt              runtime.RuntimeServiceClient
 	img             runtime.ImageServiceClient
 	crashes         int
+	ownMounts       []string // the test's own mounts under dir, not crid's
 	logs            strings.Builder // crid's logs, every run
 	cgroupsBefore   map[string]bool
 }
@@ -320,7 +321,7 @@ func (w *walk) leftovers(t *testing.T) map[string][]string {
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], w.dir+"/") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], w.dir+"/") && !slices.Contains(w.ownMounts, f[4]) {
 			add("mounts", f[4])
 		}
 	}
@@ -598,5 +599,119 @@ func TestRebootLosesNothingButTheProcesses(t *testing.T) {
 	w.d.Stop(t, syscall.SIGTERM)
 	if left := w.leftovers(t); len(left) > 0 {
 		t.Errorf("left after the reboot and the removal of everything: %v\ncrid's log:\n%s", left, w.d.Log.String())
+	}
+}
+
+// TestFullDiskFailsCleanlyAndRecovers: crid's root and runroot on small
+// tmpfs mounts of the test's own. A pull into a root too small for the
+// image, and a create with the root full, fail with ResourceExhausted
+// naming the device's want of space, and leave no partial layer, no
+// record and no directory; once there is room, the same calls succeed,
+// and a restarted crid finds its database whole.
+func TestFullDiskFailsCleanlyAndRecovers(t *testing.T) {
+	harness.RequireRoot(t)
+	reg := harness.StartRegistry(t, "", "")
+	image := reg.Addr + "/busybox:it"
+	harness.PushBusybox(t, image)
+	w := newWalk(t, cridBin, crashPlugin(t), image, 35)
+	root := filepath.Join(w.dir, "root")
+	for _, d := range []string{root, filepath.Join(w.dir, "run")} {
+		os.MkdirAll(d, 0o755)
+		if err := syscall.Mount("tmpfs", d, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Unmount(d, syscall.MNT_DETACH) })
+		w.ownMounts = append(w.ownMounts, d)
+	}
+	resize := func(size string) {
+		t.Helper()
+		if err := syscall.Mount("tmpfs", root, "tmpfs", syscall.MS_REMOUNT, "size="+size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.start(t)
+	ctx := context.Background()
+	layerDirs := func() []string {
+		entries, _ := os.ReadDir(filepath.Join(root, "layers"))
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	wantFull := func(what string, err error) {
+		t.Helper()
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "no space left on device") {
+			t.Errorf("%s on a full disk: %v, want ResourceExhausted saying so", what, err)
+		}
+	}
+
+	_, err := w.img.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: image}})
+	wantFull("PullImage", err)
+	t.Logf("pull into 1 MiB: %v", err)
+	if dirs := layerDirs(); len(dirs) > 0 {
+		t.Errorf("the failed pull left layer directories %v", dirs)
+	}
+	if imgs, _ := w.img.ListImages(ctx, &runtime.ListImagesRequest{}); len(imgs.GetImages()) > 0 {
+		t.Errorf("the failed pull left images %v", imgs.Images)
+	}
+	resize("64m")
+	if _, err := w.img.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
+		t.Fatalf("the pull once there is room: %v", err)
+	}
+
+	podCfg := harness.PodConfig("full", func(c *runtime.PodSandboxConfig) { c.LogDirectory = filepath.Join(w.dir, "logs") })
+	pod := harness.RunPod(t, w.rt, podCfg)
+	// Fill the root to the last byte.
+	filler, err := os.Create(filepath.Join(root, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := filler.Write(chunk); err != nil {
+			break
+		}
+	}
+	for _, err := filler.Write(chunk[:1]); err == nil; _, err = filler.Write(chunk[:1]) {
+	}
+	filler.Close()
+	ctrCfg := &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "app"}, Image: &runtime.ImageSpec{Image: image},
+		Command: []string{"sleep", "3600"}, LogPath: "app.log"}
+	_, err = w.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: ctrCfg, SandboxConfig: podCfg})
+	wantFull("CreateContainer", err)
+	t.Logf("create with the root full: %v", err)
+	if ctrs, _ := w.rt.ListContainers(ctx, &runtime.ListContainersRequest{}); len(ctrs.GetContainers()) > 0 {
+		t.Errorf("the failed create left containers %v", ctrs.Containers)
+	}
+	for _, d := range []string{"root/containers", "run/containers"} {
+		if entries, _ := os.ReadDir(filepath.Join(w.dir, d)); len(entries) > 0 {
+			t.Errorf("the failed create left %d entries in %s", len(entries), d)
+		}
+	}
+	os.Remove(filepath.Join(root, "filler"))
+	resp, err := w.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: ctrCfg, SandboxConfig: podCfg})
+	if err != nil {
+		t.Fatalf("the create once there is room: %v", err)
+	}
+	if _, err := w.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The database took the failures whole.
+	w.restart(t)
+	if imgs, err := w.img.ListImages(ctx, &runtime.ListImagesRequest{}); err != nil || len(imgs.Images) != 1 {
+		t.Errorf("after a restart: images %v, %v", imgs.GetImages(), err)
+	}
+	if ctrs, err := w.rt.ListContainers(ctx, &runtime.ListContainersRequest{}); err != nil || len(ctrs.Containers) != 1 || ctrs.Containers[0].State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("after a restart: containers %v, %v", ctrs.GetContainers(), err)
+	}
+	w.removeAll(t)
+	if _, err := w.img.RemoveImage(ctx, &runtime.RemoveImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Stop(t, syscall.SIGTERM)
+	if left := w.leftovers(t); len(left) > 0 {
+		t.Errorf("left: %v", left)
 	}
 }

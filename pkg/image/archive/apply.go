@@ -56,9 +56,13 @@ type Stats struct {
 type Error struct {
 	Entry  string
 	Reason string
+	Err    error // the system's error behind Reason, if one (ENOSPC, say)
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("layer entry %q: %s", e.Entry, e.Reason) }
+
+// Unwrap lets a caller tell a full disk from a hostile layer.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Apply unpacks the tar stream r into dir, which must exist and should be
 // empty. It stops at the end-of-archive marker; the caller drains r if it
@@ -134,7 +138,7 @@ func (a *applier) entry(h *tar.Header, r io.Reader) error {
 	}
 	name, err := cleanName(h.Name)
 	if err != nil {
-		return &Error{Entry: h.Name, Reason: err.Error()}
+		return &Error{Entry: h.Name, Reason: err.Error(), Err: err}
 	}
 	if name == "." {
 		return nil // the layer's own root: overlay takes the root's attributes from the mount
@@ -142,7 +146,7 @@ func (a *applier) entry(h *tar.Header, r io.Reader) error {
 	parent, base := path.Split(name)
 	pfd, err := a.openDir(strings.TrimSuffix(parent, "/"), true)
 	if err != nil {
-		return &Error{Entry: h.Name, Reason: err.Error()}
+		return &Error{Entry: h.Name, Reason: err.Error(), Err: err}
 	}
 	defer unix.Close(pfd)
 
@@ -151,7 +155,7 @@ func (a *applier) entry(h *tar.Header, r io.Reader) error {
 			return nil
 		}
 		if err := unix.Fsetxattr(pfd, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
-			return &Error{Entry: h.Name, Reason: fmt.Sprintf("mark directory opaque: %v", err)}
+			return &Error{Entry: h.Name, Reason: fmt.Sprintf("mark directory opaque: %v", err), Err: err}
 		}
 		return nil
 	}
@@ -161,22 +165,22 @@ func (a *applier) entry(h *tar.Header, r io.Reader) error {
 			return &Error{Entry: h.Name, Reason: "whiteout of nothing"}
 		}
 		if err := a.replace(pfd, target, false); err != nil {
-			return &Error{Entry: h.Name, Reason: err.Error()}
+			return &Error{Entry: h.Name, Reason: err.Error(), Err: err}
 		}
 		if a.opts.NoOwnership {
 			return nil
 		}
 		if err := unix.Mknodat(pfd, target, unix.S_IFCHR, 0); err != nil {
-			return &Error{Entry: h.Name, Reason: fmt.Sprintf("make whiteout: %v", err)}
+			return &Error{Entry: h.Name, Reason: fmt.Sprintf("make whiteout: %v", err), Err: err}
 		}
 		return nil
 	}
 
 	if err := a.replace(pfd, base, h.Typeflag == tar.TypeDir); err != nil {
-		return &Error{Entry: h.Name, Reason: err.Error()}
+		return &Error{Entry: h.Name, Reason: err.Error(), Err: err}
 	}
 	if err := a.create(pfd, base, name, h, r); err != nil {
-		return &Error{Entry: h.Name, Reason: err.Error()}
+		return &Error{Entry: h.Name, Reason: err.Error(), Err: err}
 	}
 	return nil
 }
@@ -403,11 +407,11 @@ func (a *applier) setTimes(name string, atime, mtime time.Time) error {
 	parent, base := filepath.Split(name)
 	pfd, err := a.openDir(strings.TrimSuffix(parent, "/"), false)
 	if err != nil {
-		return &Error{Entry: name, Reason: err.Error()}
+		return &Error{Entry: name, Reason: err.Error(), Err: err}
 	}
 	defer unix.Close(pfd)
 	if err := a.setTimesAt(pfd, base, atime, mtime); err != nil {
-		return &Error{Entry: name, Reason: err.Error()}
+		return &Error{Entry: name, Reason: err.Error(), Err: err}
 	}
 	return nil
 }
