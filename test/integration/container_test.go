@@ -917,6 +917,7 @@ func TestOOMKillSaysWhatFilledTheLimit(t *testing.T) {
 	if body := scrapeMetrics(t, addr); strings.Contains(body, `container="hog"`) {
 		t.Errorf("the removed container's series are still served:\n%s", grepLines(body, `container="hog"`))
 	}
+	harness.RemovePod(t, e.rt, e.pod)
 	e.d.Stop(t, syscall.SIGTERM)
 	line := grepLines(e.d.Log.String(), `"Container OOM-killed"`)
 	for _, want := range []string{`level="warning"`, `podName="shop/web-1"`, `container="` + id + `"`, `name="hog"`, "limit=67108864", "victim=\"tail\""} {

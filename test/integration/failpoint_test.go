@@ -139,8 +139,13 @@ func (w *walk) start(t *testing.T, env ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Cleanups run last first: a test that fails half-way removes its
+	// pods before the daemon's cleanup kills crid, as they would outlive
+	// it otherwise.
 	t.Cleanup(func() { conn.Close() })
 	w.rt, w.img = runtime.NewRuntimeServiceClient(conn), runtime.NewImageServiceClient(conn)
+	rt := w.rt
+	t.Cleanup(func() { harness.RemoveAllPods(rt) })
 }
 
 // restart starts crid again, without failpoints, after it died (or once
@@ -606,8 +611,9 @@ func TestRebootLosesNothingButTheProcesses(t *testing.T) {
 // tmpfs mounts of the test's own. A pull into a root too small for the
 // image, and a create with the root full, fail with ResourceExhausted
 // naming the device's want of space, and leave no partial layer, no
-// record and no directory; once there is room, the same calls succeed,
-// and a restarted crid finds its database whole.
+// record and no directory; once there is room, the same calls succeed.
+// A create on a root remounted read-only fails as FailedPrecondition.
+// A restarted crid finds its database whole.
 func TestFullDiskFailsCleanlyAndRecovers(t *testing.T) {
 	harness.RequireRoot(t)
 	reg := harness.StartRegistry(t, "", "")
@@ -696,6 +702,30 @@ func TestFullDiskFailsCleanlyAndRecovers(t *testing.T) {
 	}
 	if _, err := w.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
 		t.Fatal(err)
+	}
+
+	// A root gone read-only (an ext4 remounted so on errors; here the
+	// containers' layer dir, as crid holds its database open): a create
+	// fails as a precondition the operator must fix, and leaves nothing.
+	layers := filepath.Join(root, "containers")
+	if err := syscall.Mount(layers, layers, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("", layers, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	roCfg := &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "ro"}, Image: &runtime.ImageSpec{Image: image},
+		Command: []string{"sleep", "3600"}, LogPath: "ro.log"}
+	_, err = w.rt.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: roCfg, SandboxConfig: podCfg})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "read-only file system") {
+		t.Errorf("CreateContainer on a read-only root: %v, want FailedPrecondition saying so", err)
+	}
+	t.Logf("create with the root read-only: %v", err)
+	if err := syscall.Unmount(layers, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ctrs, _ := w.rt.ListContainers(ctx, &runtime.ListContainersRequest{}); len(ctrs.GetContainers()) != 1 {
+		t.Errorf("after the read-only create: containers %v, want the one running", ctrs.GetContainers())
 	}
 
 	// The database took the failures whole.
