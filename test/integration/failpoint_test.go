@@ -107,6 +107,21 @@ func crashPlugin(t *testing.T) string {
 	return dir
 }
 
+// pulledWalk is a walk of the crid at bin, started, with busybox from a
+// registry of the test's own pulled.
+func pulledWalk(t *testing.T, bin string) *walk {
+	t.Helper()
+	reg := harness.StartRegistry(t, "", "")
+	image := reg.Addr + "/busybox:it"
+	harness.PushBusybox(t, image)
+	w := newWalk(t, bin, crashPlugin(t), image, 35)
+	w.start(t)
+	if _, err := w.img.PullImage(context.Background(), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // walk is one crid on a directory of its own, driven as a kubelet drives
 // it, restarted whenever it dies.
 type walk struct {
@@ -117,7 +132,7 @@ type walk struct {
 	rt              runtime.RuntimeServiceClient
 	img             runtime.ImageServiceClient
 	crashes         int
-	ownMounts       []string // the test's own mounts under dir, not crid's
+	ownMounts       []string        // the test's own mounts under dir, not crid's
 	logs            strings.Builder // crid's logs, every run
 	cgroupsBefore   map[string]bool
 }
@@ -238,27 +253,30 @@ func (w *walk) sequence(t *testing.T) {
 		}
 		return err
 	}, nil)
-	w.do(t, "StopContainer", func(ctx context.Context) error {
-		_, err := w.rt.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: ctr, Timeout: 1})
-		return err
-	}, nil)
-	w.do(t, "RemoveContainer", func(ctx context.Context) error {
-		_, err := w.rt.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: ctr})
-		return err
-	}, nil)
-	w.do(t, "StopPodSandbox", func(ctx context.Context) error {
-		_, err := w.rt.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: pod})
-		return err
-	}, nil)
-	w.do(t, "RemovePodSandbox", func(ctx context.Context) error {
-		_, err := w.rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-		return err
-	}, nil)
-	// The kubelet's image GC, once nothing uses the image.
-	w.do(t, "RemoveImage", func(ctx context.Context) error {
-		_, err := w.img.RemoveImage(ctx, &runtime.RemoveImageRequest{Image: &runtime.ImageSpec{Image: w.image}})
-		return err
-	}, nil)
+	// The teardown, and the kubelet's image GC once nothing uses the
+	// image: each must succeed however often it is repeated.
+	for _, step := range []struct {
+		name string
+		call func(ctx context.Context) (any, error)
+	}{
+		{"StopContainer", func(ctx context.Context) (any, error) {
+			return w.rt.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: ctr, Timeout: 1})
+		}},
+		{"RemoveContainer", func(ctx context.Context) (any, error) {
+			return w.rt.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: ctr})
+		}},
+		{"StopPodSandbox", func(ctx context.Context) (any, error) {
+			return w.rt.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+		}},
+		{"RemovePodSandbox", func(ctx context.Context) (any, error) {
+			return w.rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
+		}},
+		{"RemoveImage", func(ctx context.Context) (any, error) {
+			return w.img.RemoveImage(ctx, &runtime.RemoveImageRequest{Image: &runtime.ImageSpec{Image: w.image}})
+		}},
+	} {
+		w.do(t, step.name, func(ctx context.Context) error { _, err := step.call(ctx); return err }, nil)
+	}
 }
 
 // readyPod is the walk's ready pod, if there is one.
@@ -398,29 +416,27 @@ func cridCgroups() map[string]bool {
 // the pod. Nothing is left.
 func TestConcurrentCallsAgree(t *testing.T) {
 	harness.RequireRoot(t)
-	reg := harness.StartRegistry(t, "", "")
-	image := reg.Addr + "/busybox:it"
-	harness.PushBusybox(t, image)
-	w := newWalk(t, cridBin, crashPlugin(t), image, 35)
-	w.start(t)
-	ctx := context.Background()
-	if _, err := w.img.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
-		t.Fatal(err)
-	}
-	all := func(n int, call func() error) []error {
-		errs := make(chan error, n)
-		for range n {
+	w := pulledWalk(t, cridBin)
+	image, ctx := w.image, context.Background()
+	var round int
+	// tenAtOnce makes ten of a call at once; every one must succeed.
+	tenAtOnce := func(what string, call func() error) {
+		t.Helper()
+		errs := make(chan error, 10)
+		for range 10 {
 			go func() { errs <- call() }()
 		}
-		var out []error
-		for range n {
+		var failed []error
+		for range 10 {
 			if err := <-errs; err != nil {
-				out = append(out, err)
+				failed = append(failed, err)
 			}
 		}
-		return out
+		if len(failed) > 0 {
+			t.Errorf("round %d: %d of 10 concurrent %s failed: %v", round, len(failed), what, failed[0])
+		}
 	}
-	for round := range 3 {
+	for round = range 3 {
 		podCfg := harness.PodConfig(fmt.Sprintf("race-%d", round), func(c *runtime.PodSandboxConfig) { c.LogDirectory = filepath.Join(w.dir, "logs") })
 		pod := harness.RunPod(t, w.rt, podCfg)
 		ctrCfg := &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "app"}, Image: &runtime.ImageSpec{Image: image},
@@ -433,18 +449,14 @@ func TestConcurrentCallsAgree(t *testing.T) {
 		if _, err := w.rt.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: ctr}); err != nil {
 			t.Fatal(err)
 		}
-		if errs := all(10, func() error {
+		tenAtOnce("StopContainer", func() error {
 			_, err := w.rt.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: ctr, Timeout: 1})
 			return err
-		}); len(errs) > 0 {
-			t.Errorf("round %d: %d of 10 concurrent StopContainer failed: %v", round, len(errs), errs[0])
-		}
-		if errs := all(10, func() error {
+		})
+		tenAtOnce("RemoveContainer", func() error {
 			_, err := w.rt.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: ctr})
 			return err
-		}); len(errs) > 0 {
-			t.Errorf("round %d: %d of 10 concurrent RemoveContainer failed: %v", round, len(errs), errs[0])
-		}
+		})
 		// A create races the pod's removal.
 		created := make(chan string, 1)
 		go func() {
@@ -457,18 +469,14 @@ func TestConcurrentCallsAgree(t *testing.T) {
 			}
 			created <- resp.ContainerId
 		}()
-		if errs := all(10, func() error {
+		tenAtOnce("StopPodSandbox", func() error {
 			_, err := w.rt.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: pod})
 			return err
-		}); len(errs) > 0 {
-			t.Errorf("round %d: %d of 10 concurrent StopPodSandbox failed: %v", round, len(errs), errs[0])
-		}
-		if errs := all(10, func() error {
+		})
+		tenAtOnce("RemovePodSandbox", func() error {
 			_, err := w.rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
 			return err
-		}); len(errs) > 0 {
-			t.Errorf("round %d: %d of 10 concurrent RemovePodSandbox failed: %v", round, len(errs), errs[0])
-		}
+		})
 		late := <-created
 		// Whatever the race gave, the pod's removal took it: no container
 		// of the pod is left, and the late one, if made, is gone.
@@ -508,15 +516,8 @@ func TestRebootLosesNothingButTheProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := harness.StartRegistry(t, "", "")
-	image := reg.Addr + "/busybox:it"
-	harness.PushBusybox(t, image)
-	w := newWalk(t, bin, crashPlugin(t), image, 35)
-	w.start(t)
-	ctx := context.Background()
-	if _, err := w.img.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
-		t.Fatal(err)
-	}
+	w := pulledWalk(t, bin)
+	image, ctx := w.image, context.Background()
 	var ctrs []string
 	for i, shared := range []bool{false, true} {
 		podCfg := harness.PodConfig(fmt.Sprintf("reboot-%d", i), func(c *runtime.PodSandboxConfig) {
