@@ -250,3 +250,49 @@ func ids(recs []*thing) []string {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// BenchmarkSet is the record store under the kubelet's PLEG: a status
+// (Get) and a list (ListVisible) of 750 records, and an update (Put,
+// one bbolt transaction), each as one op.
+func BenchmarkSet(b *testing.B) {
+	st, err := store.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	s := New[thing](st, store.BucketSandboxes, "sandbox")
+	for i := range 750 {
+		rec := &thing{ID: fmt.Sprintf("%064d", i), Name: fmt.Sprintf("pod-%d", i), Created: time.Now(), Labels: map[string]string{"app": "web", "tier": "front"}}
+		unlock, err := s.Reserve(rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unlock()
+	}
+	id := fmt.Sprintf("%064d", 374)
+	b.Run("Get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Get(id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ListVisible", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if n := len(s.ListVisible()); n != 750 {
+				b.Fatal(n)
+			}
+		}
+	})
+	b.Run("Put", func(b *testing.B) {
+		rec, _ := s.Get(id)
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := s.Put(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -422,3 +422,26 @@ func TestBindSourcesAreResolvedAtCreate(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSpec is CreateContainer's spec generation for a container as
+// the kubelet sends one: env, mounts, limits and a security context.
+func BenchmarkSpec(b *testing.B) {
+	in := input(func(in *Input) {
+		c := in.Container
+		for i := range 20 {
+			c.Envs = append(c.Envs, &runtime.KeyValue{Key: "K8S_ENV_" + string(rune('A'+i)), Value: []byte("value")})
+		}
+		c.Mounts = []*runtime.Mount{{ContainerPath: "/var/run/secrets/kubernetes.io/serviceaccount", HostPath: "/var/lib/kubelet/pods/x/volumes/token", Readonly: true},
+			{ContainerPath: "/etc/hosts", HostPath: "/var/lib/kubelet/pods/x/etc-hosts"}, {ContainerPath: "/dev/termination-log", HostPath: "/var/lib/kubelet/pods/x/term"}}
+		c.Linux = &runtime.LinuxContainerConfig{
+			Resources:       &runtime.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 50000, CpuShares: 512, MemoryLimitInBytes: 256 << 20, OomScoreAdj: 984},
+			SecurityContext: &runtime.LinuxContainerSecurityContext{RunAsUser: &runtime.Int64Value{Value: 1000}, Seccomp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}},
+		}
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Spec(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

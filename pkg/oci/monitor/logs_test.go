@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -68,5 +69,23 @@ func TestReopenAfterRotation(t *testing.T) {
 	old, cur := readLog(t, p+".1"), readLog(t, p)
 	if len(old) != 2 || old[1][2] != "in between" || len(cur) != 1 || cur[0][2] != "after" {
 		t.Fatalf("rotated %q, current %q", old, cur)
+	}
+}
+
+// BenchmarkLogCopy is the monitor's log writer: a container's stdout of
+// 100-byte lines turned into CRI log lines (timestamp, stream, tag) in
+// its log file.
+func BenchmarkLogCopy(b *testing.B) {
+	line := strings.Repeat("x", 99) + "\n"
+	out := []byte(strings.Repeat(line, 10000))
+	w, err := OpenLog(filepath.Join(b.TempDir(), "c.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	b.SetBytes(int64(len(out)))
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Copy("stdout", bytes.NewReader(out))
 	}
 }
