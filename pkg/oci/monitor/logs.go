@@ -58,28 +58,31 @@ func (w *LogWriter) Reopen() error {
 	return nil
 }
 
-func (w *LogWriter) line(stream string, partial bool, content []byte) {
+// appendLine appends one CRI log line to b.
+func appendLine(b []byte, stream string, partial bool, content []byte) []byte {
+	tag := " F "
+	if partial {
+		tag = " P "
+	}
+	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, ' ')
+	b = append(b, stream...)
+	b = append(b, tag...)
+	b = append(b, content...)
+	return append(b, '\n')
+}
+
+// write appends whole lines to the file, in one write.
+func (w *LogWriter) write(lines []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.f == nil {
-		return
+	if w.f != nil && len(lines) > 0 {
+		w.f.Write(lines)
 	}
-	tag := "F"
-	if partial {
-		tag = "P"
-	}
-	var b bytes.Buffer
-	b.Grow(len(content) + 48)
-	b.WriteString(time.Now().UTC().Format(time.RFC3339Nano))
-	b.WriteByte(' ')
-	b.WriteString(stream)
-	b.WriteByte(' ')
-	b.WriteString(tag)
-	b.WriteByte(' ')
-	b.Write(content)
-	b.WriteByte('\n')
-	w.f.Write(b.Bytes())
 }
+
+// maxLogBatch bounds the lines gathered for one write.
+const maxLogBatch = 64 << 10
 
 // Copy reads a stream ("stdout" or "stderr") to its end, one log line per
 // line read. It returns when r does.
@@ -92,6 +95,10 @@ func (w *LogWriter) CopyTerminal(r io.Reader) { w.copy("stdout", r, true) }
 
 func (w *LogWriter) copy(stream string, r io.Reader, terminal bool) {
 	br := bufio.NewReaderSize(r, maxLogLine)
+	// Lines already read go out together, in one write, when no more
+	// are waiting in the buffer: a burst costs a write per 64 KiB, not
+	// per line, and a lone line is written as soon as it is read.
+	batch := make([]byte, 0, 4<<10)
 	for {
 		chunk, err := br.ReadSlice('\n')
 		switch {
@@ -100,9 +107,9 @@ func (w *LogWriter) copy(stream string, r io.Reader, terminal bool) {
 			if terminal {
 				chunk = bytes.TrimSuffix(chunk, []byte("\r"))
 			}
-			w.line(stream, false, chunk)
+			batch = appendLine(batch, stream, false, chunk)
 		case err == bufio.ErrBufferFull:
-			w.line(stream, true, chunk)
+			batch = appendLine(batch, stream, true, chunk)
 		default:
 			if len(chunk) > 0 {
 				// The stream ended mid-line: what there is, as a partial
@@ -111,9 +118,14 @@ func (w *LogWriter) copy(stream string, r io.Reader, terminal bool) {
 				// joins partial lines without it, and a termination
 				// message taken from the log (FallbackToLogsOnError) of
 				// `echo -n DONE` is then "DONE", not "DONE\n".
-				w.line(stream, true, chunk)
+				batch = appendLine(batch, stream, true, chunk)
 			}
+			w.write(batch)
 			return
+		}
+		if br.Buffered() == 0 || len(batch) >= maxLogBatch {
+			w.write(batch)
+			batch = batch[:0]
 		}
 	}
 }
