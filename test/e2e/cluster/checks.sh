@@ -225,7 +225,9 @@ start=$(date +%s)
 kubectl delete namespace "$ns" --timeout=120s >/dev/null 2>&1 || true
 test_pods_gone() {
 	for n in "${nodes[@]}"; do
-		innode "$n" "$tools/crictl" pods --namespace "$ns" -q | grep -q . && { echo "node$n still has pods of $ns"; return 1; }
+		# A crictl that cannot reach crid is a failure, not an empty list.
+		left=$(innode "$n" "$tools/crictl" pods --namespace "$ns" -q) || { echo "crictl on node$n failed"; return 1; }
+		[ -z "$left" ] || { echo "node$n still has pods of $ns"; return 1; }
 	done
 	return 0
 }
@@ -240,8 +242,9 @@ for n in "${nodes[@]}"; do
 	nd=$work/node$n
 	kill -TERM "$(cat "$nd/supervisor.pid")"
 	while kill -0 "$(cat "$nd/supervisor.pid")" 2>/dev/null; do sleep 0.2; done
-	innode "$n" "$tools/crictl" rmp -fa >/dev/null 2>&1
-	pods=$(innode "$n" "$tools/crictl" pods -q | wc -l)
+	innode "$n" "$tools/crictl" rmp -fa >/dev/null 2>&1 || true
+	# (pipefail: a crictl that cannot reach crid fails the count.)
+	pods=$(innode "$n" "$tools/crictl" pods -q | wc -l) || pods="unknown (crictl failed)"
 	mounts=$(innode "$n" grep -c -e " $nd/crid-root" -e " $nd/crid-run" /proc/self/mountinfo || true)
 	# Namespace pins are bind mounts (counted above) on files here.
 	pins=$({ find "$nd/crid-run/sandboxes" -path '*/ns/*' 2>/dev/null || true; } | wc -l)

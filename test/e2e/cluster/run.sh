@@ -47,6 +47,10 @@ nodes=(1 2 3)
 k8s=$repo/_output/k8s/$version
 net=10.99.0
 cgroot=crid-cluster
+# crictl, in a node's namespaces, talks to that node's crid: named here,
+# not left to an /etc/crictl.yaml that a fresh machine does not have
+# (crictl's own defaults are containerd's and CRI-O's sockets).
+export CONTAINER_RUNTIME_ENDPOINT=unix:///run/crid/crid.sock IMAGE_SERVICE_ENDPOINT=unix:///run/crid/crid.sock
 
 node_ip() { echo "$net.1$1"; }
 
