@@ -5,12 +5,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
+
+	"github.com/crid-dev/crid/pkg/netns"
 
 	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"golang.org/x/sys/unix"
 )
 
 // recoveredResult rebuilds, for a DEL that has no cached result, what
@@ -43,45 +43,28 @@ func recoveredResult(list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) *cu
 }
 
 // interfaceAddrs are the global addresses and the MAC of ifName in the
-// network namespace at netns. The thread that joins it is never handed
-// back to the scheduler: it ends with its goroutine.
-func interfaceAddrs(netns, ifName string) ([]*net.IPNet, string, error) {
-	type answer struct {
-		ips []*net.IPNet
-		mac string
-		err error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open(netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- answer{err: err}
-			return
-		}
-		err = unix.Setns(fd, unix.CLONE_NEWNET)
-		unix.Close(fd)
-		if err != nil {
-			done <- answer{err: err}
-			return
-		}
+// network namespace at path.
+func interfaceAddrs(path, ifName string) ([]*net.IPNet, string, error) {
+	var ips []*net.IPNet
+	var mac string
+	err := netns.InNet(path, func() error {
 		iface, err := net.InterfaceByName(ifName)
 		if err != nil {
-			done <- answer{err: err}
-			return
+			return err
 		}
 		addrs, err := iface.Addrs()
-		var a answer
-		a.mac, a.err = iface.HardwareAddr.String(), err
+		if err != nil {
+			return err
+		}
+		mac = iface.HardwareAddr.String()
 		for _, addr := range addrs {
 			if ipn, ok := addr.(*net.IPNet); ok && ipn.IP.IsGlobalUnicast() {
-				a.ips = append(a.ips, ipn)
+				ips = append(ips, ipn)
 			}
 		}
-		done <- a
-	}()
-	a := <-done
-	return a.ips, a.mac, a.err
+		return nil
+	})
+	return ips, mac, err
 }
 
 // hostLocalLeases are the addresses host-local leased to the pod on the

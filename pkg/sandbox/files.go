@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/crid-dev/crid/pkg/netns"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
@@ -181,9 +183,9 @@ func applySysctls(s *Sandbox) error {
 		var err error
 		switch sysctlKind(name) {
 		case "net":
-			err = InNetNS(s.NS.Net, write)
+			err = netns.InNet(s.NS.Net, write)
 		case "ipc":
-			err = inNS(s.NS.IPC, unix.CLONE_NEWIPC, write)
+			err = netns.In(s.NS.IPC, unix.CLONE_NEWIPC, write)
 		}
 		if err != nil {
 			return err

@@ -226,29 +226,3 @@ func IsPinned(p string) bool {
 	var st unix.Statfs_t
 	return unix.Statfs(p, &st) == nil && st.Type == unix.NSFS_MAGIC
 }
-
-// InNetNS runs fn on a thread that has joined the network namespace at
-// path (sockets fn makes belong to it). The thread is discarded after.
-func InNetNS(path string, fn func() error) error {
-	return inNS(path, unix.CLONE_NEWNET, fn)
-}
-
-// inNS runs fn on a thread that has joined the namespace at path.
-func inNS(path string, kind int, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), kind); err != nil {
-			errc <- fmt.Errorf("join namespace %s: %w", path, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}

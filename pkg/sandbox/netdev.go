@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/crid-dev/crid/pkg/netns"
 )
 
 // Interface is a line of /proc/net/dev: a name and its 16 counters
@@ -25,7 +27,7 @@ func Interfaces(sb *Sandbox) ([]Interface, error) {
 		return nil, nil
 	}
 	var out []Interface
-	err := InNetNS(sb.NS.Net, func() error {
+	err := netns.InNet(sb.NS.Net, func() error {
 		f, err := os.Open("/proc/thread-self/net/dev")
 		if err != nil {
 			return err

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/crid-dev/crid/pkg/netns"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
@@ -201,7 +203,7 @@ func (m *Manager) DialPort(ctx context.Context, id string, port int32) (net.Conn
 		return err
 	}
 	if s.NS.Net != "" {
-		err = InNetNS(s.NS.Net, dial)
+		err = netns.InNet(s.NS.Net, dial)
 	} else {
 		err = dial()
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crid-dev/crid/pkg/netns"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -45,10 +47,10 @@ func inspect(t *testing.T, rt runtime.RuntimeServiceClient, id string) (*runtime
 
 // listenIn starts a TCP server in a pod's network namespace that answers
 // each connection with msg; it stops with the test.
-func listenIn(t *testing.T, netns, addr, msg string) {
+func listenIn(t *testing.T, nsPath, addr, msg string) {
 	t.Helper()
 	var l net.Listener
-	err := sandbox.InNetNS(netns, func() error {
+	err := netns.InNet(nsPath, func() error {
 		var err error
 		l, err = net.Listen("tcp", addr)
 		return err
@@ -103,7 +105,7 @@ func TestTwoPodsReachEachOtherByPodIP(t *testing.T) {
 	}
 	listenIn(t, infoB.Namespaces.Net, ":8080", "hello from b")
 	var got string
-	err := sandbox.InNetNS(infoA.Namespaces.Net, func() error {
+	err := netns.InNet(infoA.Namespaces.Net, func() error {
 		var err error
 		got, err = readFrom(net.JoinHostPort(stB.Network.Ip, "8080"))
 		return err
@@ -396,7 +398,7 @@ func TestDualStackPodAndItsSysctls(t *testing.T) {
 		t.Fatalf("dual-stack IPs: %q + %v", st.Network.Ip, st.Network.AdditionalIps)
 	}
 	var portRange string
-	sandbox.InNetNS(info.Namespaces.Net, func() error {
+	netns.InNet(info.Namespaces.Net, func() error {
 		data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 		portRange = strings.Join(strings.Fields(string(data)), " ")
 		return err
