@@ -59,9 +59,5 @@ c after pull "$image" >/dev/null
 echo "before: $rev ($(git -C "$repo" log -1 --format=%s "$rev" | cut -c1-60))"
 echo "after:  the working tree ($(git -C "$repo" log -1 --format=%h) $(git -C "$repo" status --porcelain | grep -q . && echo '+ changes'))"
 (cd "$repo" && go run ./test/bench/lifecycle -rounds "$rounds" -keep "$npods" -logs "$work/logs" \
-	-a "before=$work/before.sock=$image" -b "after=$work/after.sock=$image")
-sleep 2
-for name in before after; do
-	pid_var=${name}_pid
-	echo "daemon RSS of $name with $npods pods running: $(awk '/^VmRSS:/ {print $2}' /proc/"${!pid_var}"/status) kB"
-done
+	-rt "name=after,sock=$work/after.sock,image=$image,pid=$after_pid,perpod=^crid (monitor|infra) $work/after-run/" \
+	-rt "name=before,sock=$work/before.sock,image=$image,pid=$before_pid,perpod=^crid (monitor|infra) $work/before-run/")

@@ -1,15 +1,17 @@
 # Shared set-up of the side-by-side benchmarks, sourced by pull.sh and
-# lifecycle.sh: a scratch directory, a loopback docker-registry, crid and
-# containerd (Debian's 1.6, CRI plugin) on scratch roots, and a cleanup that
-# stops only the processes started here (by PID) and leaves no mount.
+# lifecycle.sh: a scratch directory, a loopback docker-registry, crid,
+# containerd (Debian's 1.6, CRI plugin) and CRI-O (built by build-crio.sh,
+# with Debian's conmon and runc) on scratch roots, and a cleanup that stops
+# only the processes started here (by PID) and leaves no mount.
 #
 #   bench_init NAME              root check, tools, build; sets repo, crictl, work
 #   bench_registry               starts the registry; sets reg
 #   bench_crid TOML_EXTRA        starts crid with extra config lines
 #   bench_containerd CRI_EXTRA   starts containerd with extra lines in its
 #                                CRI plugin section (after restrict_oom_score_adj)
-#   bench_wait                   waits until both answer
-#   c ENDPOINT CRICTL_ARGS...    crictl against crid or containerd
+#   bench_crio CNI_DIR PAUSE     starts CRI-O with that CNI config and pause image
+#   bench_wait [ENDPOINT...]     waits until they answer (crid and containerd)
+#   c ENDPOINT CRICTL_ARGS...    crictl against crid, containerd or crio
 
 bench_init() {
 	local name=$1
@@ -95,9 +97,76 @@ TOML
 	containerd_pid=$!
 }
 
+# CRI-O as the issue's comparison runs it: cgroupfs, conmon in the pod's
+# cgroup, runc, no infra container where the pod shares no PID namespace
+# (its default), every path it would write on the host moved under $work,
+# NRI off (on a socket of its own were it on), a policy that takes unsigned
+# images. Its images are named by the loopback registry's address, as
+# containerd's are, and the registries file it reads names that registry
+# alone (its hidden --registries-conf; it reads neither containers'
+# environment variable nor crid's file, and would look an upstream name up
+# in DNS: no test may reach for any address outside).
+bench_crio() {
+	local cni=$1 pause=$2 bin
+	bin=$("$repo/test/bench/build-crio.sh")
+	mkdir -p "$work/crio-hooks" "$work/crio-ns" "$work/crio.conf.d"
+	printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' >"$work/policy.json"
+	cat >"$work/crio.conf" <<TOML
+[crio]
+root = "$work/crio-root"
+runroot = "$work/crio-run"
+storage_driver = "overlay"
+log_dir = "$work/crio-logs"
+version_file = "$work/crio-version"
+version_file_persist = "$work/crio-version-persist"
+clean_shutdown_file = "$work/crio-clean.shutdown"
+internal_wipe = true
+[crio.api]
+listen = "$work/crio.sock"
+stream_port = "0"
+[crio.runtime]
+cgroup_manager = "cgroupfs"
+default_runtime = "runc"
+conmon = "/usr/bin/conmon"
+pinns_path = "$bin/pinns"
+namespaces_dir = "$work/crio-ns"
+container_exits_dir = "$work/crio-run/exits"
+container_attach_socket_dir = "$work/crio-run"
+hooks_dir = ["$work/crio-hooks"]
+irqbalance_config_file = ""
+irqbalance_config_restore_file = ""
+apparmor_profile = ""
+drop_infra_ctr = true
+[crio.runtime.runtimes.runc]
+runtime_path = "/usr/bin/runc"
+runtime_root = "$work/crio-runc"
+monitor_path = "/usr/bin/conmon"
+monitor_cgroup = "pod"
+[crio.image]
+pause_image = "$pause"
+signature_policy = "$work/policy.json"
+short_name_mode = "disabled"
+[crio.network]
+network_dir = "$cni"
+plugin_dirs = ["/usr/lib/cni"]
+[crio.metrics]
+enable_metrics = false
+[crio.nri]
+enable_nri = false
+nri_listen = "$work/crio-nri.sock"
+TOML
+	printf 'unqualified-search-registries = []\n[[registry]]\nlocation = "%s"\ninsecure = true\n' "$reg" >"$work/crio-registries.conf"
+	mkdir -p "$work/crio-registries.d"
+	CONTAINERS_STORAGE_CONF=/dev/null "$bin/crio" --config "$work/crio.conf" --config-dir "$work/crio.conf.d" \
+		--registries-conf "$work/crio-registries.conf" --registries-conf-dir "$work/crio-registries.d" >"$work/crio.log" 2>&1 &
+	pids+=($!)
+	crio_pid=$!
+}
+
 bench_wait() {
-	local ep
-	for ep in crid containerd; do
+	local ep eps=("$@")
+	[ $# -gt 0 ] || eps=(crid containerd)
+	for ep in "${eps[@]}"; do
 		for _ in $(seq 100); do c "$ep" version >/dev/null 2>&1 && break; sleep 0.1; done
 	done
 }

@@ -1,60 +1,80 @@
 #!/usr/bin/env bash
-# Side-by-side pod and container lifecycle benchmark: crid and containerd
-# (Debian's 1.6, CRI plugin, runc) on one machine, in one run, alternating.
-# For each of ROUNDS pods: RunPodSandbox, CreateContainer+StartContainer of
-# a busybox `sleep`, then StopContainer+RemoveContainer+StopPodSandbox+
-# RemovePodSandbox, timed over gRPC by test/bench/lifecycle; medians of
-# each, and the memory the runtime adds per
-# running pod (PSS of crid's monitor and infra processes, of containerd's
-# shim), with PODS pods running at once. Pods are as the kubelet makes
-# them by default: a PID namespace per container (no infra process). Not
-# part of the pass/fail suite.
+# The side-by-side benchmark: crid, containerd (Debian's 1.6, CRI plugin,
+# runc) and CRI-O (build-crio.sh's, conmon and runc from Debian, cgroupfs,
+# conmon in the pod's cgroup) on one machine, in one run, interleaved, each
+# on a bridge of its own with the same CNI chain (bridge + portmap,
+# containerd's default), timed over gRPC by test/bench/lifecycle:
 #
-#   test/bench/lifecycle.sh [ROUNDS] [PODS]
+#   - ROUNDS rounds; in each, every runtime runs one pod with the CNI
+#     network and one with the host's (the runtime's own share, no plugin),
+#     each with one busybox `sleep`: every call timed alone, median and p90;
+#   - memory with KEEP pods running (a comma-separated list of counts):
+#     PSS of the runtime's per-pod processes (crid's monitors, containerd's
+#     shims and pause processes, CRI-O's conmons), per pod, and daemon RSS;
+#   - with DENSITY > 0, that many pods of three containers on every runtime:
+#     RunPodSandbox's p99 at the first and the last ten pods, the kubelet's
+#     relist calls with every container there, and each runtime's total.
+#
+# Pods are as the kubelet makes them by default: a PID namespace per
+# container. The table goes to stdout, the JSON report to
+# _output/bench/lifecycle-DATE.json. Not part of the pass/fail suite.
+#
+#   test/bench/lifecycle.sh [ROUNDS] [KEEP] [DENSITY]
 set -euo pipefail
-rounds=${1:-10}
-npods=${2:-10}
+rounds=${1:-20}
+keep=${2:-10,100}
+density=${3:-0}
 . "$(dirname "$0")/lib.sh"
+bench_endpoints="crid containerd crio"
 bench_init life
 bench_registry
 (cd "$repo" && for h in pause fakenginx nnp; do CGO_ENABLED=0 go build -o "$work/helpers/$h" "./test/images/$h"; done &&
 	go run ./test/images/build -registry "$reg" -helpers "$work/helpers" -registries-conf "$work/registries.conf" >/dev/null)
 image=registry.k8s.io/e2e-test-images/busybox:1.29-2
+pause=registry.k8s.io/pause:3.9
 
-mkdir -p "$work/net.d"
-sed "s/crid0/cridbench0/; s#10.88.0.0/16#10.77.0.0/16#; s/\"name\": \"crid\"/\"name\": \"crid-bench\"/" "$repo/deploy/cni/10-crid-bridge.conflist" >"$work/net.d/10-crid.conflist"
-mkdir -p "$work/net.d-ctrd"
-sed "s/crid0/ctrdbench0/; s#10.88.0.0/16#10.78.0.0/16#; s/\"name\": \"crid\"/\"name\": \"ctrd-bench\"/" "$repo/deploy/cni/10-crid-bridge.conflist" >"$work/net.d-ctrd/10-ctrd.conflist"
+# One chain for all: bridge and portmap, each runtime on its own bridge
+# and subnet.
+chain() { # dir name bridge octet
+	mkdir -p "$1"
+	cat >"$1/10-$2.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "$2",
+  "plugins": [
+    {"type": "bridge", "bridge": "$3", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.$4.0.0/16"}]], "routes": [{"dst": "0.0.0.0/0"}],
+              "dataDir": "$work/ipam-$2"}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+JSON
+}
+chain "$work/net.d" bench-crid bcrid0 77
+chain "$work/net.d-ctrd" bench-ctrd bctrd0 78
+chain "$work/net.d-crio" bench-crio bcrio0 79
+
 bench_crid "[image]
 registries_conf = \"$work/registries.conf\"
 [network]
 cni_config_dir = \"$work/net.d\""
-bench_containerd "  sandbox_image = \"$reg/registry.k8s.io/pause:3.9\"
+bench_containerd "  sandbox_image = \"$reg/$pause\"
 [plugins.\"io.containerd.grpc.v1.cri\".cni]
   conf_dir = \"$work/net.d-ctrd\"
   bin_dir = \"/usr/lib/cni\""
-bench_wait
+bench_crio "$work/net.d-crio" "$reg/$pause"
+bench_wait crid containerd crio
+c crio version >/dev/null || { echo "lifecycle.sh: CRI-O did not start:" >&2; tail "$work/crio.log" >&2; exit 1; }
 c crid pull "$image" >/dev/null
-c containerd pull "$reg/registry.k8s.io/e2e-test-images/busybox:1.29-2" >/dev/null
-c containerd pull "$reg/registry.k8s.io/pause:3.9" >/dev/null
-(cd "$repo" && go run ./test/bench/lifecycle -rounds "$rounds" -keep "$npods" -logs "$work/logs" \
-	-a "crid=$work/crid.sock=$image" \
-	-b "containerd=$work/containerd.sock=$reg/registry.k8s.io/e2e-test-images/busybox:1.29-2")
-ratio() { echo "scale=2; $1 / $2" | bc; }
+c crio pull "$reg/$image" >/dev/null
+c crio pull "$reg/$pause" >/dev/null
+c containerd pull "$reg/$image" >/dev/null
+c containerd pull "$reg/$pause" >/dev/null
 
-# Memory per running pod: the runtime's own processes beside each pod.
-sleep 2
-pss_of() { awk '/^Pss:/ {s+=$2} END {print s+0}' $(for p in "$@"; do echo /proc/$p/smaps_rollup; done) 2>/dev/null; }
-crid_pids=$(pgrep -f "crid (monitor|infra)" || true)
-ctrd_pids=$(pgrep -f "containerd-shim-runc-v2 -namespace k8s.io .*-address $work/containerd.sock" || true)
-cp=$(pss_of $crid_pids); dp=$(pss_of $ctrd_pids)
-echo "memory per running pod ($npods pods, PSS of the runtime's per-pod processes):"
-echo "  crid       $((cp / npods)) kB ($(echo $crid_pids | wc -w) processes)"
-echo "  containerd $((dp / npods)) kB ($(echo $ctrd_pids | wc -w) shims)"
-[ "$dp" -gt 0 ] && echo "  ratio $(ratio "$cp" "$dp")"
-crid_rss=$(awk '/^VmRSS:/ {print $2}' /proc/"$crid_pid"/status)
-ctrd_rss=$(awk '/^VmRSS:/ {print $2}' /proc/"$containerd_pid"/status)
-echo "daemon RSS with $npods pods running:"
-echo "  crid       ${crid_rss} kB"
-echo "  containerd ${ctrd_rss} kB"
-echo "  ratio $(ratio "$crid_rss" "$ctrd_rss")"
+mkdir -p "$repo/_output/bench"
+report=$repo/_output/bench/lifecycle-$(date -u +%Y%m%dT%H%M%SZ).json
+(cd "$repo" && go run ./test/bench/lifecycle -rounds "$rounds" -keep "$keep" -density "$density" -logs "$work/logs" -json "$report" \
+	-rt "name=crid,sock=$work/crid.sock,image=$image,pid=$crid_pid,perpod=^crid (monitor|infra) $work/" \
+	-rt "name=containerd,sock=$work/containerd.sock,image=$reg/$image,pid=$containerd_pid,perpod=^[^ ]*containerd-shim-runc-v2 -namespace k8s.io .*-address $work/containerd.sock" \
+	-rt "name=crio,sock=$work/crio.sock,image=$reg/$image,pid=$crio_pid,perpod=^[^ ]*conmon .*$work/")
+echo "report: $report"
