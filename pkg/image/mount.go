@@ -19,6 +19,18 @@ import (
 // one-page limit of a mount option string, which classic
 // "lowerdir=a:b:c" overflows at a few dozen layers of long paths. Older
 // kernels get the classic string while it fits.
+//
+// A writable mount is "volatile" (Linux 5.10 and later; without it where
+// the kernel lacks it): overlayfs then skips every sync of the upper
+// layer. A container's writable layer never outlives a reboot (after one
+// every container is exited and the kubelet makes new ones, on new
+// layers), so those syncs buy nothing, and they cost: the unmount at
+// RemoveContainer syncs the whole file system that holds the upper
+// directory (0.9-1.8 ms on an idle disk here against 0.1 ms, and on a busy
+// node a flush of every dirty page on it), and a tenant's sync(2) or
+// fsync in its root flushes the node's disk for it. The price is that an
+// upper directory left by a crash of the machine cannot be mounted again,
+// which no container needs.
 func MountOverlay(target string, lowers []string, upper, work string) error {
 	if len(lowers) == 0 {
 		return errors.New("overlay mount needs at least one layer")
@@ -84,6 +96,9 @@ func mountWithFsconfig(target string, lowers []string, upper, work string) error
 		if err := unix.FsconfigSetString(fd, "workdir", work); err != nil {
 			return fmt.Errorf("overlay workdir %s: %w", work, err)
 		}
+		if err := unix.FsconfigSetFlag(fd, "volatile"); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("overlay volatile: %w", err)
+		}
 	} else if len(lowers) == 1 {
 		// overlay wants two lowers without an upper; an empty second one
 		// is the kernel's usual answer, but a read-only bind of the one
@@ -125,6 +140,11 @@ func mountClassic(target string, lowers []string, upper, work string) error {
 	}
 	if len(opts) >= unix.Getpagesize() {
 		return fmt.Errorf("overlay options for %d layers are %d bytes, over the page this kernel allows (and it lacks lowerdir+)", len(lowers), len(opts))
+	}
+	if upper != "" && len(opts)+len(",volatile") < unix.Getpagesize() {
+		if err := unix.Mount("overlay", target, "overlay", flags, opts+",volatile"); err == nil {
+			return nil
+		}
 	}
 	if err := unix.Mount("overlay", target, "overlay", flags, opts); err != nil {
 		return fmt.Errorf("mount overlay at %s: %w", target, err)

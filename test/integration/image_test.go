@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -714,6 +715,12 @@ func TestManyLayersMount(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Unmount(target, syscall.MNT_DETACH)
+	// A writable root skips the upper's syncs (see MountOverlay): the
+	// kernel shows it in the mount's super options, as "volatile" before
+	// Linux 6.7 and "fsync=volatile" since.
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); !mountHas(string(mi), target, "volatile") && !mountHas(string(mi), target, "fsync=volatile") {
+		t.Errorf("the overlay at %s is not volatile", target)
+	}
 	if data, _ := os.ReadFile(filepath.Join(target, "top")); string(data) != "149" {
 		t.Errorf("top is %q: the last layer must be on top", data)
 	}
@@ -875,4 +882,16 @@ func layerCounts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// mountHas says whether the mount at target lists opt among its super
+// options (mountinfo's last field).
+func mountHas(mountinfo, target, opt string) bool {
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == target && slices.Contains(strings.Split(f[len(f)-1], ","), opt) {
+			return true
+		}
+	}
+	return false
 }
