@@ -35,6 +35,7 @@ import (
 	"github.com/crid-dev/crid/pkg/sdnotify"
 	"github.com/crid-dev/crid/pkg/server"
 	"github.com/crid-dev/crid/pkg/store"
+	"github.com/crid-dev/crid/pkg/trash"
 	"github.com/crid-dev/crid/pkg/version"
 )
 
@@ -109,6 +110,18 @@ func serve(cfg config.Config) error {
 		return err
 	}
 	defer monitorBin.Close()
+	// Removed pods' and containers' files are deleted after their calls
+	// return; a clean stop leaves the bins empty, a crash's leftovers go
+	// at the next start.
+	bin, err := trash.Open(filepath.Join(cfg.Root, "trash"), filepath.Join(cfg.RunRoot, "trash"))
+	if err != nil {
+		return err
+	}
+	bin.OnError = func(path string, err error) {
+		klog.ErrorS(err, "Deleting a removed directory; retried later", "path", path)
+	}
+	bin.Start()
+	defer bin.Close()
 	// The managers know nothing of each other or of NRI: the server
 	// calls each in turn, and NRI plugins between their steps.
 	plugins, err := nri.New(cfg, m)
@@ -121,7 +134,7 @@ func serve(cfg config.Config) error {
 		Cgroups:  cg,
 		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache"), m),
 		Monitors: sandbox.MonitorBinary{Binary: monitorBin, Metrics: m},
-		Kernel:   sandbox.Host{Binary: monitorBin, Cgroups: cg},
+		Kernel:   sandbox.Host{Binary: monitorBin, Cgroups: cg, Trash: bin},
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)
@@ -130,7 +143,7 @@ func serve(cfg config.Config) error {
 	containers, err := container.New(context.Background(), container.Options{
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Layers: images,
 		Monitors: container.MonitorBinary{Binary: monitorBin}, Execs: container.ExecBinary{Binary: binary},
-		Events: broker, Metrics: m, Throttling: throttling(cfg),
+		Events: broker, Metrics: m, Throttling: throttling(cfg), Trash: bin,
 	})
 	if err != nil {
 		return fmt.Errorf("containers: %w", err)

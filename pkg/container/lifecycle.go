@@ -371,8 +371,17 @@ func (m *Manager) teardown(ctx context.Context, c *Container) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	errs = append(errs, os.RemoveAll(c.Bundle), os.RemoveAll(c.Layer))
+	// The rootfs is unmounted and the image volumes detached: what is
+	// left is files, deleted after the call returns.
+	errs = append(errs, m.discard(c.Bundle), m.discard(c.Layer))
 	return errors.Join(errs...)
+}
+
+func (m *Manager) discard(dir string) error {
+	if m.opts.Trash == nil {
+		return os.RemoveAll(dir)
+	}
+	return m.opts.Trash.Discard(dir)
 }
 
 // forget drops a torn-down container's record and its hold on layers.

@@ -43,6 +43,14 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Throttling says when a container's throttling is worth a log line.
 	Throttling Throttling
+	// Trash takes removed containers' bundles and writable layers, to
+	// delete them after RemoveContainer returns; nil deletes them at once.
+	Trash Trash
+}
+
+// Trash is where removed directories go (pkg/trash).
+type Trash interface {
+	Discard(path string) error
 }
 
 // Manager holds the node's containers.

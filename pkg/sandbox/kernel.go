@@ -20,6 +20,7 @@ import (
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/oci/nsenter"
 	"github.com/crid-dev/crid/pkg/reexec"
+	"github.com/crid-dev/crid/pkg/trash"
 )
 
 // The manager meets the rest of the node through these: the pod network,
@@ -61,7 +62,8 @@ type Kernel interface {
 	MountShm(dir string, size int64) error
 	UnmountShm(dir string) error
 	ApplySysctls(s *Sandbox) error
-	// RemoveDir removes a pod's directory and whatever is mounted under it.
+	// RemoveDir removes a pod's directory and whatever is mounted under
+	// it; the deletion may finish after it returns.
 	RemoveDir(dir string) error
 }
 
@@ -91,17 +93,24 @@ func (MonitorBinary) Shutdown(ctx context.Context, dir string) error {
 }
 
 // Host is the kernel as crid finds it: infra processes run from Binary,
-// placed in cgroups of Cgroups.
+// placed in cgroups of Cgroups; removed pods' directories go to Trash
+// (nil: deleted at once).
 type Host struct {
 	Binary  *reexec.Binary
 	Cgroups Cgroups
+	Trash   *trash.Bin
 }
 
 func (Host) Unpin(ns Namespaces) error             { return unpin(ns) }
 func (Host) MountShm(dir string, size int64) error { return mountShm(dir, size) }
 func (Host) UnmountShm(dir string) error           { return unmountShm(dir) }
 func (Host) ApplySysctls(s *Sandbox) error         { return applySysctls(s) }
-func (Host) RemoveDir(dir string) error            { return removeDir(dir) }
+func (k Host) RemoveDir(dir string) error {
+	if k.Trash == nil {
+		return trash.RemoveAll(dir)
+	}
+	return k.Trash.Discard(dir)
+}
 
 func (Host) Holds(s *Sandbox) bool {
 	return (s.NS.Net == "" || IsPinned(s.NS.Net)) && (!s.Spec.SharedPID || s.infraAlive())

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -55,33 +54,6 @@ func pinsIn(dir string) Namespaces {
 	ns := filepath.Join(dir, "ns")
 	return Namespaces{Net: filepath.Join(ns, "net"), IPC: filepath.Join(ns, "ipc"), UTS: filepath.Join(ns, "uts"),
 		PID: filepath.Join(ns, "pid"), User: filepath.Join(ns, "user")}
-}
-
-// removeDir removes a pod's directory, unmounting first whatever is still
-// mounted under it (deepest first): a pin or a /dev/shm that a crash left
-// unnamed would otherwise make the removal fail with EBUSY at every try.
-func removeDir(dir string) error {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		// Field 5 is the mount point, with spaces and such escaped (\040).
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	var errs []error
-	for i := len(mounts) - 1; i >= 0; i-- {
-		if err := unix.Unmount(mounts[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", mounts[i], err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return os.RemoveAll(dir)
 }
 
 // nsKinds says which namespaces a pod gets of its own.

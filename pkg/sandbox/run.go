@@ -256,18 +256,24 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	if s, err = m.records.Get(s.ID); err != nil {
 		return err
 	}
+	detached := false
 	if s.Attached {
 		if err := m.opts.CNI.Detach(ctx, m.cniPod(s)); err != nil {
 			return fmt.Errorf("sandbox %s: %w", s.ID, err)
 		}
 		failpoint.Hit("sandbox.stop.detached")
-		s.Attached = false
+		s.Attached, detached = false, true
 	}
 	if err := m.opts.Kernel.KillInfra(ctx, s); err != nil {
 		return err
 	}
 	failpoint.Hit("sandbox.stop.infra")
 	wasReady := s.State == Ready
+	if !wasReady && !detached {
+		// Stopped already (RemovePodSandbox after StopPodSandbox, a
+		// retry): the record says so, and a write is an fsync.
+		return nil
+	}
 	s.State = NotReady
 	if err := m.records.Put(s); err != nil {
 		return err
