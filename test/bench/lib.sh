@@ -35,8 +35,13 @@ bench_cleanup() {
 	# removed below: a pod left now leaks its processes, leases and
 	# iptables rules). With 100 pods that takes longer than crictl's
 	# default 2 s: each CNI DEL runs iptables, one at a time.
-	local ep attempt
+	local ep attempt ids
 	for ep in ${bench_endpoints:-crid containerd}; do
+		# Containers first, at once: a pod's stop would wait out each
+		# runtime's grace for a `sleep` (PID 1) that ignores SIGTERM.
+		ids=$("$crictl" --runtime-endpoint "unix://$work/$ep.sock" ps -q 2>/dev/null || true)
+		# shellcheck disable=SC2086 # a list of IDs
+		[ -z "$ids" ] || "$crictl" --timeout 300s --runtime-endpoint "unix://$work/$ep.sock" stop --timeout 0 $ids >/dev/null 2>&1 || true
 		for attempt in 1 2 3; do
 			"$crictl" --timeout 300s --runtime-endpoint "unix://$work/$ep.sock" rmp -fa >/dev/null 2>&1 || true
 			[ -z "$("$crictl" --runtime-endpoint "unix://$work/$ep.sock" pods -q 2>/dev/null)" ] && break
@@ -45,6 +50,8 @@ bench_cleanup() {
 	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 	grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+	# The bridges the run's CNI chains made (the plugin never removes one).
+	for link in ${bench_links:-}; do ip link del "$link" 2>/dev/null || true; done
 	rm -rf "$work"
 }
 

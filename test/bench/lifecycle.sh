@@ -26,6 +26,7 @@ keep=${2:-10,100}
 density=${3:-0}
 . "$(dirname "$0")/lib.sh"
 bench_endpoints="crid containerd crio"
+bench_links="bcrid0 bctrd0 bcrio0"
 bench_init life
 bench_registry
 (cd "$repo" && for h in pause fakenginx nnp; do CGO_ENABLED=0 go build -o "$work/helpers/$h" "./test/images/$h"; done &&

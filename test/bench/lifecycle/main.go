@@ -147,6 +147,7 @@ func main() {
 	}
 	if *rounds > 0 {
 		printCalls(rep, ts)
+		save(rep, *jsonOut)
 	}
 	if *keep != "" {
 		for _, f := range strings.Split(*keep, ",") {
@@ -167,6 +168,7 @@ func main() {
 			}
 		}
 		printMemory(rep, ts)
+		save(rep, *jsonOut)
 		for _, t := range ts {
 			if err := t.removeAll(ctx); err != nil {
 				fail(fmt.Errorf("%s: %w", t.Name, err))
@@ -206,17 +208,25 @@ func main() {
 			rep.Density[t.Name].Memory = t.memory(*density)
 		}
 		printDensity(rep, ts)
+		save(rep, *jsonOut)
 		for _, t := range ts {
 			if err := t.removeAll(ctx); err != nil {
 				fail(fmt.Errorf("%s: %w", t.Name, err))
 			}
 		}
 	}
-	if *jsonOut != "" {
-		data, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
-			fail(err)
-		}
+	save(rep, *jsonOut)
+}
+
+// save writes the report so far: after each phase, so a run cut short
+// keeps what it measured.
+func save(rep *Report, path string) {
+	if path == "" {
+		return
+	}
+	data, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		fail(err)
 	}
 }
 
@@ -418,8 +428,20 @@ func (t *target) relist(ctx context.Context, d *Density, n int) error {
 	return nil
 }
 
+// removeAll removes the pods left running as the kubelet does: their
+// containers stopped first, at once (a `sleep` as PID 1 ignores SIGTERM,
+// and a pod stop would wait out each runtime's own grace period).
 func (t *target) removeAll(ctx context.Context) error {
 	for _, p := range t.pods {
+		cs, err := t.rt.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{PodSandboxId: p}})
+		if err != nil {
+			return err
+		}
+		for _, c := range cs.Containers {
+			if _, err := t.rt.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: c.Id, Timeout: 0}); err != nil {
+				return err
+			}
+		}
 		if _, err := t.rt.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: p}); err != nil {
 			return err
 		}
