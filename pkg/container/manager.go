@@ -21,6 +21,7 @@ import (
 	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
+	"github.com/crid-dev/crid/pkg/oci/seccomp"
 	"github.com/crid-dev/crid/pkg/records"
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -63,6 +64,9 @@ type Manager struct {
 	exiting map[string]bool          // exits being recorded: each is recorded once
 
 	watch *exitWatcher
+	// seccomp compiles each distinct profile once, for every container
+	// that runs it.
+	seccomp seccomp.Cache
 	// The throttling watch's goroutine: stopped by Close.
 	stopThrottle context.CancelFunc
 	throttleDone chan struct{}

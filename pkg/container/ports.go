@@ -68,15 +68,17 @@ type Cgroups interface {
 // Execs make the commands that run a process inside a running container
 // (exec, ExecSync, probes).
 type Execs interface {
-	Command(pid int, cgroupJoin []string, p *specs.Process, sc *specs.LinuxSeccomp) (*exec.Cmd, error)
+	// Command runs p with the container's seccomp filter: prog, its
+	// compiled program, when there is one, else sc compiled.
+	Command(pid int, cgroupJoin []string, p *specs.Process, sc *specs.LinuxSeccomp, prog []byte) (*exec.Cmd, error)
 }
 
 // ExecBinary runs execs from crid's sealed binary, through the nsenter
 // constructor (pkg/oci/executor).
 type ExecBinary struct{ Binary *reexec.Binary }
 
-func (b ExecBinary) Command(pid int, cgroupJoin []string, p *specs.Process, sc *specs.LinuxSeccomp) (*exec.Cmd, error) {
-	return executor.ExecCmd(b.Binary, pid, cgroupJoin, p, sc)
+func (b ExecBinary) Command(pid int, cgroupJoin []string, p *specs.Process, sc *specs.LinuxSeccomp, prog []byte) (*exec.Cmd, error) {
+	return executor.ExecCmd(b.Binary, pid, cgroupJoin, p, sc, prog)
 }
 
 // MonitorBinary runs crid-monitor from a sealed binary.

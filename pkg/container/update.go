@@ -3,10 +3,13 @@ package container
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/oci/executor"
 )
 
 // UpdateResources changes a container's cgroup limits in place, running
@@ -79,5 +82,11 @@ func (m *Manager) ExecCommand(ctx context.Context, id string, args []string) (*e
 	if err != nil {
 		return nil, err
 	}
-	return m.opts.Execs.Command(c.Pid, cg.JoinFiles(), &p, spec.Linux.Seccomp)
+	// The profile compiled at create, when it was (a container made by
+	// an older crid has none: the exec compiles it).
+	prog, err := os.ReadFile(filepath.Join(c.Bundle, executor.SeccompProgramFile))
+	if err != nil || spec.Linux.Seccomp == nil {
+		prog = nil
+	}
+	return m.opts.Execs.Command(c.Pid, cg.JoinFiles(), &p, spec.Linux.Seccomp, prog)
 }

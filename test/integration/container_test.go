@@ -1044,3 +1044,37 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestSeccompProgramCompiledAtCreate: crid compiles a container's seccomp
+// profile once, at create, into its bundle; the init and every exec load
+// that program (one filter, in every thread) instead of compiling it.
+func TestSeccompProgramCompiledAtCreate(t *testing.T) {
+	e := newCtrEnv(t, 38)
+	ctx := context.Background()
+	id := e.start(t, &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "confined"},
+		Command: []string{"sh", "-c", "grep -E '^Seccomp' /proc/self/status > /tmp/init-status; sleep 300"},
+		Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+			Seccomp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault}}}})
+	prog, err := os.ReadFile(filepath.Join(e.d.Dir, "run", "containers", id, "seccomp.bpf"))
+	if err != nil || len(prog) == 0 || len(prog)%8 != 0 {
+		t.Fatalf("the bundle's compiled filter: %d bytes, %v", len(prog), err)
+	}
+	want := "Seccomp:\t2\nSeccomp_filters:\t1\n"
+	deadline := time.Now().Add(10 * time.Second)
+	var resp *runtime.ExecSyncResponse
+	for time.Now().Before(deadline) {
+		resp, err = e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"cat", "/tmp/init-status"}, Timeout: 10})
+		if err == nil && resp.ExitCode == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || string(resp.Stdout) != want {
+		t.Errorf("the container's process: %q, %v; want %q", resp.GetStdout(), err, want)
+	}
+	resp, err = e.rt.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"grep", "-E", "^Seccomp", "/proc/self/status"}, Timeout: 10})
+	if err != nil || string(resp.Stdout) != want {
+		t.Errorf("an exec: %q, %v; want %q", resp.GetStdout(), err, want)
+	}
+	harness.RemovePod(t, e.rt, e.pod)
+}

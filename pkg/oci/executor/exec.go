@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/oci/nsenter"
-	"github.com/crid-dev/crid/pkg/oci/seccomp"
 	"github.com/crid-dev/crid/pkg/reexec"
 )
 
@@ -29,8 +28,12 @@ const ExecCommand = "exec"
 // Starting, waiting and stopping are the caller's: SIGTERM to it kills and
 // reaps the process in the container; SIGKILL kills it too, leaving its
 // zombie to the container's init.
-func ExecCmd(bin *reexec.Binary, pid int, cgroupJoin []string, p *specs.Process, sc *specs.LinuxSeccomp) (*exec.Cmd, error) {
-	data, err := json.Marshal(execSpec{Process: p, Seccomp: sc})
+func ExecCmd(bin *reexec.Binary, pid int, cgroupJoin []string, p *specs.Process, sc *specs.LinuxSeccomp, prog []byte) (*exec.Cmd, error) {
+	es := execSpec{Process: p, Seccomp: sc}
+	if prog != nil {
+		es = execSpec{Process: p, SeccompProgram: prog}
+	}
+	data, err := json.Marshal(es)
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +63,10 @@ func ExecCmd(bin *reexec.Binary, pid int, cgroupJoin []string, p *specs.Process,
 type execSpec struct {
 	Process *specs.Process      `json:"process"`
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// SeccompProgram is Seccomp compiled (seccomp.Compile): sent instead
+	// of it when the caller has it, so an exec (a probe, every few
+	// seconds) does not compile the profile each time.
+	SeccompProgram []byte `json:"seccompProgram,omitempty"`
 }
 
 // ExecInit runs in the container's namespaces (see ExecCmd): it reads the
@@ -111,21 +118,9 @@ func ExecInit() int {
 		fmt.Fprintln(os.Stderr, "crid exec:", err)
 		return 126
 	}
-	if es.Seccomp != nil && !p.NoNewPrivileges {
-		if err := seccomp.Load(es.Seccomp, false); err != nil {
-			fmt.Fprintln(os.Stderr, "crid exec:", err)
-			return 126
-		}
-	}
-	if err := dropPrivileges(&p); err != nil {
+	if err := confine(&p, es.Seccomp, es.SeccompProgram); err != nil {
 		fmt.Fprintln(os.Stderr, "crid exec:", err)
 		return 126
-	}
-	if es.Seccomp != nil && p.NoNewPrivileges {
-		if err := seccomp.Load(es.Seccomp, true); err != nil {
-			fmt.Fprintln(os.Stderr, "crid exec:", err)
-			return 126
-		}
 	}
 	err = unix.Exec(argv0, p.Args, p.Env)
 	fmt.Fprintf(os.Stderr, "crid exec: exec %s: %v\n", p.Args[0], err)

@@ -90,7 +90,7 @@ func setup(cfg *initConfig, sync *os.File) (string, error) {
 			return "", fmt.Errorf("set hostname: %w", err)
 		}
 	}
-	return prepareExec(spec.Process, spec.Linux.Seccomp, sync)
+	return prepareExec(spec.Process, spec.Linux.Seccomp, cfg.SeccompProgram, sync)
 }
 
 // enterCgroupNamespace makes the container's cgroup namespace. Start put
@@ -243,7 +243,7 @@ func finalizeRootfs(root int, spec *specs.Spec) error {
 // its seccomp filter and its privileges. A terminal's master goes to
 // Start over sync as soon as it exists, before a seccomp profile could
 // forbid sending it.
-func prepareExec(p *specs.Process, sc *specs.LinuxSeccomp, sync *os.File) (string, error) {
+func prepareExec(p *specs.Process, sc *specs.LinuxSeccomp, prog []byte, sync *os.File) (string, error) {
 	argv0, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
 		return "", err
@@ -267,24 +267,40 @@ func prepareExec(p *specs.Process, sc *specs.LinuxSeccomp, sync *os.File) (strin
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return "", fmt.Errorf("close inherited descriptors: %w", err)
 	}
-	// Seccomp comes last. Without no_new_privs the kernel takes a filter
-	// only from a thread with CAP_SYS_ADMIN, so it is loaded before the
-	// privileges go (the profile must allow setuid and capset, as the
-	// default does); with it, after.
-	if sc != nil && !p.NoNewPrivileges {
-		if err := seccomp.Load(sc, false); err != nil {
-			return "", err
+	// Seccomp comes last.
+	if err := confine(p, sc, prog); err != nil {
+		return "", err
+	}
+	return argv0, nil
+}
+
+// confine drops p's privileges and loads its seccomp filter: the
+// compiled program when the starter sent one, else sc compiled here.
+// Without no_new_privs the kernel takes a filter only from a thread with
+// CAP_SYS_ADMIN, so it is loaded before the privileges go (the profile
+// must allow setuid and capset, as the default does); with it, after.
+func confine(p *specs.Process, sc *specs.LinuxSeccomp, prog []byte) error {
+	load := func(nnp bool) error {
+		if prog != nil {
+			return seccomp.LoadProgram(prog, nnp)
+		}
+		if sc != nil {
+			return seccomp.Load(sc, nnp)
+		}
+		return nil
+	}
+	if !p.NoNewPrivileges {
+		if err := load(false); err != nil {
+			return err
 		}
 	}
 	if err := dropPrivileges(p); err != nil {
-		return "", err
+		return err
 	}
-	if sc != nil && p.NoNewPrivileges {
-		if err := seccomp.Load(sc, true); err != nil {
-			return "", err
-		}
+	if p.NoNewPrivileges {
+		return load(true)
 	}
-	return argv0, nil
+	return nil
 }
 
 func inUserNamespace(spec *specs.Spec) bool {

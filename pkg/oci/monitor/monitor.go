@@ -323,6 +323,11 @@ func (m *monitor) start(req Request) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("config.json: %w", err)
 	}
+	// The seccomp filter crid compiled for this spec, if it did: the init
+	// then loads it rather than compiling the profile.
+	if prog, err := os.ReadFile(filepath.Join(req.Bundle, executor.SeccompProgramFile)); err == nil {
+		spec.SeccompProgram = prog
+	}
 	log, err := OpenLog(req.Log)
 	if err != nil {
 		return 0, err
