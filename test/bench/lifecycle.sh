@@ -19,11 +19,16 @@
 # container. The table goes to stdout, the JSON report to
 # _output/bench/lifecycle-DATE.json. Not part of the pass/fail suite.
 #
-#   test/bench/lifecycle.sh [ROUNDS] [KEEP] [DENSITY]
+#   test/bench/lifecycle.sh [ROUNDS] [KEEP] [DENSITY] [DENSITY_NETWORK]
+#
+# DENSITY_NETWORK is cni (the default) or host: host-network pods show the
+# runtimes' own scaling without the CNI chain's (its iptables rules grow
+# with every pod).
 set -euo pipefail
 rounds=${1:-20}
 keep=${2:-10,100}
 density=${3:-0}
+density_net=${4:-cni}
 . "$(dirname "$0")/lib.sh"
 bench_endpoints="crid containerd crio"
 bench_links="bcrid0 bctrd0 bcrio0"
@@ -74,7 +79,7 @@ c containerd pull "$reg/$pause" >/dev/null
 
 mkdir -p "$repo/_output/bench"
 report=$repo/_output/bench/lifecycle-$(date -u +%Y%m%dT%H%M%SZ).json
-(cd "$repo" && go run ./test/bench/lifecycle -rounds "$rounds" -keep "$keep" -density "$density" -logs "$work/logs" -json "$report" \
+(cd "$repo" && go run ./test/bench/lifecycle -rounds "$rounds" -keep "$keep" -density "$density" -density-network "$density_net" -logs "$work/logs" -json "$report" \
 	-rt "name=crid,sock=$work/crid.sock,image=$image,pid=$crid_pid,perpod=^crid (monitor|infra) $work/" \
 	-rt "name=containerd,sock=$work/containerd.sock,image=$reg/$image,pid=$containerd_pid,perpod=^[^ ]*containerd-shim-runc-v2 -namespace k8s.io .*-address $work/containerd.sock" \
 	-rt "name=crio,sock=$work/crio.sock,image=$reg/$image,pid=$crio_pid,perpod=^[^ ]*conmon .*$work/")

@@ -84,13 +84,15 @@ type Density struct {
 
 // Report is the JSON output.
 type Report struct {
-	Date     string                                 `json:"date"`
-	Load     string                                 `json:"load"`
-	Rounds   int                                    `json:"rounds"`
-	Calls    map[string]map[string]map[string]Stats `json:"calls"` // runtime, network, rpc
-	Memory   map[string][]Memory                    `json:"memory"`
-	Density  map[string]*Density                    `json:"density,omitempty"`
-	Runtimes []string                               `json:"runtimes"`
+	Date    string                                 `json:"date"`
+	Load    string                                 `json:"load"`
+	Rounds  int                                    `json:"rounds"`
+	Calls   map[string]map[string]map[string]Stats `json:"calls"` // runtime, network, rpc
+	Memory  map[string][]Memory                    `json:"memory"`
+	Density map[string]*Density                    `json:"density,omitempty"`
+	// DensityNetwork is the density pods' network, cni or host.
+	DensityNetwork string   `json:"densityNetwork,omitempty"`
+	Runtimes       []string `json:"runtimes"`
 }
 
 type targets []string
@@ -105,6 +107,7 @@ func main() {
 	keep := flag.String("keep", "", "pod counts to hold on every runtime and read memory at, e.g. 10,100")
 	density := flag.Int("density", 0, "pods to make on every runtime for the density figures")
 	containers := flag.Int("containers", 3, "containers per pod in the density run")
+	densityNet := flag.String("density-network", "cni", "the density run's pods' network: cni or host (the runtime's own share)")
 	logDir := flag.String("logs", os.TempDir(), "where pods log")
 	jsonOut := flag.String("json", "", "write the report here too")
 	nets := flag.String("networks", "cni,host", "the pods' networks in the rounds")
@@ -176,7 +179,7 @@ func main() {
 		}
 	}
 	if *density > 0 {
-		rep.Density = map[string]*Density{}
+		rep.Density, rep.DensityNetwork = map[string]*Density{}, *densityNet
 		for _, t := range ts {
 			rep.Density[t.Name] = &Density{Pods: *density, Containers: *containers, Relist: map[string]Stats{}}
 		}
@@ -185,7 +188,7 @@ func main() {
 		for i := range *density {
 			for _, t := range ts {
 				var cs []time.Duration
-				d, err := t.pod(ctx, fmt.Sprintf("dense%d", i), false, *containers, *logDir, &cs)
+				d, err := t.pod(ctx, fmt.Sprintf("dense%d", i), *densityNet == "host", *containers, *logDir, &cs)
 				if err != nil {
 					fail(fmt.Errorf("%s: pod %d: %w", t.Name, i, err))
 				}
@@ -371,7 +374,8 @@ func (t *target) round(ctx context.Context, name string, hostNet bool, logDir st
 	return nil
 }
 
-// pod leaves a CNI-networked pod with n running containers; it returns
+// pod leaves a pod (CNI-networked unless hostNet) with n running
+// containers; it returns
 // how long RunPodSandbox took, and appends each Create+Start to cs.
 func (t *target) pod(ctx context.Context, name string, hostNet bool, n int, logDir string, cs *[]time.Duration) (time.Duration, error) {
 	podCfg := t.podConfig(name, hostNet, logDir)
@@ -607,7 +611,7 @@ func printMemory(rep *Report, ts []*target) {
 }
 
 func printDensity(rep *Report, ts []*target) {
-	fmt.Printf("\ndensity\n")
+	fmt.Printf("\ndensity (%s network)\n", rep.DensityNetwork)
 	for _, t := range ts {
 		d := rep.Density[t.Name]
 		fmt.Printf("  %-10s %d pods x %d containers: RunPodSandbox p50 %.1f -> %.1f ms, p99 %.1f -> %.1f ms (first ten -> last ten); Create+Start median %.1f ms\n",
