@@ -122,6 +122,12 @@ func serve(cfg config.Config) error {
 	}
 	bin.Start()
 	defer bin.Close()
+	// The host's cgroup mounts, read once: every monitor and container
+	// init would otherwise read the node's whole mountinfo for them.
+	cgroupMounts, err := cgroups.Mounts()
+	if err != nil {
+		return err
+	}
 	// The managers know nothing of each other or of NRI: the server
 	// calls each in turn, and NRI plugins between their steps.
 	plugins, err := nri.New(cfg, m)
@@ -133,7 +139,7 @@ func serve(cfg config.Config) error {
 		Store:    st,
 		Cgroups:  cg,
 		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache"), m),
-		Monitors: sandbox.MonitorBinary{Binary: monitorBin, Metrics: m},
+		Monitors: sandbox.MonitorBinary{Binary: monitorBin, Metrics: m, CgroupMounts: cgroupMounts},
 		Kernel:   sandbox.Host{Binary: monitorBin, Cgroups: cg, Trash: bin},
 	})
 	if err != nil {
@@ -142,7 +148,7 @@ func serve(cfg config.Config) error {
 	broker := events.New()
 	containers, err := container.New(context.Background(), container.Options{
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Layers: images,
-		Monitors: container.MonitorBinary{Binary: monitorBin}, Execs: container.ExecBinary{Binary: binary},
+		Monitors: container.MonitorBinary{Binary: monitorBin, CgroupMounts: cgroupMounts}, Execs: container.ExecBinary{Binary: binary},
 		Events: broker, Metrics: m, Throttling: throttling(cfg), Trash: bin,
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -81,23 +82,49 @@ var v1Controllers = []string{"cpu", "cpuacct", "cpuset", "memory", "pids", "blki
 
 // Discover reads the host's layout from /proc/self/mountinfo.
 func Discover() (*Hierarchy, error) {
+	mounts, err := Mounts()
+	if err != nil {
+		return nil, err
+	}
+	return DiscoverFrom(mounts)
+}
+
+// MountsEnv carries Mounts from crid to the processes it starts beside
+// pods (the monitor, and from it each container's init).
+const MountsEnv = "CRID_CGROUP_MOUNTS"
+
+// Mounts is the cgroup lines of /proc/self/mountinfo. The kernel writes
+// mountinfo out at about 33 µs a mount: 119 ms on a node of 250 pods
+// (3600 mounts), which every pod's monitor and every container's init
+// paid to find a dozen cgroup mounts. crid reads it once, at start, and
+// hands these lines on (MountsEnv).
+func Mounts() (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if _, post, ok := strings.Cut(sc.Text(), " - "); ok && (strings.HasPrefix(post, "cgroup ") || strings.HasPrefix(post, "cgroup2 ")) {
+			b.WriteString(sc.Text())
+			b.WriteByte('\n')
+		}
+	}
+	return b.String(), sc.Err()
+}
+
+// DiscoverFrom is Discover from mountinfo lines (Mounts).
+func DiscoverFrom(mounts string) (*Hierarchy, error) {
 	mode, err := DetectMode(DefaultMountpoint)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	h, err := parseMountinfo(f, mode)
-	if err != nil {
-		return nil, err
-	}
-	return h, nil
+	return parseMountinfo(strings.NewReader(mounts), mode)
 }
 
-func parseMountinfo(f *os.File, mode Mode) (*Hierarchy, error) {
+func parseMountinfo(f io.Reader, mode Mode) (*Hierarchy, error) {
 	h := &Hierarchy{Mode: mode, V1: map[string]string{}}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

@@ -68,17 +68,19 @@ type Kernel interface {
 }
 
 // MonitorBinary runs crid-monitor from a sealed binary, counting the
-// monitors it starts in Metrics (which may be nil).
+// monitors it starts in Metrics (which may be nil) and telling them the
+// host's cgroup mounts (cgroups.Mounts).
 type MonitorBinary struct {
-	Binary  *reexec.Binary
-	Metrics *metrics.Metrics
+	Binary       *reexec.Binary
+	Metrics      *metrics.Metrics
+	CgroupMounts string
 }
 
 func (b MonitorBinary) Ensure(ctx context.Context, dir string) error {
 	if monitor.Connect(dir).Alive(ctx) {
 		return nil
 	}
-	if _, err := monitor.Ensure(ctx, b.Binary, dir); err != nil {
+	if _, err := monitor.Ensure(ctx, b.Binary, dir, b.CgroupMounts); err != nil {
 		return err
 	}
 	b.Metrics.MonitorStarted()

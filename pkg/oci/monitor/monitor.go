@@ -138,13 +138,16 @@ func (f fanout) Write(p []byte) (int, error) {
 }
 
 type monitor struct {
-	dir     string
-	bin     *reexec.Binary
-	cg      *cgroups.Hierarchy
-	mu      sync.Mutex
-	byPid   map[int]*container
-	byID    map[string]*container
-	closing bool
+	dir string
+	// cgroupMounts are the host's cgroup mounts (cgroups.Mounts), for
+	// the inits.
+	cgroupMounts string
+	bin          *reexec.Binary
+	cg           *cgroups.Hierarchy
+	mu           sync.Mutex
+	byPid        map[int]*container
+	byID         map[string]*container
+	closing      bool
 }
 
 // Run is the monitor's main: it serves dir's socket until asked to shut
@@ -154,12 +157,20 @@ func Run(dir string) int {
 		fmt.Fprintln(os.Stderr, "monitor: subreaper:", err)
 		return 1
 	}
-	cg, err := cgroups.Discover()
+	mounts := os.Getenv(cgroups.MountsEnv)
+	if mounts == "" {
+		var err error
+		if mounts, err = cgroups.Mounts(); err != nil {
+			fmt.Fprintln(os.Stderr, "monitor:", err)
+			return 1
+		}
+	}
+	cg, err := cgroups.DiscoverFrom(mounts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "monitor:", err)
 		return 1
 	}
-	m := &monitor{dir: dir, bin: reexec.Self(), cg: cg, byPid: map[int]*container{}, byID: map[string]*container{}}
+	m := &monitor{dir: dir, bin: reexec.Self(), cg: cg, cgroupMounts: mounts, byPid: map[int]*container{}, byID: map[string]*container{}}
 	// Socket paths are limited to 107 bytes and a pod's dir under the run
 	// root is longer: listen relative to the dir, and let clients dial
 	// through a descriptor of it (see dial).
@@ -382,7 +393,7 @@ func (m *monitor) start(req Request) (int, error) {
 	// The init is born in its cgroup (v2), or puts itself there before it
 	// has a second thread (v1): either spares the kernel the
 	// synchronize_rcu of moving it there.
-	opts := executor.Options{CgroupJoin: cg.JoinFiles()}
+	opts := executor.Options{CgroupJoin: cg.JoinFiles(), CgroupMounts: m.cgroupMounts}
 	if dir, err := cg.CloneInto(); err == nil {
 		defer dir.Close()
 		opts.CgroupDir = dir

@@ -51,7 +51,7 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bin.Close() })
-	if f.client, err = Ensure(context.Background(), bin, f.monDir); err != nil {
+	if f.client, err = Ensure(context.Background(), bin, f.monDir, ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.client.Shutdown(context.Background()) })
