@@ -53,7 +53,13 @@ func serve(cfg config.Config) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("crid must run as root (it creates namespaces, mounts and cgroups); effective uid is %d", os.Geteuid())
 	}
-	cg, err := cgroups.Discover()
+	// The host's cgroup mounts, read once: every monitor and container
+	// init is handed them instead of reading the node's whole mountinfo.
+	cgroupMounts, err := cgroups.Mounts()
+	if err != nil {
+		return fmt.Errorf("cgroups: %w", err)
+	}
+	cg, err := cgroups.DiscoverFrom(cgroupMounts)
 	if err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
@@ -122,12 +128,6 @@ func serve(cfg config.Config) error {
 	}
 	bin.Start()
 	defer bin.Close()
-	// The host's cgroup mounts, read once: every monitor and container
-	// init would otherwise read the node's whole mountinfo for them.
-	cgroupMounts, err := cgroups.Mounts()
-	if err != nil {
-		return err
-	}
 	// The managers know nothing of each other or of NRI: the server
 	// calls each in turn, and NRI plugins between their steps.
 	plugins, err := nri.New(cfg, m)
