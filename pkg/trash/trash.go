@@ -77,7 +77,10 @@ func (b *Bin) Discard(path string) error {
 			return nil
 		}
 		if errors.Is(err, os.ErrNotExist) {
-			return nil
+			if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+				return nil // removed meanwhile
+			}
+			continue // the bin itself is gone: the next one, or now
 		}
 		if !errors.Is(err, unix.EXDEV) {
 			return fmt.Errorf("discard %s: %w", path, err)

@@ -192,3 +192,23 @@ func TestMountsUnderAnEntryAreUnmountedFirst(t *testing.T) {
 		t.Errorf("the removal walked into the mount: %v", err)
 	}
 }
+
+// TestAGoneBinStillRemoves: with its bin deleted under it, a discard
+// still removes the path rather than leave it.
+func TestAGoneBinStillRemoves(t *testing.T) {
+	base := t.TempDir()
+	bin := filepath.Join(base, "trash")
+	b, err := Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(bin)
+	victim := filepath.Join(base, "pod")
+	tree(t, victim)
+	if err := b.Discard(victim); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(t, victim) {
+		t.Errorf("%s is still there", victim)
+	}
+}
