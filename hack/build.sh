@@ -8,5 +8,8 @@ if [ -n "$(git -C "$repo" status --porcelain 2>/dev/null)" ]; then commit=$commi
 mkdir -p "$repo/_output/bin"
 cd "$repo"
 go build -trimpath -ldflags "-X github.com/crid-dev/crid/pkg/version.GitCommit=$commit" -o _output/bin/crid ./cmd/crid
-# The per-pod processes' binary, small on purpose; crid finds it beside itself.
+# The per-pod processes' binaries, small on purpose; crid finds them beside
+# itself: crid-monitor (Go: inits, infra, the monitor's helpers) and
+# crid-podmon (C: a pod's monitor; the same flags as test/harness).
 go build -trimpath -ldflags "-s -w" -o _output/bin/crid-monitor ./cmd/crid-monitor
+"${CC:-cc}" -O2 -Wall -Wextra -Werror -static -o _output/bin/crid-podmon cmd/crid-podmon/podmon.c

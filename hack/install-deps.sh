@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, idempotently, what crid needs on a Debian 12 machine:
-#   install-deps.sh runtime   CNI plugins, iptables, crictl
+#   install-deps.sh runtime   CNI plugins, iptables, crictl, a C compiler (crid-podmon)
 #   install-deps.sh test      the above, plus busybox, curl, netcat-openbsd and
 #                             docker-registry for the test images, qemu for the cgroup v2 tests, critest
 #                             and promtool
@@ -15,8 +15,8 @@ export PATH=$PATH:/usr/local/go/bin
 
 what=${1:-runtime}
 case "$what" in
-runtime) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev) ;;
-test) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev busybox docker-registry curl netcat-openbsd bind9-dnsutils qemu-system-x86 bc) ;;
+runtime) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev gcc libc6-dev) ;;
+test) packages=(containernetworking-plugins iptables iproute2 libseccomp-dev gcc libc6-dev busybox docker-registry curl netcat-openbsd bind9-dnsutils qemu-system-x86 bc) ;;
 *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
 esac
 

@@ -2,7 +2,7 @@
 # Installs crid as a node's service, or removes it:
 #   hack/install.sh [--root DIR] [--prefix /usr/local]       install/upgrade
 #   hack/install.sh [--root DIR] --uninstall [--purge]        remove
-# Installing puts crid and crid-monitor in PREFIX/bin, the systemd unit in
+# Installing puts crid, crid-monitor and crid-podmon in PREFIX/bin, the systemd unit in
 # /etc/systemd/system, and, only where there is none yet, the config
 # (/etc/crid/crid.toml), the default pod network (/etc/cni/net.d) and
 # /etc/crictl.yaml: an operator's own files are never overwritten. Run
@@ -56,7 +56,7 @@ if [ -n "$uninstall" ]; then
 	if [ -n "$systemd" ]; then
 		systemctl disable --now crid.service 2>/dev/null || true
 	fi
-	rm -f "$bindir/crid" "$bindir/crid-monitor" "$unit"
+	rm -f "$bindir/crid" "$bindir/crid-monitor" "$bindir/crid-podmon" "$unit"
 	[ -z "$systemd" ] || systemctl daemon-reload
 	echo "install.sh: removed crid from $bindir and $unit"
 	if [ -n "$purge" ]; then
@@ -89,6 +89,7 @@ fi
 "$repo/hack/build.sh"
 put "$repo/_output/bin/crid" "$bindir/crid" 0755
 put "$repo/_output/bin/crid-monitor" "$bindir/crid-monitor" 0755
+put "$repo/_output/bin/crid-podmon" "$bindir/crid-podmon" 0755
 mkdir -p "$(dirname "$unit")"
 sed "s|^ExecStart=/usr/local/bin/crid |ExecStart=$prefix/bin/crid |" "$repo/deploy/systemd/crid.service" >"$unit.tmp"
 put "$unit.tmp" "$unit" 0644

@@ -1,14 +1,16 @@
-// Command crid-monitor holds the processes crid leaves running beside each
-// pod, in a binary of their own so that each costs little memory: crid
-// itself links the CRI's protobuf descriptors, gRPC and the image client,
-// whose initialisation a long-lived process per pod should not pay.
+// Command crid-monitor holds the Go processes crid and a pod's monitor
+// (crid-podmon) start beside each pod, in a binary of their own so that
+// each costs little memory: crid itself links the CRI's protobuf
+// descriptors, gRPC and the image client, whose initialisation these
+// should not pay.
 //
-//	crid-monitor monitor DIR     a pod's monitor (see pkg/oci/monitor)
+//	crid-monitor start BUNDLE    the monitor's start helper (pkg/oci/monitor)
+//	crid-monitor exited BUNDLE OOM PID STATUS NS
+//	                             the monitor's exit helper (pkg/oci/monitor)
 //	crid-monitor init            a container's init (see pkg/oci/executor)
 //	crid-monitor infra [flags]   a pod's infra process (see pkg/infra)
 //
-// crid runs it from a sealed in-memory copy; it is not meant to be run by
-// hand.
+// It runs from a sealed in-memory copy; it is not meant to be run by hand.
 package main
 
 import (
@@ -29,18 +31,17 @@ func init() { runtime.LockOSThread() }
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "crid-monitor is started by crid: monitor DIR | init | infra [flags]")
+		fmt.Fprintln(os.Stderr, "crid-monitor is started by crid: start BUNDLE | exited ... | init | infra [flags]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
-	case monitor.Command:
+	case monitor.StartCommand:
 		if len(os.Args) != 3 {
 			os.Exit(2)
 		}
-		// The monitor execs nothing itself: its main goroutine need not
-		// keep a thread of its own, idle whenever the goroutine waits.
-		runtime.UnlockOSThread()
-		os.Exit(monitor.Run(os.Args[2]))
+		os.Exit(monitor.RunStart(os.Args[2]))
+	case monitor.ExitedCommand:
+		os.Exit(monitor.RunExited(os.Args[2:]))
 	case executor.InitCommand:
 		os.Exit(executor.Init())
 	case infra.Command:

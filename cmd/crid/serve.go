@@ -30,6 +30,7 @@ import (
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/nri"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/sdnotify"
@@ -110,12 +111,18 @@ func serve(cfg config.Config) error {
 	}
 	defer binary.Close()
 	// The processes left beside each pod (monitor, infra, container init)
-	// run from a small binary of their own, installed next to crid.
-	monitorBin, err := sealMonitor()
+	// run from small binaries of their own, installed next to crid.
+	monitorBin, err := sealCompanion(MonitorBinary)
 	if err != nil {
 		return err
 	}
 	defer monitorBin.Close()
+	podmonBin, err := sealCompanion(PodMonitorBinary)
+	if err != nil {
+		return err
+	}
+	defer podmonBin.Close()
+	monitors := monitor.Binaries{Monitor: podmonBin, Helper: monitorBin}
 	// Removed pods' and containers' files are deleted after their calls
 	// return; a clean stop leaves the bins empty, a crash's leftovers go
 	// at the next start.
@@ -139,7 +146,7 @@ func serve(cfg config.Config) error {
 		Store:    st,
 		Cgroups:  cg,
 		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache"), m),
-		Monitors: sandbox.MonitorBinary{Binary: monitorBin, Metrics: m, CgroupMounts: cgroupMounts},
+		Monitors: sandbox.MonitorBinary{Binaries: monitors, Metrics: m, CgroupMounts: cgroupMounts},
 		Kernel:   sandbox.Host{Binary: monitorBin, Cgroups: cg, Trash: bin},
 	})
 	if err != nil {
@@ -148,7 +155,7 @@ func serve(cfg config.Config) error {
 	broker := events.New()
 	containers, err := container.New(context.Background(), container.Options{
 		Root: cfg.Root, RunRoot: cfg.RunRoot, Store: st, Cgroups: cg, Layers: images,
-		Monitors: container.MonitorBinary{Binary: monitorBin, CgroupMounts: cgroupMounts}, Execs: container.ExecBinary{Binary: binary},
+		Monitors: container.MonitorBinary{Binaries: monitors, CgroupMounts: cgroupMounts}, Execs: container.ExecBinary{Binary: binary},
 		Events: broker, Metrics: m, Throttling: throttling(cfg), Trash: bin,
 	})
 	if err != nil {
@@ -387,20 +394,24 @@ func gracefulStop(g *grpc.Server, grace time.Duration) {
 	}
 }
 
-// MonitorBinary is the companion binary crid runs beside each pod.
-const MonitorBinary = "crid-monitor"
+// The companion binaries crid runs, found beside its own executable:
+// crid-monitor (Go: container inits, infra processes, the monitor's
+// helpers) and crid-podmon (C: a pod's monitor).
+const (
+	MonitorBinary    = "crid-monitor"
+	PodMonitorBinary = "crid-podmon"
+)
 
-// sealMonitor seals a copy of crid-monitor, found next to crid's own
-// executable.
-func sealMonitor() (*reexec.Binary, error) {
+// sealCompanion seals a copy of a companion binary.
+func sealCompanion(name string) (*reexec.Binary, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	p := filepath.Join(filepath.Dir(self), MonitorBinary)
+	p := filepath.Join(filepath.Dir(self), name)
 	b, err := reexec.SealFile(p)
 	if err != nil {
-		return nil, fmt.Errorf("%s must be installed next to crid (%s): %w", MonitorBinary, p, err)
+		return nil, fmt.Errorf("%s must be installed next to crid (%s): %w", name, p, err)
 	}
 	return b, nil
 }

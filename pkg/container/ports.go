@@ -81,15 +81,15 @@ func (b ExecBinary) Command(pid int, cgroupJoin []string, p *specs.Process, sc *
 	return executor.ExecCmd(b.Binary, pid, cgroupJoin, p, sc, prog)
 }
 
-// MonitorBinary runs crid-monitor from a sealed binary, telling it the
+// MonitorBinary runs crid-podmon from sealed binaries, telling it the
 // host's cgroup mounts (cgroups.Mounts).
 type MonitorBinary struct {
-	Binary       *reexec.Binary
+	Binaries     monitor.Binaries
 	CgroupMounts string
 }
 
 func (b MonitorBinary) Ensure(ctx context.Context, dir string) (Monitor, error) {
-	return monitor.Ensure(ctx, b.Binary, dir, b.CgroupMounts)
+	return monitor.Ensure(ctx, b.Binaries, dir, b.CgroupMounts)
 }
 func (MonitorBinary) Connect(dir string) Monitor { return monitor.Connect(dir) }
 

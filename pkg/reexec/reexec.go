@@ -74,6 +74,10 @@ func (b *Binary) Command(args ...string) *exec.Cmd {
 	return cmd
 }
 
+// File is the sealed copy's descriptor, for a process to be handed it
+// (nil for Self).
+func (b *Binary) File() *os.File { return b.f }
+
 // Close releases the copy.
 func (b *Binary) Close() error {
 	if b.f == nil {

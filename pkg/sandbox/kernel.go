@@ -67,11 +67,11 @@ type Kernel interface {
 	RemoveDir(dir string) error
 }
 
-// MonitorBinary runs crid-monitor from a sealed binary, counting the
+// MonitorBinary runs crid-podmon from sealed binaries, counting the
 // monitors it starts in Metrics (which may be nil) and telling them the
 // host's cgroup mounts (cgroups.Mounts).
 type MonitorBinary struct {
-	Binary       *reexec.Binary
+	Binaries     monitor.Binaries
 	Metrics      *metrics.Metrics
 	CgroupMounts string
 }
@@ -80,7 +80,7 @@ func (b MonitorBinary) Ensure(ctx context.Context, dir string) error {
 	if monitor.Connect(dir).Alive(ctx) {
 		return nil
 	}
-	if _, err := monitor.Ensure(ctx, b.Binary, dir, b.CgroupMounts); err != nil {
+	if _, err := monitor.Ensure(ctx, b.Binaries, dir, b.CgroupMounts); err != nil {
 		return err
 	}
 	b.Metrics.MonitorStarted()

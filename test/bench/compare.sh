@@ -21,7 +21,8 @@ image=registry.k8s.io/e2e-test-images/busybox:1.29-2
 # REV's binaries, from a worktree of its own (removed on the way out).
 git -C "$repo" worktree add -q --detach "$work/rev" "$rev"
 trap 'git -C "$repo" worktree remove --force "$work/rev" 2>/dev/null || true; bench_cleanup' EXIT
-(cd "$work/rev" && go build -trimpath -o "$work/rev-bin/crid" ./cmd/crid && go build -trimpath -ldflags "-s -w" -o "$work/rev-bin/crid-monitor" ./cmd/crid-monitor)
+(cd "$work/rev" && go build -trimpath -o "$work/rev-bin/crid" ./cmd/crid && go build -trimpath -ldflags "-s -w" -o "$work/rev-bin/crid-monitor" ./cmd/crid-monitor &&
+	if [ -f cmd/crid-podmon/podmon.c ]; then "${CC:-cc}" -O2 -static -o "$work/rev-bin/crid-podmon" cmd/crid-podmon/podmon.c; fi)
 
 # One crid per build: its own root, socket, NRI socket and bridge.
 start() { # name binary-dir subnet-octet
@@ -59,5 +60,5 @@ c after pull "$image" >/dev/null
 echo "before: $rev ($(git -C "$repo" log -1 --format=%s "$rev" | cut -c1-60))"
 echo "after:  the working tree ($(git -C "$repo" log -1 --format=%h) $(git -C "$repo" status --porcelain | grep -q . && echo '+ changes'))"
 (cd "$repo" && go run ./test/bench/lifecycle -rounds "$rounds" -keep "$npods" -logs "$work/logs" \
-	-rt "name=after,sock=$work/after.sock,image=$image,pid=$after_pid,perpod=^crid (monitor|infra) $work/after-run/" \
-	-rt "name=before,sock=$work/before.sock,image=$image,pid=$before_pid,perpod=^crid (monitor|infra) $work/before-run/")
+	-rt "name=after,sock=$work/after.sock,image=$image,pid=$after_pid,perpod=^crid(-podmon| monitor) $work/after-run/" \
+	-rt "name=before,sock=$work/before.sock,image=$image,pid=$before_pid,perpod=^crid(-podmon| monitor) $work/before-run/")

@@ -80,7 +80,7 @@ c containerd pull "$reg/$pause" >/dev/null
 mkdir -p "$repo/_output/bench"
 report=$repo/_output/bench/lifecycle-$(date -u +%Y%m%dT%H%M%SZ).json
 (cd "$repo" && go run ./test/bench/lifecycle -rounds "$rounds" -keep "$keep" -density "$density" -density-network "$density_net" -logs "$work/logs" -json "$report" \
-	-rt "name=crid,sock=$work/crid.sock,image=$image,pid=$crid_pid,perpod=^crid (monitor|infra) $work/" \
+	-rt "name=crid,sock=$work/crid.sock,image=$image,pid=$crid_pid,perpod=^crid-podmon $work/" \
 	-rt "name=containerd,sock=$work/containerd.sock,image=$reg/$image,pid=$containerd_pid,perpod=^[^ ]*containerd-shim-runc-v2 -namespace k8s.io .*-address $work/containerd.sock" \
 	-rt "name=crio,sock=$work/crio.sock,image=$reg/$image,pid=$crio_pid,perpod=^[^ ]*conmon .*$work/")
 echo "report: $report"

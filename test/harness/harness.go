@@ -32,9 +32,9 @@ import (
 	"github.com/crid-dev/crid/test/images/catalog"
 )
 
-// Build compiles crid and crid-monitor into dir (readable by all) from the
-// module whose root is repo, with the build tags given, and answers with
-// crid's path.
+// Build compiles crid, crid-monitor and crid-podmon into dir (readable by
+// all) from the module whose root is repo, with the build tags given, and
+// answers with crid's path.
 func Build(repo, dir string, tags ...string) (string, error) {
 	crid := filepath.Join(dir, "crid")
 	for bin, pkg := range map[string]string{crid: "./cmd/crid", filepath.Join(dir, "crid-monitor"): "./cmd/crid-monitor"} {
@@ -44,7 +44,25 @@ func Build(repo, dir string, tags ...string) (string, error) {
 			return "", fmt.Errorf("build %s: %v\n%s", pkg, err, out)
 		}
 	}
+	if err := BuildPodmon(repo, filepath.Join(dir, "crid-podmon")); err != nil {
+		return "", err
+	}
 	return crid, nil
+}
+
+// BuildPodmon compiles the C pod monitor (cmd/crid-podmon) to out, as
+// hack/build.sh does.
+func BuildPodmon(repo, out string) error {
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	cmd := exec.Command(cc, "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", out, "cmd/crid-podmon/podmon.c")
+	cmd.Dir = repo
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build crid-podmon: %v\n%s", err, msg)
+	}
+	return nil
 }
 
 // RequireRoot skips a test that needs root, saying why.

@@ -34,6 +34,7 @@ func TestInstallIntoAScratchRoot(t *testing.T) {
 	files := map[string]os.FileMode{
 		"usr/local/bin/crid":                    0o755,
 		"usr/local/bin/crid-monitor":            0o755,
+		"usr/local/bin/crid-podmon":             0o755,
 		"etc/systemd/system/crid.service":       0o644,
 		"etc/crid/crid.toml":                    0o644,
 		"etc/cni/net.d/10-crid-bridge.conflist": 0o644,

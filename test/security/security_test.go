@@ -96,7 +96,7 @@ func newEnv(t *testing.T) *env {
 	data, _ := os.ReadFile("/proc/sys/kernel/core_pattern")
 	e.corePattern = string(data)
 	e.binaries = map[string]string{}
-	for _, b := range []string{cridBin, filepath.Join(filepath.Dir(cridBin), "crid-monitor")} {
+	for _, b := range []string{cridBin, filepath.Join(filepath.Dir(cridBin), "crid-monitor"), filepath.Join(filepath.Dir(cridBin), "crid-podmon")} {
 		e.binaries[b] = hashFile(t, b)
 	}
 	return e

@@ -15,7 +15,6 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/errdefs"
-	"github.com/crid-dev/crid/pkg/reexec"
 )
 
 // Client talks to a pod's monitor. Every call takes a context: its
@@ -27,8 +26,9 @@ type Client struct {
 
 // Ensure returns a client of the monitor in dir, starting the monitor if
 // none answers there. The monitor is in a session of its own with no
-// descriptor of crid's, so it outlives crid.
-func Ensure(ctx context.Context, bin *reexec.Binary, dir, cgroupMounts string) (*Client, error) {
+// descriptor of crid's but the sealed crid-monitor it runs its helpers
+// from, so it outlives crid.
+func Ensure(ctx context.Context, bins Binaries, dir, cgroupMounts string) (*Client, error) {
 	c := &Client{dir: dir}
 	if c.Alive(ctx) {
 		return c, nil
@@ -36,15 +36,16 @@ func Ensure(ctx context.Context, bin *reexec.Binary, dir, cgroupMounts string) (
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	cmd := bin.Command(Command, dir)
-	// One P: the monitor waits on pipes and sockets and never computes,
-	// and every P costs a process per pod memory (its caches, its thread).
+	cmd := bins.Monitor.Command(dir)
+	cmd.Args[0] = "crid-podmon"
+	// The helpers are Go: one P each, they live for one start or exit.
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	if cgroupMounts != "" {
-		// The host's cgroup mounts, read once by crid: the monitor and
-		// the inits it starts need not read mountinfo (cgroups.Mounts).
+		// The host's cgroup mounts, read once by crid: the helpers and
+		// the inits need not read mountinfo (cgroups.Mounts).
 		cmd.Env = append(cmd.Env, cgroups.MountsEnv+"="+cgroupMounts)
 	}
+	cmd.ExtraFiles = []*os.File{bins.Helper.File()} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	logf, err := os.OpenFile(filepath.Join(dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {

@@ -1,16 +1,22 @@
 package monitor
 
 import (
-	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 var logLine = regexp.MustCompile(`^(\S+) (stdout|stderr) ([PF]) (.*)$`)
 
+// readLog reads a CRI log: stream, tag and content of each line, after
+// checking its timestamp is RFC 3339 as the kubelet parses it.
 func readLog(t *testing.T, p string) [][]string {
 	t.Helper()
 	data, err := os.ReadFile(p)
@@ -21,71 +27,113 @@ func readLog(t *testing.T, p string) [][]string {
 	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
 		m := logLine.FindStringSubmatch(l)
 		if m == nil {
-			t.Fatalf("not a CRI log line: %q", l)
+			t.Fatalf("not a CRI log line: %.80q", l)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, m[1]); err != nil || !strings.HasSuffix(m[1], "Z") {
+			t.Fatalf("timestamp %q: %v", m[1], err)
 		}
 		out = append(out, m[2:])
 	}
 	return out
 }
 
+// TestCRILogFormat: what a container writes reaches its log as the
+// kubelet reads it: a line a record tagged F, a line longer than 16 KiB
+// in pieces tagged P and the rest F, what ends without a newline as P
+// (a termination message from the log must not grow one).
 func TestCRILogFormat(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "c.log")
-	w, err := OpenLog(p)
-	if err != nil {
+	f := setup(t)
+	const maxLogLine = 16 << 10
+	long := strings.Repeat("x", maxLogLine+10)
+	b := f.bundle(t, "fmt", fmt.Sprintf(`printf 'hello\n\nworld\n'; head -c %d /dev/zero | tr '\0' x; echo; echo oops >&2; printf 'no newline'`, len(long)))
+	logPath := filepath.Join(t.TempDir(), "fmt.log")
+	if _, err := f.client.Start(context.Background(), Request{ID: "fmt", Bundle: b, Log: logPath}); err != nil {
 		t.Fatal(err)
 	}
-	long := strings.Repeat("x", maxLogLine+10)
-	w.Copy("stdout", strings.NewReader("hello\n\nworld\n"+long+"\nno newline"))
-	w.Copy("stderr", strings.NewReader("oops\n"))
-	w.Close()
-	got := readLog(t, p)
-	want := [][]string{
-		{"stdout", "F", "hello"}, {"stdout", "F", ""}, {"stdout", "F", "world"},
-		{"stdout", "P", long[:maxLogLine]}, {"stdout", "F", long[maxLogLine:]},
-		{"stdout", "P", "no newline"}, {"stderr", "F", "oops"},
+	if e := waitExit(t, b); e.ExitCode != 0 {
+		t.Fatalf("exit %+v", e)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("%d lines, want %d: %q", len(got), len(want), got)
-	}
-	for i := range want {
-		if strings.Join(got[i], "|") != strings.Join(want[i], "|") {
-			t.Errorf("line %d: %.40q, want %.40q", i, got[i], want[i])
+	var stdout, stderr []string
+	for _, l := range readLog(t, logPath) {
+		if l[0] == "stdout" {
+			stdout = append(stdout, l[1]+"|"+l[2])
+		} else {
+			stderr = append(stderr, l[1]+"|"+l[2])
 		}
 	}
-}
-
-func TestReopenAfterRotation(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "c.log")
-	w, _ := OpenLog(p)
-	w.Copy("stdout", strings.NewReader("before\n"))
-	os.Rename(p, p+".1") // the kubelet rotates...
-	w.Copy("stdout", strings.NewReader("in between\n"))
-	if err := w.Reopen(); err != nil { // ...then asks for a reopen
-		t.Fatal(err)
+	want := []string{"F|hello", "F|", "F|world", "P|" + long[:maxLogLine], "F|" + long[maxLogLine:], "P|no newline"}
+	if strings.Join(stdout, "\n") != strings.Join(want, "\n") {
+		t.Errorf("stdout lines %.200q, want %.200q", stdout, want)
 	}
-	w.Copy("stdout", strings.NewReader("after\n"))
-	w.Close()
-	old, cur := readLog(t, p+".1"), readLog(t, p)
-	if len(old) != 2 || old[1][2] != "in between" || len(cur) != 1 || cur[0][2] != "after" {
-		t.Fatalf("rotated %q, current %q", old, cur)
+	if strings.Join(stderr, "\n") != "F|oops" {
+		t.Errorf("stderr lines %q", stderr)
 	}
 }
 
-// BenchmarkLogCopy is the monitor's log writer: a container's stdout of
-// 100-byte lines turned into CRI log lines (timestamp, stream, tag) in
-// its log file.
-func BenchmarkLogCopy(b *testing.B) {
-	line := strings.Repeat("x", 99) + "\n"
-	out := []byte(strings.Repeat(line, 10000))
-	w, err := OpenLog(filepath.Join(b.TempDir(), "c.log"))
+// TestRequestsTheMonitorRefuses: what is not a request gets an error or
+// a closed connection, and the monitor goes on answering.
+func TestRequestsTheMonitorRefuses(t *testing.T) {
+	f := setup(t)
+	for _, line := range []string{
+		`{"op":"pid","id":"x"}`, // not running: an error, a good request
+		`{"op":`, `[]`, `{"op":{"nested":1}}`, `{"op":"pid","id":"\u0000"}`, `{"op":"kill","id":"x","signal":1e3}`,
+		`{"op":"kill","id":"x","signal":99}`, `{"op":"nope"}`, `{"op":"start"}`, `{"op":"start","id":"a","bundle":"/nonexistent"}`,
+		strings.Repeat("x", 70<<10),
+	} {
+		resp, err := rawCall(f.monDir, line)
+		if err == nil && resp.Error == "" {
+			t.Errorf("%.60q: answered %+v, want an error", line, resp)
+		}
+	}
+	if !f.client.Alive(context.Background()) {
+		t.Fatal("the monitor died of a bad request")
+	}
+}
+
+// rawCall sends one line to the monitor and reads its answer.
+func rawCall(dir, line string) (Response, error) {
+	d, err := os.Open(dir)
 	if err != nil {
-		b.Fatal(err)
+		return Response{}, err
 	}
-	defer w.Close()
-	b.SetBytes(int64(len(out)))
-	b.ReportAllocs()
+	defer d.Close()
+	conn, err := net.Dial("unix", fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), SocketName))
+	if err != nil {
+		return Response{}, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte(line + "\n")); err != nil {
+		return Response{}, err
+	}
+	var resp Response
+	buf := make([]byte, 64<<10)
+	n, err := conn.Read(buf)
+	if n == 0 {
+		return Response{}, err
+	}
+	if err := json.Unmarshal(buf[:n], &resp); err != nil {
+		return Response{}, err
+	}
+	return resp, nil
+}
+
+// BenchmarkLogCopy is the monitor's log writer at work: a container's
+// stdout of 100-byte lines (8 MB an iteration) turned into CRI log lines
+// in its log file, the container's start and exit included.
+func BenchmarkLogCopy(b *testing.B) {
+	f := setup(b)
+	const lines = 80000
+	b.SetBytes(lines * 100)
+	i := 0
 	for b.Loop() {
-		w.Copy("stdout", bytes.NewReader(out))
+		id := fmt.Sprintf("bench%d", i)
+		i++
+		bundle := f.bundle(b, id, fmt.Sprintf("yes %s | head -n %d", strings.Repeat("x", 99), lines))
+		logPath := filepath.Join(b.TempDir(), id+".log")
+		if _, err := f.client.Start(context.Background(), Request{ID: id, Bundle: bundle, Log: logPath}); err != nil {
+			b.Fatal(err)
+		}
+		waitExit(b, bundle)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,20 +22,59 @@ import (
 	"github.com/crid-dev/crid/pkg/oci/executor"
 	"github.com/crid-dev/crid/pkg/oci/generate"
 	"github.com/crid-dev/crid/pkg/reexec"
+	"github.com/crid-dev/crid/test/harness"
 	"github.com/crid-dev/crid/test/images/catalog"
 )
 
 // As in crid's main: the init must exec from the main thread.
 func init() { goruntime.LockOSThread() }
 
+// The test binary plays crid-monitor: the helpers and the init.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 2 && os.Args[1] == Command {
-		os.Exit(Run(os.Args[2]))
+	if len(os.Args) > 2 && os.Args[1] == StartCommand {
+		os.Exit(RunStart(os.Args[2]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == ExitedCommand {
+		os.Exit(RunExited(os.Args[2:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == executor.InitCommand {
 		os.Exit(executor.Init())
 	}
 	os.Exit(m.Run())
+}
+
+var podmon struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// binaries seals crid-podmon, built from its source once per test run,
+// and this test binary as its helper.
+func binaries(t testing.TB) Binaries {
+	t.Helper()
+	podmon.once.Do(func() {
+		dir, err := os.MkdirTemp("", "crid-podmon-test")
+		if err != nil {
+			podmon.err = err
+			return
+		}
+		podmon.path = filepath.Join(dir, "crid-podmon")
+		podmon.err = harness.BuildPodmon("../../..", podmon.path)
+	})
+	if podmon.err != nil {
+		t.Fatal(podmon.err)
+	}
+	mon, err := reexec.SealFile(podmon.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper, err := reexec.Seal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mon.Close(); helper.Close() })
+	return Binaries{Monitor: mon, Helper: helper}
 }
 
 type fixture struct {
@@ -43,15 +83,11 @@ type fixture struct {
 	cg           *cgroups.Hierarchy
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{root: catalog.BusyboxRoot(t), monDir: t.TempDir()}
-	bin, err := reexec.Seal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bin.Close() })
-	if f.client, err = Ensure(context.Background(), bin, f.monDir, ""); err != nil {
+	var err error
+	if f.client, err = Ensure(context.Background(), binaries(t), f.monDir, ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.client.Shutdown(context.Background()) })
@@ -62,7 +98,7 @@ func setup(t *testing.T) *fixture {
 }
 
 // bundle writes a container's config.json and makes its cgroup.
-func (f *fixture) bundle(t *testing.T, id, script string, edit ...func(*runtime.ContainerConfig)) string {
+func (f *fixture) bundle(t testing.TB, id, script string, edit ...func(*runtime.ContainerConfig)) string {
 	t.Helper()
 	cgPath := fmt.Sprintf("/crid-test-mon-%d/%s", os.Getpid(), id)
 	cg, _ := f.cg.Manager(cgPath)
@@ -97,7 +133,7 @@ func (f *fixture) bundle(t *testing.T, id, script string, edit ...func(*runtime.
 	return dir
 }
 
-func waitExit(t *testing.T, bundle string) Exit {
+func waitExit(t testing.TB, bundle string) Exit {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
