@@ -833,7 +833,7 @@ static void exited(struct ctr *c, int status, int64_t at) {
 	// No more input: a client's input has no process to go to.
 	close_stdin(c);
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) {
 		logmsg("pipe for the exit of %s: %s", c->id, strerror(errno));
 		c->exit_answered = true;
 		finish(c);
@@ -877,21 +877,41 @@ static int append_answer(struct ctr *c, const char *p, size_t n) {
 	return 0;
 }
 
-static void on_exit_out(struct ctr *c) {
+// read_answer reads a helper's answer on *fd (and a descriptor passed
+// with it) until the helper closes its end; it returns true then, with
+// *fd closed.
+static bool read_answer(struct ctr *c, int *fd) {
 	char buf[4096];
 	for (;;) {
-		ssize_t n = read(c->exit_fd, buf, sizeof buf);
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = {buf, sizeof buf};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+		ssize_t n = recvmsg(*fd, &mh, MSG_CMSG_CLOEXEC);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
-			return;
+			return false;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+				int got;
+				memcpy(&got, CMSG_DATA(cm), sizeof got);
+				if (c->answer_fd >= 0)
+					close(c->answer_fd);
+				c->answer_fd = got;
+			}
 		if (n > 0 && append_answer(c, buf, (size_t)n) == 0)
 			continue;
 		break;
 	}
-	ep_del(c->exit_fd);
-	close(c->exit_fd);
-	c->exit_fd = -1;
+	ep_del(*fd);
+	close(*fd);
+	*fd = -1;
+	return true;
+}
+
+static void on_exit_out(struct ctr *c) {
+	if (!read_answer(c, &c->exit_fd))
+		return;
 	c->exit_answered = true;
 	finish(c);
 }
@@ -1105,31 +1125,8 @@ static bool jfield(const char *a, const char *key, long long *num, char *str, si
 }
 
 static void on_start_answer(struct ctr *c) {
-	char buf[4096];
-	for (;;) {
-		char cbuf[CMSG_SPACE(sizeof(int))];
-		struct iovec iov = {buf, sizeof buf};
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
-		ssize_t n = recvmsg(c->start_fd, &mh, MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-				int fd;
-				memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-				if (c->answer_fd >= 0)
-					close(c->answer_fd);
-				c->answer_fd = fd;
-			}
-		if (n > 0 && append_answer(c, buf, (size_t)n) == 0)
-			continue;
-		break;
-	}
-	ep_del(c->start_fd);
-	close(c->start_fd);
-	c->start_fd = -1;
+	if (!read_answer(c, &c->start_fd))
+		return;
 	struct conn *conn = c->starter;
 	c->starter = NULL;
 	long long pid = 0, oom = 0;
