@@ -1089,7 +1089,9 @@ static void start(struct conn *conn, struct req *r) {
 		return;
 	}
 	c->starter = conn;
-	ep_mod(conn->fd, 0, &conn->w); // nothing more is read from it
+	// Nothing more is read from it, and its hang-up (a client that gave
+	// up) must not free it under the start: out of the set until answered.
+	ep_del(conn->fd);
 	return;
 fail:
 	for (int *p = outp; p < outp + 2; p++)

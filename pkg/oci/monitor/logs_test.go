@@ -137,3 +137,25 @@ func BenchmarkLogCopy(b *testing.B) {
 		waitExit(b, bundle)
 	}
 }
+
+// TestStartOutlivesItsCaller: a caller that gives up on a start (crid's
+// deadline) leaves the monitor serving and the container started and
+// recorded; the retried start finds it.
+func TestStartOutlivesItsCaller(t *testing.T) {
+	f := setup(t)
+	b := f.bundle(t, "hasty", "sleep 0.3; exit 3")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if _, err := f.client.Start(ctx, Request{ID: "hasty", Bundle: b}); err == nil {
+		t.Fatal("a start answered within 1 ms: the deadline did not cut it short")
+	}
+	if e := waitExit(t, b); e.ExitCode != 3 {
+		t.Fatalf("exit %+v", e)
+	}
+	if !f.client.Alive(context.Background()) {
+		t.Fatal("the monitor died when its caller left")
+	}
+	if _, err := f.client.Start(context.Background(), Request{ID: "hasty", Bundle: b}); err == nil || !strings.Contains(err.Error(), "ran already") {
+		t.Errorf("start after the exit: %v", err)
+	}
+}
