@@ -622,6 +622,18 @@ static void stdin_watch(struct ctr *c, bool on) {
 		ep_del(c->stdin_fd);
 }
 
+// resume_input drops what input waits and lets the clients' input in
+// again.
+static void resume_input(struct ctr *c) {
+	free(c->pending);
+	c->pending = NULL;
+	for (struct client *cl = c->clients; cl; cl = cl->next)
+		if (cl->paused) {
+			cl->paused = false;
+			ep_mod(cl->fd, EPOLLIN | EPOLLRDHUP, &cl->w);
+		}
+}
+
 static void close_stdin(struct ctr *c) {
 	if (c->stdin_fd >= 0) {
 		if (c->pending)
@@ -630,13 +642,7 @@ static void close_stdin(struct ctr *c) {
 			close(c->stdin_fd);
 	}
 	c->stdin_fd = -1;
-	free(c->pending);
-	c->pending = NULL;
-	for (struct client *cl = c->clients; cl; cl = cl->next)
-		if (cl->paused) {
-			cl->paused = false;
-			ep_mod(cl->fd, EPOLLIN | EPOLLRDHUP, &cl->w);
-		}
+	resume_input(c);
 }
 
 // client_gone ends an attached client's input: with stdin_once the
@@ -693,13 +699,7 @@ static void on_stdin_writable(struct ctr *c) {
 		c->pending_off += (size_t)w;
 	}
 	stdin_watch(c, false);
-	free(c->pending);
-	c->pending = NULL;
-	for (struct client *cl = c->clients; cl; cl = cl->next)
-		if (cl->paused) {
-			cl->paused = false;
-			ep_mod(cl->fd, EPOLLIN | EPOLLRDHUP, &cl->w);
-		}
+	resume_input(c);
 }
 
 static void on_client(struct client *cl, uint32_t events) {
