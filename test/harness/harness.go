@@ -381,8 +381,9 @@ func Main(m *testing.M, suite, repo string, bin *string) {
 	os.Exit(code)
 }
 
-// Monitors are the pods' monitors of a test's crid: crid's binary (argv[0]
-// "crid", its monitor subcommand) working in a directory under dir.
+// Monitors are the pods' monitors of a test's crid working in a
+// directory under dir: crid-podmon, or the Go monitor of crids before it
+// (argv "crid monitor DIR").
 func Monitors(dir string) []int {
 	var out []int
 	entries, _ := os.ReadDir("/proc")
@@ -391,7 +392,7 @@ func Monitors(dir string) []int {
 		if err != nil {
 			continue
 		}
-		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.HasPrefix(string(cmd), "crid\x00monitor\x00") && strings.Contains(string(cmd), dir) {
+		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && (strings.HasPrefix(string(cmd), "crid-podmon\x00") || strings.HasPrefix(string(cmd), "crid\x00monitor\x00")) && strings.Contains(string(cmd), dir) {
 			out = append(out, pid)
 		}
 	}
