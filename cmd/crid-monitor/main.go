@@ -5,7 +5,7 @@
 // should not pay.
 //
 //	crid-monitor start BUNDLE    the monitor's start helper (pkg/oci/monitor)
-//	crid-monitor exited BUNDLE OOM PID STATUS NS
+//	crid-monitor exited BUNDLE CGROUP OOM PID STATUS NS
 //	                             the monitor's exit helper (pkg/oci/monitor)
 //	crid-monitor init            a container's init (see pkg/oci/executor)
 //	crid-monitor infra [flags]   a pod's infra process (see pkg/infra)

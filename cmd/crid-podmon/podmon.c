@@ -110,6 +110,7 @@ struct ctr {
 	char id[256];
 	char bundle[PATH_MAX];
 	char log[PATH_MAX];
+	char cgroup[PATH_MAX]; // the start helper's answer, for the exit helper
 	enum state state;
 	int logfd;
 	pid_t pid;
@@ -844,7 +845,7 @@ static void exited(struct ctr *c, int status, int64_t at) {
 	snprintf(pid, sizeof pid, "%d", c->pid);
 	snprintf(st, sizeof st, "%d", status);
 	snprintf(ns, sizeof ns, "%lld", (long long)at);
-	char *argv[] = {"crid", "exited", c->bundle, oom, pid, st, ns, NULL};
+	char *argv[] = {"crid", "exited", c->bundle, c->cgroup, oom, pid, st, ns, NULL};
 	int fds[] = {-1, p[1], 2}; // stderr: the monitor's log
 	pid_t h = spawn(argv, fds, 3);
 	close(p[1]);
@@ -999,6 +1000,12 @@ static void take_orphan_exit(struct ctr *c) {
 		}
 }
 
+static void close_pair(int p[2]) {
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+}
+
 // start runs the `start` helper for a container: the monitor makes the
 // pipes (or, with a terminal, the helper hands back the master) and
 // answers the request when the helper does.
@@ -1094,18 +1101,10 @@ static void start(struct conn *conn, struct req *r) {
 	ep_del(conn->fd);
 	return;
 fail:
-	for (int *p = outp; p < outp + 2; p++)
-		if (*p >= 0)
-			close(*p);
-	for (int *p = errp; p < errp + 2; p++)
-		if (*p >= 0)
-			close(*p);
-	for (int *p = inp; p < inp + 2; p++)
-		if (*p >= 0)
-			close(*p);
-	for (int *p = sk; p < sk + 2; p++)
-		if (*p >= 0)
-			close(*p);
+	close_pair(outp);
+	close_pair(errp);
+	close_pair(inp);
+	close_pair(sk);
 	answer(conn, 0, err, NULL);
 	close_conn(conn);
 	free_ctr(c);
@@ -1143,6 +1142,7 @@ static void on_start_answer(struct ctr *c) {
 		return;
 	}
 	jfield(c->answer, "oomBefore", &oom, NULL, 0);
+	jfield(c->answer, "cgroup", NULL, c->cgroup, sizeof c->cgroup);
 	free(c->answer);
 	c->answer = NULL;
 	c->answer_len = 0;

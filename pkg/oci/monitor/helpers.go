@@ -41,6 +41,9 @@ type StartAnswer struct {
 	// OOMBefore is the cgroup's OOM kill count before the start: an exit
 	// after more kills than that was an OOM kill.
 	OOMBefore uint64 `json:"oomBefore,omitempty"`
+	// Cgroup is the container's cgroup path, handed back to the exit
+	// helper so it need not read the spec again.
+	Cgroup string `json:"cgroup,omitempty"`
 	Error     string `json:"error,omitempty"`
 	Kind      string `json:"kind,omitempty"`
 }
@@ -90,7 +93,7 @@ func start(bundle string) (StartAnswer, *os.File) {
 	if err != nil {
 		return fail(err)
 	}
-	ans := StartAnswer{}
+	ans := StartAnswer{Cgroup: spec.Linux.CgroupsPath}
 	ans.OOMBefore, _ = cg.OOMKills()
 	// With a terminal the executor hands back its master, which carries
 	// input and output both; without one, the container gets the pipes.
@@ -145,15 +148,15 @@ func containerCgroup(path string) (string, cgroups.Manager, error) {
 // and writes the exit record on stdout; crid-podmon writes it to the
 // bundle once the container's output is all logged.
 func RunExited(args []string) int {
-	if len(args) != 5 {
-		fmt.Fprintln(os.Stderr, "monitor: exited BUNDLE OOM-BEFORE PID STATUS FINISHED-NS")
+	if len(args) != 6 {
+		fmt.Fprintln(os.Stderr, "monitor: exited BUNDLE CGROUP OOM-BEFORE PID STATUS FINISHED-NS")
 		return 2
 	}
-	bundle := args[0]
-	oomBefore, err1 := strconv.ParseUint(args[1], 10, 64)
-	pid, err2 := strconv.Atoi(args[2])
-	status, err3 := strconv.Atoi(args[3])
-	ns, err4 := strconv.ParseInt(args[4], 10, 64)
+	bundle, cgroup := args[0], args[1]
+	oomBefore, err1 := strconv.ParseUint(args[2], 10, 64)
+	pid, err2 := strconv.Atoi(args[3])
+	status, err3 := strconv.Atoi(args[4])
+	ns, err4 := strconv.ParseInt(args[5], 10, 64)
 	for _, err := range []error{err1, err2, err3, err4} {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "monitor: exited:", err)
@@ -168,7 +171,7 @@ func RunExited(args []string) int {
 	} else {
 		e.ExitCode = ws.ExitStatus()
 	}
-	if cg, err := exitedCgroup(bundle); err != nil {
+	if _, cg, err := containerCgroup(cgroup); err != nil {
 		fmt.Fprintln(os.Stderr, "monitor: exit of", bundle+":", err)
 	} else {
 		if n, err := cg.OOMKills(); err == nil && n > oomBefore {
@@ -193,17 +196,4 @@ func RunExited(args []string) int {
 		return 1
 	}
 	return 0
-}
-
-func exitedCgroup(bundle string) (cgroups.Manager, error) {
-	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return nil, err
-	}
-	spec, err := executor.ParseConfig(data)
-	if err != nil {
-		return nil, err
-	}
-	_, cg, err := containerCgroup(spec.Linux.CgroupsPath)
-	return cg, err
 }
