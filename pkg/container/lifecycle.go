@@ -67,6 +67,10 @@ func (m *Manager) start(ctx context.Context, id string) (*Container, error) {
 		m.watch.remove(c.ID)
 		return nil, err
 	}
+	// The start time is taken before the request: a short-lived process
+	// can exit (and the monitor stamp its exit) before the answer is
+	// back, and a container must not finish before it started.
+	asked := time.Now()
 	pid, err := mon.Start(ctx, monitor.Request{ID: c.ID, Bundle: c.Bundle, Log: c.LogPath, Stdin: c.Stdin, StdinOnce: c.StdinOnce})
 	c.Starting = false
 	if err != nil {
@@ -75,7 +79,7 @@ func (m *Manager) start(ctx context.Context, id string) (*Container, error) {
 		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	failpoint.Hit("container.start.started")
-	c.State, c.Pid, c.StartedAt = Running, pid, time.Now()
+	c.State, c.Pid, c.StartedAt = Running, pid, asked
 	if err := m.records.Put(c); err != nil {
 		return nil, err
 	}
