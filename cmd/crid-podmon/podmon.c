@@ -133,6 +133,11 @@ struct ctr {
 	int wstatus;
 	int64_t finished_ns;
 	uint64_t oom_before;
+	// From the start answer: the files listing the cgroup's processes
+	// (NUL-terminated each, an empty one last) and the one counting its
+	// OOM kills, read at the exit (needs_exit_helper).
+	char *members;
+	char *oom_file;
 	int64_t spawned_ns;
 	struct watch exit_w;
 	int exit_fd;
@@ -775,6 +780,8 @@ static void free_ctr(struct ctr *c) {
 		close(c->exit_fd);
 	}
 	free(c->answer);
+	free(c->members);
+	free(c->oom_file);
 	free(c);
 }
 
@@ -823,16 +830,76 @@ static pid_t spawn(char *const argv[], const int *fds, int nfds) {
 
 static void finish(struct ctr *c);
 
+// cgroup_busy says whether a process is left in the container's cgroup,
+// or it cannot tell. A cgroup that is gone holds nothing.
+static bool cgroup_busy(const char *members) {
+	for (const char *f = members; *f; f += strlen(f) + 1) {
+		int fd = open(f, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return true;
+		}
+		char b;
+		ssize_t n = read(fd, &b, 1);
+		close(fd);
+		if (n != 0)
+			return true;
+	}
+	return false;
+}
+
+// oom_killed says whether the kernel OOM-killed in the container's cgroup
+// since its start, or it cannot tell: the "oom_kill N" line of v1's
+// memory.oom_control or v2's memory.events.
+static bool oom_killed(struct ctr *c) {
+	if (!c->oom_file || !c->oom_file[0])
+		return false; // no memory controller: no OOM kill of its own
+	char buf[1024];
+	int fd = open(c->oom_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = 0;
+	for (const char *l = buf; *l;) {
+		if (strncmp(l, "oom_kill ", 9) == 0)
+			return strtoull(l + 9, NULL, 10) > c->oom_before;
+		const char *nl = strchr(l, '\n');
+		if (!nl)
+			break;
+		l = nl + 1;
+	}
+	return true;
+}
+
+// needs_exit_helper says whether an exit needs the Go helper: to kill
+// what the container left in its cgroup, or to report an OOM kill. Most
+// exits need neither, and cost no exec then.
+static bool needs_exit_helper(struct ctr *c) {
+	return !c->members || oom_killed(c) || cgroup_busy(c->members);
+}
+
 // exited starts the container's exit: the `exited` helper kills what the
 // container left in its cgroup (which ends the output pipes a leftover
-// held) and makes the exit record; finish writes it once the output is
-// all in the log.
+// held) and makes the exit record, when needs_exit_helper; finish writes
+// it (or this process's own record) once the output is all in the log.
 static void exited(struct ctr *c, int status, int64_t at) {
 	c->state = EXITING;
 	c->wstatus = status;
 	c->finished_ns = at;
 	// No more input: a client's input has no process to go to.
 	close_stdin(c);
+	free(c->answer);
+	c->answer = NULL;
+	c->answer_len = 0;
+	if (!needs_exit_helper(c)) {
+		c->exit_answered = true;
+		finish(c);
+		return;
+	}
 	int p[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) {
 		logmsg("pipe for the exit of %s: %s", c->id, strerror(errno));
@@ -856,9 +923,6 @@ static void exited(struct ctr *c, int status, int64_t at) {
 		finish(c);
 		return;
 	}
-	free(c->answer);
-	c->answer = NULL;
-	c->answer_len = 0;
 	c->exit_fd = p[0];
 	set_nonblock(p[0]);
 	c->exit_w = (struct watch){K_EXITOUT, c};
@@ -1125,6 +1189,37 @@ static bool jfield(const char *a, const char *key, long long *num, char *str, si
 	return jscalar(p, e, num, NULL) != NULL;
 }
 
+// jstrings reads the array of strings at "key": in the helper's answer
+// into one allocation: each string NUL-terminated, an empty one last.
+static char *jstrings(const char *a, const char *key) {
+	char pat[40];
+	snprintf(pat, sizeof pat, "\"%s\":[", key);
+	const char *p = strstr(a, pat);
+	if (!p)
+		return NULL;
+	p += strlen(pat);
+	const char *e = a + strlen(a);
+	// Decoded, a string is never longer than its encoding.
+	size_t cap = (size_t)(e - p) + 1;
+	char *out = malloc(cap), *o = out;
+	if (!out)
+		return NULL;
+	while (p < e && *p == '"') {
+		if (!(p = jstring(p, e, o, cap - (size_t)(o - out))))
+			break;
+		o += strlen(o) + 1;
+		if (p < e && *p == ',')
+			p++;
+	}
+	if (!p || p >= e || *p != ']') {
+		free(out);
+		return NULL;
+	}
+	*o++ = 0;
+	char *fit = realloc(out, (size_t)(o - out));
+	return fit ? fit : out;
+}
+
 static void on_start_answer(struct ctr *c) {
 	if (!read_answer(c, &c->start_fd))
 		return;
@@ -1143,6 +1238,10 @@ static void on_start_answer(struct ctr *c) {
 	}
 	jfield(c->answer, "oomBefore", &oom, NULL, 0);
 	jfield(c->answer, "cgroup", NULL, c->cgroup, sizeof c->cgroup);
+	c->members = jstrings(c->answer, "members");
+	char oom_file[PATH_MAX];
+	if (jfield(c->answer, "oomFile", NULL, oom_file, sizeof oom_file))
+		c->oom_file = strdup(oom_file);
 	free(c->answer);
 	c->answer = NULL;
 	c->answer_len = 0;

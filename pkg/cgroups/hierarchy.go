@@ -33,7 +33,8 @@ type Manager interface {
 	// cgroup: each v1 hierarchy's "tasks" (the writing thread alone: done
 	// before a process has a second thread, it spares the kernel the
 	// synchronize_rcu that moving a whole process costs), v2's
-	// "cgroup.procs".
+	// "cgroup.procs". Each lists the cgroup's members too: none of them
+	// lists any when the cgroup is empty.
 	JoinFiles() []string
 	// Update applies new limits to the cgroup as it runs (in-place resize).
 	Update(r *Resources) error
@@ -45,6 +46,10 @@ type Manager interface {
 	DetailedStats() (*Stats, error)
 	// OOMKills counts the processes the kernel has OOM-killed in the cgroup.
 	OOMKills() (uint64, error)
+	// OOMKillsFile is the file OOMKills reads (its "oom_kill N" line),
+	// for a reader in another language: crid-podmon reads it at a
+	// container's exit. Empty without a memory controller.
+	OOMKillsFile() string
 	// WatchOOM reports each OOM kill as it happens, with what filled the
 	// memory, until ctx ends; the channel is closed then.
 	WatchOOM(ctx context.Context) (<-chan OOMEvent, error)

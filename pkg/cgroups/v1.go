@@ -340,12 +340,18 @@ func (c *v1) memory(d string) (MemoryStats, error) {
 }
 
 func (c *v1) OOMKills() (uint64, error) {
-	d := c.dir("memory")
-	kv, err := readKV(d, "memory.oom_control")
+	kv, err := readKV(c.dir("memory"), "memory.oom_control")
 	if err != nil {
 		return 0, err
 	}
 	return kv["oom_kill"], nil
+}
+
+func (c *v1) OOMKillsFile() string {
+	if d := c.dir("memory"); d != "" {
+		return filepath.Join(d, "memory.oom_control")
+	}
+	return ""
 }
 
 // WatchOOM registers an eventfd on memory.oom_control (v1's notification

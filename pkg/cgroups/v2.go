@@ -250,6 +250,8 @@ func (c *v2) OOMKills() (uint64, error) {
 	return kv["oom_kill"], nil
 }
 
+func (c *v2) OOMKillsFile() string { return filepath.Join(c.dir(), "memory.events") }
+
 // WatchOOM watches memory.events with inotify: the kernel marks it
 // modified when a counter in it moves.
 func (c *v2) WatchOOM(ctx context.Context) (<-chan OOMEvent, error) {
@@ -271,9 +273,6 @@ func (c *v2) CloneInto() (*os.File, error) {
 	return os.OpenFile(c.dir(), os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 }
 
-// Destroy kills the cgroup's processes with cgroup.kill (Linux 5.14+),
-// which also gets those forked meanwhile, or by signalling each one on
-// older kernels, then removes the directory.
 // KillAll writes cgroup.kill (Linux 5.14), which the kernel carries out
 // for every process at once, forks in flight included; without it each
 // listed process is killed, until the list is empty.
@@ -303,6 +302,8 @@ func (c *v2) KillAll(ctx context.Context) error {
 	}
 }
 
+// Destroy kills the cgroup's processes (KillAll), its children's first,
+// then removes the directories.
 func (c *v2) Destroy(ctx context.Context) error {
 	d := c.dir()
 	if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {

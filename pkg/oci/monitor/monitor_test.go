@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,6 +36,10 @@ func TestMain(m *testing.M) {
 		os.Exit(RunStart(os.Args[2]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == ExitedCommand {
+		// The tests tell by this file whether crid-podmon ran the helper.
+		if len(os.Args) > 2 {
+			os.WriteFile(filepath.Join(os.Args[2], exitHelperRan), nil, 0o600)
+		}
 		os.Exit(RunExited(os.Args[2:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == executor.InitCommand {
@@ -42,6 +47,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// exitHelperRan is the file the exit helper leaves in a bundle here.
+const exitHelperRan = "exit-helper-ran"
 
 var podmon struct {
 	once sync.Once
@@ -131,6 +139,22 @@ func (f *fixture) bundle(t testing.TB, id, script string, edit ...func(*runtime.
 	data, _ := json.Marshal(spec)
 	os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600)
 	return dir
+}
+
+// editSpec changes a bundle's config.json.
+func editSpec(t testing.TB, bundle string, edit func(*specs.Spec)) {
+	t.Helper()
+	cfgPath := filepath.Join(bundle, "config.json")
+	var spec specs.Spec
+	data, _ := os.ReadFile(cfgPath)
+	if err := json.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
+	edit(&spec)
+	data, _ = json.Marshal(spec)
+	if err := os.WriteFile(cfgPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func waitExit(t testing.TB, bundle string) Exit {
@@ -229,6 +253,57 @@ func TestOOMKillIsRecorded(t *testing.T) {
 	}
 }
 
+// crid-podmon records most exits itself and runs the Go exit helper only
+// for what needs it: processes the container left in its cgroup (to kill
+// them), an OOM kill (to report what filled the memory).
+func TestExitHelperRunsOnlyWhenNeeded(t *testing.T) {
+	f := setup(t)
+	for _, tc := range []struct {
+		name, script string
+		hostPID      bool // outside a PID namespace of its own, a child outlives the container
+		memoryLimit  int64
+		code         int
+		oom, helper  bool
+	}{
+		{name: "plain", script: "exit 3", code: 3},
+		{name: "child-in-own-pidns", script: "sleep 1000 & exit 4", code: 4},
+		{name: "leftover", script: "(trap '' TERM; sleep 1000) & exit 5", hostPID: true, code: 5, helper: true},
+		{name: "oom", script: "x=a; while true; do x=$x$x; done", memoryLimit: 16 << 20, code: 137, oom: true, helper: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := f.bundle(t, tc.name, tc.script)
+			if tc.hostPID {
+				editSpec(t, b, func(s *specs.Spec) {
+					s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool {
+						return n.Type == specs.PIDNamespace
+					})
+				})
+			}
+			cg, _ := f.cg.Manager(fmt.Sprintf("/crid-test-mon-%d/%s", os.Getpid(), tc.name))
+			if tc.memoryLimit != 0 {
+				if err := cg.Update(&cgroups.Resources{MemoryLimit: tc.memoryLimit}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := f.client.Start(context.Background(), Request{ID: tc.name, Bundle: b}); err != nil {
+				t.Fatal(err)
+			}
+			e := waitExit(t, b)
+			if e.ExitCode != tc.code || e.OOMKilled != tc.oom || e.FinishedAt.IsZero() {
+				t.Fatalf("exit %+v, want code %d, OOM-killed %v", e, tc.code, tc.oom)
+			}
+			_, err := os.Stat(filepath.Join(b, exitHelperRan))
+			if ran := err == nil; ran != tc.helper {
+				t.Errorf("exit helper ran: %v, want %v", ran, tc.helper)
+			}
+			// Whichever recorded it, the exit comes after the cgroup is empty.
+			if pids, err := cg.Pids(); err != nil || len(pids) != 0 {
+				t.Errorf("cgroup at the exit record: %v, %v; want it empty", pids, err)
+			}
+		})
+	}
+}
+
 func TestAttachCarriesStdinAndOutput(t *testing.T) {
 	f := setup(t)
 	b := f.bundle(t, "cat", "cat")
@@ -324,15 +399,9 @@ func TestCgroupNamespaceIsRootedAtTheContainersCgroup(t *testing.T) {
 	b := f.bundle(t, "cgns", "cat /proc/self/cgroup")
 	// crid asks for a cgroup namespace on cgroup v2 hosts only (as
 	// containerd does); ask for it here whatever the host.
-	cfgPath := filepath.Join(b, "config.json")
-	var spec specs.Spec
-	data, _ := os.ReadFile(cfgPath)
-	if err := json.Unmarshal(data, &spec); err != nil {
-		t.Fatal(err)
-	}
-	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
-	data, _ = json.Marshal(spec)
-	os.WriteFile(cfgPath, data, 0o600)
+	editSpec(t, b, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	})
 	logPath := filepath.Join(t.TempDir(), "cgns.log")
 	if _, err := f.client.Start(context.Background(), Request{ID: "cgns", Bundle: b, Log: logPath}); err != nil {
 		t.Fatal(err)
