@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -336,7 +337,7 @@ func (s *Service) Remove(ctx context.Context, ref string) error {
 	img, err := s.lookup(ref)
 	if err != nil {
 		s.mu.Unlock()
-		if errdefs.Code(err) == errdefs.Code(errdefs.ErrNotFound) {
+		if errors.Is(err, errdefs.ErrNotFound) {
 			return nil
 		}
 		return err

@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/errdefs/errgrpc"
 	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/image/reference"
 	"github.com/crid-dev/crid/pkg/image/registries"
@@ -355,7 +356,7 @@ func pullResult(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	}
-	switch errdefs.Code(err) {
+	switch errgrpc.Code(err) {
 	case codes.NotFound:
 		return "not_found"
 	case codes.Unauthenticated, codes.PermissionDenied:

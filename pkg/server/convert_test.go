@@ -11,7 +11,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
-	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/errdefs/errgrpc"
 )
 
 func TestCgroupResources(t *testing.T) {
@@ -62,8 +62,8 @@ func TestCgroupResourcesRefusals(t *testing.T) {
 		"unified":                    {Unified: map[string]string{"../x": "1"}},
 	} {
 		_, err := cgroupResources(in, 0)
-		if errdefs.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), field) {
-			t.Errorf("%s: %v (%v)", field, err, status.Code(errdefs.ToGRPC(err)))
+		if errgrpc.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v (%v)", field, err, status.Code(errgrpc.ToGRPC(err)))
 		}
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -21,7 +22,7 @@ func (s *Server) ImageStatus(ctx context.Context, req *runtime.ImageStatusReques
 		return nil, invalid("image.image", "is empty: name the image")
 	}
 	img, err := s.images.Get(ref)
-	if errdefs.Code(err) == errdefs.Code(errdefs.ErrNotFound) {
+	if errors.Is(err, errdefs.ErrNotFound) {
 		return &runtime.ImageStatusResponse{}, nil
 	}
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/config"
-	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/errdefs/errgrpc"
 )
 
 func validPod() *runtime.PodSandboxConfig {
@@ -127,7 +127,7 @@ func TestSandboxSpecRefusals(t *testing.T) {
 		req := &runtime.RunPodSandboxRequest{Config: validPod()}
 		tt.edit(req)
 		_, err := s.sandboxSpec(req)
-		if errdefs.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tt.field) {
+		if errgrpc.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tt.field) {
 			t.Errorf("%s: %v", tt.field, err)
 		}
 	}

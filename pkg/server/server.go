@@ -21,6 +21,7 @@ import (
 	"github.com/crid-dev/crid/pkg/config"
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/errdefs/errgrpc"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
 	"github.com/crid-dev/crid/pkg/logctx"
@@ -158,7 +159,7 @@ func edgeError(method string, err error) error {
 	if s, ok := status.FromError(err); ok && s.Code() == codes.Unimplemented {
 		return status.Errorf(codes.Unimplemented, "crid %s does not implement %s yet", version.Version, method)
 	}
-	return errdefs.ToGRPC(err)
+	return errgrpc.ToGRPC(err)
 }
 
 func logCall(ctx context.Context, method string, req, resp any, err error, took time.Duration) {

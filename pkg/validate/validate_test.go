@@ -8,6 +8,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
+	"github.com/crid-dev/crid/pkg/errdefs/errgrpc"
 )
 
 func pod(edit func(*runtime.PodSandboxConfig)) *runtime.PodSandboxConfig {
@@ -171,7 +172,7 @@ func check(t *testing.T, err error, field string) {
 	if e.Field != field {
 		t.Fatalf("refused %s (%v); want %s", e.Field, err, field)
 	}
-	if !errors.Is(err, errdefs.ErrInvalidArgument) || errdefs.Code(err).String() != "InvalidArgument" {
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || errgrpc.Code(err).String() != "InvalidArgument" {
 		t.Fatalf("%v is not an InvalidArgument", err)
 	}
 	if len(err.Error()) > 1024 {
