@@ -21,8 +21,8 @@ image=registry.k8s.io/e2e-test-images/busybox:1.29-2
 # REV's binaries, from a worktree of its own (removed on the way out).
 git -C "$repo" worktree add -q --detach "$work/rev" "$rev"
 trap 'git -C "$repo" worktree remove --force "$work/rev" 2>/dev/null || true; bench_cleanup' EXIT
-(cd "$work/rev" && go build -trimpath -o "$work/rev-bin/crid" ./cmd/crid && go build -trimpath -ldflags "-s -w" -o "$work/rev-bin/crid-monitor" ./cmd/crid-monitor &&
-	if [ -f cmd/crid-podmon/podmon.c ]; then "${CC:-cc}" -O2 -static -o "$work/rev-bin/crid-podmon" cmd/crid-podmon/podmon.c; fi)
+# Built by REV's own hack/build.sh: as REV ships, flags and all.
+(cd "$work/rev" && ./hack/build.sh && cp -r _output/bin "$work/rev-bin")
 
 # One crid per build: its own root, socket, NRI socket and bridge.
 start() { # name binary-dir subnet-octet

@@ -37,11 +37,19 @@ import (
 // answers with crid's path.
 func Build(repo, dir string, tags ...string) (string, error) {
 	crid := filepath.Join(dir, "crid")
-	for bin, pkg := range map[string]string{crid: "./cmd/crid", filepath.Join(dir, "crid-monitor"): "./cmd/crid-monitor"} {
-		cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", bin, pkg)
+	for _, b := range []struct {
+		out, pkg string
+		tags     []string
+		ldflags  string
+	}{
+		{crid, "./cmd/crid", tags, ""},
+		// Static, as hack/build.sh links it.
+		{filepath.Join(dir, "crid-monitor"), "./cmd/crid-monitor", append([]string{"netgo", "osusergo"}, tags...), "-linkmode external -extldflags -static"},
+	} {
+		cmd := exec.Command("go", "build", "-tags", strings.Join(b.tags, ","), "-ldflags", b.ldflags, "-o", b.out, b.pkg)
 		cmd.Dir = repo
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+			return "", fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
 		}
 	}
 	if err := BuildPodmon(repo, filepath.Join(dir, "crid-podmon")); err != nil {
