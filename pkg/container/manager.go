@@ -151,7 +151,7 @@ func (m *Manager) load(ctx context.Context) error {
 		m.opts.Layers.Hold(c.ID, c.ChainIDs)
 		m.records.Adopt(c)
 		m.opts.Metrics.Track(series(c))
-		if c.Starting {
+		if c.State == Created {
 			m.resolveStart(ctx, c)
 		}
 		if c.State != Running {
@@ -178,17 +178,19 @@ func (m *Manager) load(ctx context.Context) error {
 	return nil
 }
 
-// resolveStart finishes the record of a start that a crash cut short:
-// the monitor ran the container (it runs, or its exit is in the bundle)
-// or never did (it stays created, for the kubelet's retry).
+// resolveStart finishes the record of a created container whose start a
+// crash may have cut short: the monitor ran it (it runs, or its exit is
+// in the bundle) or never did (it stays created, for the kubelet's
+// retry). A container that no monitor runs costs a failed connect.
 func (m *Manager) resolveStart(ctx context.Context, c *Container) {
-	c.Starting = false
-	log := logctx.From(withIDs(ctx, c))
 	if _, ran, _ := monitor.ReadExit(c.Bundle); ran {
 		c.State = Running // its exit is recorded next
 	} else if pid, err := m.opts.Monitors.Connect(c.MonitorDir).Pid(ctx, c.ID); err == nil {
 		c.State, c.Pid, c.StartedAt = Running, pid, time.Now()
+	} else {
+		return
 	}
+	log := logctx.From(withIDs(ctx, c))
 	log.Info("Resolved a start that crid's crash cut short", "name", c.Name, "state", c.State, "pid", c.Pid)
 	if err := m.records.Put(c); err != nil {
 		log.Error(err, "Recording a resolved start")

@@ -610,6 +610,35 @@ func TestRestartFindsContainersAsTheyAre(t *testing.T) {
 	}
 }
 
+// StartContainer writes no record before it asks the monitor: a crash
+// after the monitor started the container and before crid recorded it
+// leaves a created record, which start-up resolves by asking the monitor.
+func TestRestartResolvesAStartCutShort(t *testing.T) {
+	f := newFixture(t)
+	cut := f.create(t, "cut")
+	never := f.create(t, "never")
+	// crid asked the monitor, then died before its record.
+	pid, err := f.n.Connect(cut.MonitorDir).Start(t.Context(), monitor.Request{ID: cut.ID, Bundle: cut.Bundle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Manager.Close()
+	f.restart(t)
+	if got, _ := f.Get(cut.ID); got.State != Running || got.Pid != pid || got.StartedAt.IsZero() {
+		t.Errorf("a start the monitor ran: %s, pid %d (want %d), started %v", got.State, got.Pid, pid, got.StartedAt)
+	}
+	if got, _ := f.Get(never.ID); got.State != Created {
+		t.Errorf("a container never started: %s", got.State)
+	}
+	// The kubelet's retry of the start that was cut short.
+	if _, err := f.Start(t.Context(), cut.ID); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("a retried start of a running container: %v", err)
+	}
+	if _, err := f.Start(t.Context(), never.ID); err != nil {
+		t.Errorf("the start of the other: %v", err)
+	}
+}
+
 func TestConcurrentRemovesAllSucceed(t *testing.T) {
 	f := newFixture(t)
 	c := f.create(t, "app")

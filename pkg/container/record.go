@@ -54,10 +54,6 @@ type Container struct {
 	// record found so at start-up is a crash halfway, undone and
 	// forgotten; meanwhile the CRI does not see it.
 	Creating bool `json:"creating,omitempty"`
-	// Starting is set before the monitor is asked to start the
-	// container and cleared once its answer is recorded: a record found
-	// so at start-up asks the monitor whether the container runs.
-	Starting   bool      `json:"starting,omitempty"`
 	CreatedAt  time.Time `json:"createdAt"`
 	StartedAt  time.Time `json:"startedAt,omitempty"`
 	FinishedAt time.Time `json:"finishedAt,omitempty"`
