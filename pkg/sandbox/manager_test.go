@@ -203,7 +203,7 @@ func (f *fixture) run(t *testing.T, spec Spec) *Sandbox {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err = f.Commit(t.Context(), s.ID); err != nil {
+	if s, err = f.Commit(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -261,13 +261,13 @@ func TestPreparedSandboxIsInvisibleUntilCommitted(t *testing.T) {
 	if !strings.Contains(string(hosts), s.IPs[0]+"\tweb") {
 		t.Errorf("hosts: %q", hosts)
 	}
-	if got, err := f.Commit(t.Context(), s.ID); err != nil || got.State != Ready {
+	if got, err := f.Commit(t.Context(), s); err != nil || got.State != Ready {
 		t.Fatalf("Commit: %v %v", got, err)
 	}
 	if _, err := f.Get(s.ID); err != nil {
 		t.Errorf("Get once committed: %v", err)
 	}
-	if _, err := f.Commit(t.Context(), s.ID); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+	if _, err := f.Commit(t.Context(), s); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Errorf("a second Commit: %v", err)
 	}
 	if _, err := f.Prepare(t.Context(), podSpec("web")); !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), s.ID) {

@@ -29,8 +29,10 @@ import (
 // is written once, before the first of them is made: every step of the
 // teardown is safe to run on what was never made (a DEL with no netns, an
 // unmount of nothing), and each write is an fsync (about 0.5 ms here), so
-// one record of the whole plan replaces one per step. Any failure undoes
-// every step made before it.
+// one record of the whole plan replaces one per step. What Prepare learns
+// on the way (the IPs, the infra process) is written by Commit, with the
+// state: a crash before it finds the plan, which the teardown needs alone.
+// Any failure undoes every step made before it.
 func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error) {
 	if err := validateSysctls(spec); err != nil {
 		return nil, err
@@ -131,25 +133,23 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 	if err := monitorUp(); err != nil {
 		return nil, err
 	}
-	failpoint.Hit("sandbox.run.monitor")
-	if err := m.records.Put(s); err != nil {
-		return nil, err
-	}
 	failpoint.Hit("sandbox.run.prepared")
 	return s.DeepCopy(), nil
 }
 
-// Commit makes a prepared sandbox ready: from here the CRI sees it.
-func (m *Manager) Commit(ctx context.Context, id string) (*Sandbox, error) {
-	unlock := m.records.Lock(id)
+// Commit makes a sandbox Prepare made ready, recording all it is: from
+// here the CRI sees it.
+func (m *Manager) Commit(ctx context.Context, prepared *Sandbox) (*Sandbox, error) {
+	unlock := m.records.Lock(prepared.ID)
 	defer unlock()
-	s, err := m.records.Get(id)
+	planned, err := m.records.Get(prepared.ID)
 	if err != nil {
 		return nil, err
 	}
-	if !s.Creating {
-		return nil, fmt.Errorf("sandbox %s is already committed: %w", s.ID, errdefs.ErrFailedPrecondition)
+	if !planned.Creating || !prepared.Creating {
+		return nil, fmt.Errorf("sandbox %s is already committed: %w", prepared.ID, errdefs.ErrFailedPrecondition)
 	}
+	s := prepared.DeepCopy()
 	s.State, s.Creating = Ready, false
 	if err := m.records.Put(s); err != nil {
 		return nil, err

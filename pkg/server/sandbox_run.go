@@ -39,7 +39,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	if err := s.nri.RunPodSandbox(ctx, sb); err != nil {
 		return nil, err
 	}
-	if sb, err = s.sandboxes.Commit(ctx, sb.ID); err != nil {
+	if sb, err = s.sandboxes.Commit(ctx, sb); err != nil {
 		return nil, err
 	}
 	// A pod's own events name it as the container, as containerd's do.
