@@ -53,7 +53,7 @@ type Container struct {
 	// Creating is set from the record's first write until Commit: a
 	// record found so at start-up is a crash halfway, undone and
 	// forgotten; meanwhile the CRI does not see it.
-	Creating bool `json:"creating,omitempty"`
+	Creating   bool      `json:"creating,omitempty"`
 	CreatedAt  time.Time `json:"createdAt"`
 	StartedAt  time.Time `json:"startedAt,omitempty"`
 	FinishedAt time.Time `json:"finishedAt,omitempty"`
