@@ -1500,6 +1500,18 @@ int main(int argc, char **argv) {
 		return 2;
 	}
 	setvbuf(stderr, NULL, _IOLBF, 0);
+	// The monitor is its starter's grandchild: its first process exits at
+	// once, and the monitor goes to init (or the nearest subreaper), so
+	// that crid waits for nothing of it. A crid that reaped its monitors
+	// held a thread blocked in wait4, a goroutine and a pipe per pod for
+	// the pod's life. Forked first of all: nothing is shared but stdio.
+	pid_t first = fork();
+	if (first < 0) {
+		logmsg("fork: %s", strerror(errno));
+		return 1;
+	}
+	if (first > 0)
+		_exit(0);
 	// The helper binary, sealed by crid, moves out of the way of the
 	// descriptors the helpers are given.
 	M.helper = fcntl(3, F_DUPFD_CLOEXEC, 16);

@@ -60,16 +60,31 @@ func Ensure(ctx context.Context, bins Binaries, dir, cgroupMounts string) (*Clie
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}
-	// While crid runs it reaps the monitor; after, init does.
-	go cmd.Wait()
+	// crid-podmon forks and its first process exits: the monitor is
+	// init's child, and crid holds nothing of it (no thread in wait4, no
+	// goroutine, no descriptor) once it said it is ready. A monitor that
+	// says nothing within the bound has failed; it ends on its own.
+	if f, ok := out.(*os.File); ok {
+		deadline := time.Now().Add(readyTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		f.SetReadDeadline(deadline)
+	}
 	line, err := bufio.NewReader(out).ReadString('\n')
+	// Wait closes out, after the ready line was read from it.
+	if werr := cmd.Wait(); err == nil && werr != nil {
+		err = werr
+	}
 	if err != nil || line != "ready\n" {
-		cmd.Process.Kill()
 		msg, _ := os.ReadFile(filepath.Join(dir, "monitor.log"))
 		return nil, fmt.Errorf("monitor did not start: %v: %s", err, msg)
 	}
 	return c, nil
 }
+
+// readyTimeout bounds a monitor's start: a fork, a socket and a line.
+const readyTimeout = 30 * time.Second
 
 // Connect returns a client of an existing monitor, after a crid restart.
 func Connect(dir string) *Client { return &Client{dir: dir} }
