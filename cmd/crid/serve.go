@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -344,6 +345,9 @@ func peer(c *net.UnixConn) string {
 // loopback). The profiles are mounted on this mux by hand: importing
 // net/http/pprof registers them on http.DefaultServeMux, which crid never
 // serves.
+// defaultMemProfileRate is the Go runtime's own default.
+const defaultMemProfileRate = 512 << 10
+
 func serveMetrics(addr string, reg *prometheus.Registry, pprofOn bool, errc chan<- error) (*http.Server, error) {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -357,6 +361,9 @@ func serveMetrics(addr string, reg *prometheus.Registry, pprofOn bool, errc chan
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if pprofOn {
+		// Off since main: the heap profile covers what is allocated from
+		// here on.
+		runtime.MemProfileRate = defaultMemProfileRate
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
