@@ -19,6 +19,7 @@ import (
 	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/oci/nsenter"
+	"github.com/crid-dev/crid/pkg/proc"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/trash"
 )
@@ -237,7 +238,7 @@ func (k Host) MakeNamespaces(ctx context.Context, s *Sandbox) error {
 		return err
 	}
 	s.InfraPID = pid
-	s.InfraStart, _ = processStart(s.InfraPID)
+	s.InfraStart, _ = proc.StartTicks(s.InfraPID)
 	if moveInfra {
 		if err := infraCg.Add(s.InfraPID); err != nil {
 			return err

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -23,6 +22,7 @@ import (
 	"github.com/crid-dev/crid/pkg/cni"
 	"github.com/crid-dev/crid/pkg/failpoint"
 	"github.com/crid-dev/crid/pkg/logctx"
+	"github.com/crid-dev/crid/pkg/proc"
 	"github.com/crid-dev/crid/pkg/records"
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -269,32 +269,12 @@ func bootID() string {
 	return failpoint.Override("BOOT_ID", strings.TrimSpace(string(data)))
 }
 
-// processStart is a process's start time in clock ticks since boot, which
-// with its PID names it uniquely.
-func processStart(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// comm may hold spaces and parentheses: fields start after the last ')'.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
-		return 0, errors.New("short stat")
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
-}
-
 // infraAlive says whether the recorded infra process still runs.
 func (s *Sandbox) infraAlive() bool {
 	if s.InfraPID == 0 {
 		return false
 	}
-	start, err := processStart(s.InfraPID)
+	start, err := proc.StartTicks(s.InfraPID)
 	return err == nil && start == s.InfraStart
 }
 
