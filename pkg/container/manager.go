@@ -22,6 +22,7 @@ import (
 	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/oci/seccomp"
+	"github.com/crid-dev/crid/pkg/proc"
 	"github.com/crid-dev/crid/pkg/records"
 	"github.com/crid-dev/crid/pkg/store"
 )
@@ -70,6 +71,9 @@ type Manager struct {
 	// The throttling watch's goroutine: stopped by Close.
 	stopThrottle context.CancelFunc
 	throttleDone chan struct{}
+	// writes are the records written after their call answered (a
+	// start's running state): Close waits for them.
+	writes sync.WaitGroup
 }
 
 // New loads the recorded containers, settles what happened to them while
@@ -106,6 +110,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 
 // Close stops watching for exits and throttling.
 func (m *Manager) Close() {
+	m.writes.Wait()
 	m.stopThrottle()
 	<-m.throttleDone
 	m.watch.close()
@@ -187,6 +192,9 @@ func (m *Manager) resolveStart(ctx context.Context, c *Container) {
 		c.State = Running // its exit is recorded next
 	} else if pid, err := m.opts.Monitors.Connect(c.MonitorDir).Pid(ctx, c.ID); err == nil {
 		c.State, c.Pid, c.StartedAt = Running, pid, time.Now()
+		if t, err := proc.StartTime(pid); err == nil {
+			c.StartedAt = t
+		}
 	} else {
 		return
 	}

@@ -134,15 +134,24 @@ func (s *Set[T, P]) Reserve(rec P) (unlock func(), err error) {
 }
 
 // Put writes rec through to the store, then to memory: a record in memory
-// is always one the store has (or had, for a failed removal's retry).
+// is one the store has (or had, for a failed removal's retry), but for a
+// Stage whose Put is under way.
 func (s *Set[T, P]) Put(rec P) error {
 	if err := s.store.Put(s.bucket, rec.RecordID(), rec); err != nil {
 		return fmt.Errorf("record %s %s: %w", s.kind, rec.RecordID(), err)
 	}
+	s.Stage(rec)
+	return nil
+}
+
+// Stage puts rec in memory ahead of the store, for a Put its caller makes
+// next under the same lock: until that Put, the store holds the older
+// record, and a crash must be recoverable from it (a start, from the pod's
+// monitor).
+func (s *Set[T, P]) Stage(rec P) {
 	s.mu.Lock()
 	s.byID[rec.RecordID()] = P(rec.DeepCopy())
 	s.mu.Unlock()
-	return nil
 }
 
 // Delete removes rec's record from the store and memory and frees its
