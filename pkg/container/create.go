@@ -119,24 +119,6 @@ func (m *Manager) Prepare(ctx context.Context, p CreateParams) (_ *Draft, err er
 	}()
 	failpoint.Hit("container.create.reserved")
 
-	// The cgroup's directories are made beside the root's mount (a
-	// directory in each of ten v1 hierarchies, about half a millisecond
-	// here); its limits wait for Commit, once NRI plugins have had their
-	// say. Every way out waits for it: an undo never races the mkdir.
-	cgroupMade := make(chan error, 1)
-	go func() {
-		cg, err := m.opts.Cgroups.Manager(c.Cgroup)
-		if err == nil {
-			err = cg.Create(nil)
-		}
-		cgroupMade <- err
-	}()
-	defer func() {
-		if cerr := <-cgroupMade; err == nil && cerr != nil {
-			err = fmt.Errorf("container cgroup: %w", cerr)
-		}
-	}()
-
 	upper, work := filepath.Join(c.Layer, "upper"), filepath.Join(c.Layer, "work")
 	for _, d := range []string{upper, work, c.Rootfs()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -304,10 +303,8 @@ func TestPreparedContainerIsInvisibleUntilCommitted(t *testing.T) {
 	if got := f.n.held[id]; !slices.Equal(got, []string{"sha256:l1", "sha256:l2"}) {
 		t.Errorf("layers held: %v", got)
 	}
-	// Its directories may be made; its limits wait for Commit (nothing
-	// runs in it before Start).
-	if l := f.n.Limits(d.Container.Cgroup); l != nil && !reflect.DeepEqual(*l, cgroups.Resources{}) {
-		t.Errorf("the cgroup has limits %+v before they are final", l)
+	if f.n.Limits(d.Container.Cgroup) != nil {
+		t.Error("the cgroup is made before the limits are final")
 	}
 	if err := f.UpdateResources(t.Context(), id, &cgroups.Resources{CPUShares: 2}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Errorf("a resize of a container being created: %v", err)
@@ -377,8 +374,7 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 			p.ImageVolumes = map[int]ImageVolume{0: {Image: testImage, SubPath: "no/such/dir"}}
 		}, false, false},
 		{"a plugin refuses it", func(*node, *CreateParams) {}, false, true},
-		{"cgroup fails", func(n *node, _ *CreateParams) { n.SetCreateErr(boom) }, false, false},
-		{"limits refused at commit", func(*node, *CreateParams) {}, true, true},
+		{"cgroup fails", func(n *node, _ *CreateParams) { n.SetCreateErr(boom) }, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -395,9 +391,6 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 					t.Fatal(err)
 				}
 				if tt.commit {
-					// The cgroup's directories were made in Prepare; the
-					// write of its limits fails.
-					f.n.SetCreateErr(boom)
 					if _, err := f.Commit(t.Context(), d.Container.ID, spec(), p.Resources); err == nil {
 						t.Fatal("Commit succeeded")
 					}

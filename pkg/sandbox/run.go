@@ -65,26 +65,19 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 	// The pod's monitor starts beside the rest, the network above all,
 	// which RunPodSandbox waits on most: the pod's first StartContainer
 	// then finds it up instead of starting it.
-	monitorUp := inBackground(func() error { return m.opts.Monitors.Ensure(ctx, s.MonitorDir()) })
+	monitorUp := m.startMonitor(ctx, s)
 	defer func() {
 		if merr := monitorUp(); err == nil && merr != nil {
 			err = merr
 		}
 	}()
 	// An infra process is placed in the pod's cgroup as it starts: the
-	// cgroup comes first then. Otherwise it is made beside the namespaces
-	// and the network (a directory in each of ten v1 hierarchies, about
-	// half a millisecond here), and waited for on every way out, so that
-	// an undo never races it.
+	// cgroup comes first then. Otherwise it is made while the network is.
 	infraFirst := spec.SharedPID || spec.UserNS != nil
-	cgroupMade := func() error { return nil }
 	if infraFirst {
 		if err := m.makeCgroup(s); err != nil {
 			return nil, err
 		}
-	} else {
-		cgroupMade = inBackground(func() error { return m.makeCgroup(s) })
-		defer cgroupMade()
 	}
 	if err := m.opts.Kernel.MakeNamespaces(ctx, s); err != nil {
 		return nil, err
@@ -108,8 +101,10 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Sandbox, err error
 		attached = func() (*cni.Attachment, error) { <-done; return att, attErr }
 		defer attached()
 	}
-	if err := cgroupMade(); err != nil {
-		return nil, err
+	if !infraFirst {
+		if err := m.makeCgroup(s); err != nil {
+			return nil, err
+		}
 	}
 	failpoint.Hit("sandbox.run.cgroup")
 	if s.ShmMounted {
@@ -239,12 +234,11 @@ func (m *Manager) makeCgroup(s *Sandbox) error {
 // MonitorDir is where the pod's monitor listens.
 func (s *Sandbox) MonitorDir() string { return filepath.Join(s.Dir, "monitor") }
 
-// inBackground runs f in a goroutine of its own; the function it returns
-// waits for f (once; later calls give the same answer). The caller owns
-// the goroutine: every way out of it waits.
-func inBackground(f func() error) func() error {
+// startMonitor starts the pod's monitor in the background; the function
+// it returns waits for it (once; later calls give the same answer).
+func (m *Manager) startMonitor(ctx context.Context, s *Sandbox) func() error {
 	done := make(chan error, 1)
-	go func() { done <- f() }()
+	go func() { done <- m.opts.Monitors.Ensure(ctx, s.MonitorDir()) }()
 	return sync.OnceValue(func() error { return <-done })
 }
 
