@@ -156,6 +156,69 @@ func TestMemoryLimitOOMKillIsDetected(t *testing.T) {
 	}
 }
 
+// crid-podmon tells whether an exit needs the Go exit helper from two
+// kinds of file the start helper names: the cgroup's member lists
+// (JoinFiles) and its OOM counter (OOMKillsFile). What it reads of them,
+// on this kernel's cgroup version: a running member listed, none once it
+// is reaped, and an "oom_kill N" line that says what OOMKills says.
+func TestExitFilesTellMembersAndOOMKills(t *testing.T) {
+	m, _ := newCgroup(t, &cgroups.Resources{MemoryLimit: 32 << 20})
+	listed := func() bool {
+		t.Helper()
+		for _, f := range m.JoinFiles() {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(data) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	oomKillLine := func() uint64 {
+		t.Helper()
+		data, err := os.ReadFile(m.OOMKillsFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					t.Fatalf("%s: %q", m.OOMKillsFile(), l)
+				}
+				return n
+			}
+		}
+		t.Fatalf("%s has no oom_kill line:\n%s", m.OOMKillsFile(), data)
+		return 0
+	}
+	if listed() {
+		t.Fatal("an empty cgroup lists members")
+	}
+	sleeper := start(t, m, "sleep")
+	if !listed() {
+		t.Error("a running member is not listed")
+	}
+	sleeper.cmd.Process.Kill()
+	sleeper.wait(t, 10*time.Second)
+	if listed() {
+		t.Error("a reaped member is still listed")
+	}
+	if n := oomKillLine(); n != 0 {
+		t.Errorf("oom_kill %d before any kill", n)
+	}
+	start(t, m, "alloc", "MIB=256").wait(t, 60*time.Second)
+	kills, err := m.OOMKills()
+	if n := oomKillLine(); err != nil || n < 1 || n != kills {
+		t.Errorf("oom_kill line %d, OOMKills %d (%v): want the same, at least 1", n, kills, err)
+	}
+	if listed() {
+		t.Error("the OOM-killed member is still listed once reaped")
+	}
+}
+
 // TestOOMReportSaysWhatFilledTheLimit: the report crid's monitor makes of
 // an OOM kill, on this kernel's cgroup version: read at the kernel's
 // notification, with the tmpfs page cache the workload wrote beside its
