@@ -260,15 +260,15 @@ func TestExitHelperRunsOnlyWhenNeeded(t *testing.T) {
 	f := setup(t)
 	for _, tc := range []struct {
 		name, script string
-		hostPID      bool // outside a PID namespace of its own, a child outlives the container
-		memoryLimit  int64
+		hostPID      bool  // outside a PID namespace of its own, a child outlives the container
+		memoryLimit  int64 // room for the init too: a -race test binary is large
 		code         int
 		oom, helper  bool
 	}{
 		{name: "plain", script: "exit 3", code: 3},
 		{name: "child-in-own-pidns", script: "sleep 1000 & exit 4", code: 4},
 		{name: "leftover", script: "(trap '' TERM; sleep 1000) & exit 5", hostPID: true, code: 5, helper: true},
-		{name: "oom", script: "x=a; while true; do x=$x$x; done", memoryLimit: 16 << 20, code: 137, oom: true, helper: true},
+		{name: "oom", script: "x=a; while true; do x=$x$x; done", memoryLimit: 64 << 20, code: 137, oom: true, helper: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := f.bundle(t, tc.name, tc.script)
