@@ -1174,15 +1174,20 @@ fail:
 	free_ctr(c);
 }
 
-// jfield finds "key": in the helper's answer and reads its scalar or
-// string: the answer is the helper's own encoding of a flat object.
-static bool jfield(const char *a, const char *key, long long *num, char *str, size_t cap) {
-	char pat[40];
-	snprintf(pat, sizeof pat, "\"%s\":", key);
+// jvalue finds "key": in the helper's answer (the helper's own encoding
+// of a flat object) and returns where its value starts, past prefix.
+static const char *jvalue(const char *a, const char *key, const char *prefix) {
+	char pat[48];
+	snprintf(pat, sizeof pat, "\"%s\":%s", key, prefix);
 	const char *p = strstr(a, pat);
+	return p ? p + strlen(pat) : NULL;
+}
+
+// jfield reads the scalar or string at "key": in the helper's answer.
+static bool jfield(const char *a, const char *key, long long *num, char *str, size_t cap) {
+	const char *p = jvalue(a, key, "");
 	if (!p)
 		return false;
-	p += strlen(pat);
 	const char *e = a + strlen(a);
 	if (str)
 		return jstring(p, e, str, cap) != NULL;
@@ -1192,12 +1197,9 @@ static bool jfield(const char *a, const char *key, long long *num, char *str, si
 // jstrings reads the array of strings at "key": in the helper's answer
 // into one allocation: each string NUL-terminated, an empty one last.
 static char *jstrings(const char *a, const char *key) {
-	char pat[40];
-	snprintf(pat, sizeof pat, "\"%s\":[", key);
-	const char *p = strstr(a, pat);
+	const char *p = jvalue(a, key, "[");
 	if (!p)
 		return NULL;
-	p += strlen(pat);
 	const char *e = a + strlen(a);
 	// Decoded, a string is never longer than its encoding.
 	size_t cap = (size_t)(e - p) + 1;
