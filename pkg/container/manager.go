@@ -126,6 +126,10 @@ func (m *Manager) Get(id string) (*Container, error) { return m.records.Visible(
 // List returns every container the CRI may see, oldest first.
 func (m *Manager) List() []*Container { return m.records.ListVisible() }
 
+// ListShared is List without the copies, for the list calls: the
+// containers are the manager's own, and must not be changed.
+func (m *Manager) ListShared() []*Container { return m.records.Shared() }
+
 // ForSandbox lists a sandbox's containers, those being created included:
 // a pod's stop and removal reach every container it has.
 func (m *Manager) ForSandbox(sandboxID string) []*Container {

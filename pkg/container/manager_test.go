@@ -684,10 +684,17 @@ func BenchmarkList(b *testing.B) {
 		}
 		unlock()
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if len(set.ListVisible()) != 750 {
-			b.Fatal("short list")
-		}
+	for _, tc := range []struct {
+		name string
+		list func() []*Container
+	}{{"copies", set.ListVisible}, {"shared", set.Shared}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if len(tc.list()) != 750 {
+					b.Fatal("short list")
+				}
+			}
+		})
 	}
 }

@@ -257,6 +257,25 @@ func (s *Set[T, P]) ListVisible() []P {
 	return slices.DeleteFunc(s.List(), func(rec P) bool { return rec.InCreation() })
 }
 
+// Shared returns the records the CRI may see, oldest first, as the Set
+// holds them, for the list calls: a copy of each (a container's copy
+// holds its whole stored request) made ListContainers of 750 containers
+// copy megabytes. A record the Set holds is never changed in place (Put
+// and Stage store a copy), so what Shared returns stays as it was; the
+// caller must not change it.
+func (s *Set[T, P]) Shared() []P {
+	s.mu.RLock()
+	out := make([]P, 0, len(s.byID))
+	for _, rec := range s.byID {
+		if !rec.InCreation() {
+			out = append(out, rec)
+		}
+	}
+	s.mu.RUnlock()
+	sortByCreation(out)
+	return out
+}
+
 // Each calls f with every record (not a copy) under the read lock, for
 // scans that need no copy; f must not change them or call into the Set.
 func (s *Set[T, P]) Each(f func(P)) {

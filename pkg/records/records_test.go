@@ -132,6 +132,31 @@ func TestRecordsBeingCreatedAreInvisible(t *testing.T) {
 	}
 }
 
+// Shared lists what ListVisible lists, in its order, without copies: a
+// later Put replaces the record rather than changing what was listed.
+func TestSharedListsTheRecordsAsHeld(t *testing.T) {
+	s, _ := openSet(t, t.TempDir())
+	reserve(t, s, &thing{ID: "half", Name: "h", Creating: true, Created: time.Unix(1, 0)})
+	reserve(t, s, &thing{ID: "new", Name: "n", Created: time.Unix(3, 0), Labels: map[string]string{"a": "1"}})
+	reserve(t, s, &thing{ID: "old", Name: "o", Created: time.Unix(2, 0)})
+	listed := s.Shared()
+	if got := ids(listed); fmt.Sprint(got) != fmt.Sprint(ids(s.ListVisible())) || fmt.Sprint(got) != "[old new]" {
+		t.Fatalf("Shared = %v, ListVisible = %v", got, ids(s.ListVisible()))
+	}
+	if again := s.Shared(); again[1] != listed[1] {
+		t.Error("Shared copied a record")
+	}
+	if err := s.Put(&thing{ID: "new", Name: "n", Created: time.Unix(3, 0), Labels: map[string]string{"a": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if listed[1].Labels["a"] != "1" {
+		t.Errorf("a Put changed a listed record: %v", listed[1].Labels)
+	}
+	if got := s.Shared()[1].Labels["a"]; got != "2" {
+		t.Errorf("the record after a Put: %q", got)
+	}
+}
+
 func TestCallersGetDeepCopies(t *testing.T) {
 	s, _ := openSet(t, t.TempDir())
 	rec := &thing{ID: "x", Name: "x", Labels: map[string]string{"a": "1"}, IPs: []string{"10.0.0.1"}}

@@ -259,6 +259,10 @@ func (s Spec) deepCopy() Spec {
 // List returns every sandbox the CRI may see, oldest first.
 func (m *Manager) List() []*Sandbox { return m.records.ListVisible() }
 
+// ListShared is List without the copies, for the list calls: the
+// sandboxes are the manager's own, and must not be changed.
+func (m *Manager) ListShared() []*Sandbox { return m.records.Shared() }
+
 // forget drops a torn-down sandbox's record. The caller holds its lock.
 func (m *Manager) forget(s *Sandbox) error { return m.records.Delete(s) }
 

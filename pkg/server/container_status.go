@@ -90,7 +90,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 func (s *Server) ListContainers(ctx context.Context, req *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
 	f := req.GetFilter()
 	out := []*runtime.Container{}
-	for _, c := range s.containers.List() {
+	for _, c := range s.containers.ListShared() {
 		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
 			continue
 		}

@@ -46,7 +46,7 @@ func fitsInList(kind string, used, size int) error {
 // containersListed is what ListContainers of every container takes.
 func (s *Server) containersListed() int {
 	n := 0
-	for _, c := range s.containers.List() {
+	for _, c := range s.containers.ListShared() {
 		n += listedSize(c.Name, c.Image, c.Labels, c.Annotations)
 	}
 	return n
@@ -55,7 +55,7 @@ func (s *Server) containersListed() int {
 // sandboxesListed is what ListPodSandbox of every pod takes.
 func (s *Server) sandboxesListed() int {
 	n := 0
-	for _, sb := range s.sandboxes.List() {
+	for _, sb := range s.sandboxes.ListShared() {
 		n += listedSize(sb.Spec.Name+sb.Spec.Namespace+sb.Spec.UID, sb.Spec.RuntimeHandler, sb.Spec.Labels, sb.Spec.Annotations)
 	}
 	return n

@@ -12,7 +12,7 @@ import (
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
 	f := req.GetFilter()
 	var out []*runtime.PodSandbox
-	for _, sb := range s.sandboxes.List() {
+	for _, sb := range s.sandboxes.ListShared() {
 		if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) {
 			continue
 		}
