@@ -12,6 +12,7 @@ rounds=${2:-20}
 npods=${3:-10}
 . "$(dirname "$0")/lib.sh"
 bench_endpoints="before after" # whose pods bench_cleanup removes
+bench_links="cmp71br0 cmp72br0" # the bridges their chains make (start below)
 bench_init compare
 bench_registry
 (cd "$repo" && for h in pause fakenginx nnp; do CGO_ENABLED=0 go build -o "$work/helpers/$h" "./test/images/$h"; done &&
