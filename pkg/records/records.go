@@ -252,9 +252,14 @@ func (s *Set[T, P]) List() []P {
 	return out
 }
 
-// ListVisible returns what the CRI may see, oldest first.
+// ListVisible returns what the CRI may see, oldest first: Shared's
+// records, copied.
 func (s *Set[T, P]) ListVisible() []P {
-	return slices.DeleteFunc(s.List(), func(rec P) bool { return rec.InCreation() })
+	out := s.Shared()
+	for i, rec := range out {
+		out[i] = P(rec.DeepCopy())
+	}
+	return out
 }
 
 // Shared returns the records the CRI may see, oldest first, as the Set
