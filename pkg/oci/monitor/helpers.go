@@ -150,9 +150,9 @@ func containerCgroup(path string) (string, cgroups.Manager, error) {
 
 // RunExited is the exit helper: crid-podmon runs it when a container's
 // process has exited and left processes in its cgroup or was OOM-killed
-// (or it could not tell; StartAnswer.Members), with the bundle, the OOM kill count at the start,
-// the pid, the wait status and the time of the exit (ns since the
-// epoch). It kills what the container left in its cgroup, says whether
+// (or it could not tell; StartAnswer.Members), with the bundle, the OOM
+// kill count at the start, the pid, the wait status and the time of the
+// exit (ns since the epoch). It kills what the container left in its cgroup, says whether
 // the kernel killed it for want of memory and what filled the memory,
 // and writes the exit record on stdout; crid-podmon writes it to the
 // bundle once the container's output is all logged.
