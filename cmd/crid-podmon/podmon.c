@@ -10,14 +10,18 @@
 // about 0.6 MB of its own (heap arenas, a stack per thread, the
 // scheduler); this one is about a tenth of that, and there is one per pod
 // (docs/containers.md, "Memory per pod"). What needs Go stays in Go, in
-// short-lived helpers run from the sealed crid-monitor binary it is
-// handed as fd 3: `start` sets a container up through the executor (the
-// namespaces, the root, seccomp, the CVE guards) and answers with its pid
-// (and its terminal's master, by SCM_RIGHTS) before it exits, which
-// leaves the container to this process as subreaper; `exited` kills what
-// a container left in its cgroup, reads the OOM record and answers with
-// the exit record. This process itself is one epoll loop: it never blocks
-// on a container, a client or a helper, and it holds no state but its
+// the sealed crid-monitor binary it is handed as fd 3. A container's
+// start follows the plan crid wrote in its bundle (start.json,
+// executor.Launch): this process clones the init into its namespaces and
+// cgroup and the init, crid-monitor's, sets the container up (the root,
+// seccomp, the CVE guards) and execs it. Short-lived Go helpers do the
+// rest: `start` starts a bundle without a plan (a user namespace) through
+// the executor and answers with its pid (and its terminal's master, by
+// SCM_RIGHTS) before it exits, which leaves the container to this
+// process as subreaper; `exited` kills what a container left in its
+// cgroup, reads the OOM record and answers with the exit record. This
+// process itself is one epoll loop: it never blocks on a container, a
+// client, an init or a helper, and it holds no state but its
 // containers'.
 //
 // Protocol (pkg/oci/monitor): a client sends one JSON object on a line to
@@ -31,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -57,6 +62,18 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+// clone3's arguments (linux/sched.h, which clashes with glibc's sched.h).
+struct clone_args3 {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+// The namespaces a start plan may ask clone to make: the init makes the
+// cgroup namespace itself, once in its cgroup.
+#define PLAN_CLONE_FLAGS ((uint64_t)(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID))
 
 #define SOCKET_NAME "monitor.sock"
 #define EXIT_FILE "exit.json"
@@ -67,6 +84,8 @@
 #define LOG_BATCH (64 << 10)
 #define MAX_REQUEST (64 << 10)
 #define MAX_ANSWER (64 << 10)
+#define MAX_PLAN (64 << 10)
+#define PLAN_FILE "start.json"
 #define REQUEST_TIMEOUT_NS (60LL * 1000000000LL)
 #define FRAME_STDOUT 1
 #define FRAME_STDERR 2
@@ -129,6 +148,11 @@ struct ctr {
 	char *answer;
 	size_t answer_len;
 	int answer_fd;
+	// launched: the monitor started the init itself from the bundle's
+	// start plan (launch), init_pid; the answer is then the init's own
+	// sync socket, not the start helper's.
+	bool launched;
+	pid_t init_pid;
 	// exit
 	int wstatus;
 	int64_t finished_ns;
@@ -174,6 +198,8 @@ struct orphan {
 static struct {
 	int ep;
 	int helper; // the sealed crid-monitor binary
+	int pidns;  // the monitor's own PID namespace, to come back to
+	char *init_env[3];
 	int listen;
 	int devnull;
 	struct watch listen_w, signal_w;
@@ -798,13 +824,10 @@ static struct stream *new_stream(struct ctr *c, int fd, const char *name, unsign
 	return s;
 }
 
-// spawn runs one of the Go helpers from the sealed crid-monitor binary,
-// with the descriptors given as its 0.. (-1: /dev/null). Everything else
-// is close-on-exec in it.
-static pid_t spawn(char *const argv[], const int *fds, int nfds) {
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
+// child_fds readies a child of the monitor's for its exec: fds become its
+// 0.. (-1: /dev/null), everything else is close-on-exec, and no signal
+// is blocked or ignored.
+static void child_fds(const int *fds, int nfds) {
 	// Move the descriptors above the ones they become first, so that
 	// placing one never overwrites another still to be placed.
 	int moved[8];
@@ -824,6 +847,16 @@ static pid_t spawn(char *const argv[], const int *fds, int nfds) {
 	// An ignored signal stays ignored across exec: the container must
 	// not inherit the monitor's SIGPIPE.
 	signal(SIGPIPE, SIG_DFL);
+}
+
+// spawn runs one of the Go helpers from the sealed crid-monitor binary,
+// with the descriptors given as its 0.. (-1: /dev/null). Everything else
+// is close-on-exec in it.
+static pid_t spawn(char *const argv[], const int *fds, int nfds) {
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	child_fds(fds, nfds);
 	syscall(SYS_execveat, M.helper, "", argv, environ, AT_EMPTY_PATH);
 	_exit(127);
 }
@@ -849,30 +882,38 @@ static bool cgroup_busy(const char *members) {
 	return false;
 }
 
-// oom_killed says whether the kernel OOM-killed in the container's cgroup
-// since its start, or it cannot tell: the "oom_kill N" line of v1's
-// memory.oom_control or v2's memory.events.
-static bool oom_killed(struct ctr *c) {
-	if (!c->oom_file || !c->oom_file[0])
-		return false; // no memory controller: no OOM kill of its own
+// oom_count reads the "oom_kill N" line of v1's memory.oom_control or
+// v2's memory.events; false when it cannot.
+static bool oom_count(const char *file, uint64_t *kills) {
 	char buf[1024];
-	int fd = open(c->oom_file, O_RDONLY | O_CLOEXEC);
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return true;
+		return false;
 	ssize_t n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	if (n <= 0)
-		return true;
+		return false;
 	buf[n] = 0;
 	for (const char *l = buf; *l;) {
-		if (strncmp(l, "oom_kill ", 9) == 0)
-			return strtoull(l + 9, NULL, 10) > c->oom_before;
+		if (strncmp(l, "oom_kill ", 9) == 0) {
+			*kills = strtoull(l + 9, NULL, 10);
+			return true;
+		}
 		const char *nl = strchr(l, '\n');
 		if (!nl)
 			break;
 		l = nl + 1;
 	}
-	return true;
+	return false;
+}
+
+// oom_killed says whether the kernel OOM-killed in the container's cgroup
+// since its start, or it cannot tell.
+static bool oom_killed(struct ctr *c) {
+	if (!c->oom_file || !c->oom_file[0])
+		return false; // no memory controller: no OOM kill of its own
+	uint64_t kills;
+	return !oom_count(c->oom_file, &kills) || kills > c->oom_before;
 }
 
 // needs_exit_helper says whether an exit needs the Go helper: to kill
@@ -1070,9 +1111,14 @@ static void close_pair(int p[2]) {
 			close(p[i]);
 }
 
-// start runs the `start` helper for a container: the monitor makes the
-// pipes (or, with a terminal, the helper hands back the master) and
-// answers the request when the helper does.
+static char *read_plan(const char *bundle, char *err, size_t cap);
+static bool launch(struct ctr *c, const char *plan, const int fds[4], int sync, char *err, size_t cap);
+
+// start starts a container: the monitor launches its init itself as the
+// bundle's start plan says (launch), or, for a bundle without one, runs
+// the `start` helper. It makes the pipes (with a terminal, the init
+// hands back the master) and answers the request once the init has
+// exec'd, or the helper has answered.
 static void start(struct conn *conn, struct req *r) {
 	struct ctr *c = find(r->id);
 	if (c) {
@@ -1116,7 +1162,7 @@ static void start(struct conn *conn, struct req *r) {
 	c->want_stdin = r->stdin_;
 	c->next = M.ctrs;
 	M.ctrs = c;
-	char err[PATH_MAX + 128];
+	char err[PATH_MAX + 128] = "";
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, inp[2] = {-1, -1}, sk[2] = {-1, -1};
 	if (c->log[0] && (c->logfd = open_log(c->log)) < 0) {
 		snprintf(err, sizeof err, "open log %s: %s", c->log, strerror(errno));
@@ -1127,15 +1173,27 @@ static void start(struct conn *conn, struct req *r) {
 		snprintf(err, sizeof err, "pipes for container %s: %s", c->id, strerror(errno));
 		goto fail;
 	}
-	char *argv[] = {"crid", "start", c->bundle, NULL};
-	// 0, 1: nothing; 2: the monitor's log; 3: the answer; 4-6: the
-	// container's stdin, stdout and stderr.
-	int fds[] = {-1, -1, 2, sk[1], inp[0], outp[1], errp[1]};
 	c->spawned_ns = now_ns(CLOCK_REALTIME);
-	pid_t h = spawn(argv, fds, 7);
-	if (h < 0) {
-		snprintf(err, sizeof err, "run the start helper: %s", strerror(errno));
+	char *plan = read_plan(c->bundle, err, sizeof err);
+	if (plan) {
+		// 0-2: the container's stdio (the init makes a terminal's); 3:
+		// the init's sync socket.
+		int fds[] = {inp[0], outp[1], errp[1], sk[1]};
+		bool ok = launch(c, plan, fds, sk[0], err, sizeof err);
+		free(plan);
+		if (!ok)
+			goto fail;
+	} else if (err[0]) {
 		goto fail;
+	} else {
+		char *argv[] = {"crid", "start", c->bundle, NULL};
+		// 0, 1: nothing; 2: the monitor's log; 3: the answer; 4-6: the
+		// container's stdin, stdout and stderr.
+		int fds[] = {-1, -1, 2, sk[1], inp[0], outp[1], errp[1]};
+		if (spawn(argv, fds, 7) < 0) {
+			snprintf(err, sizeof err, "run the start helper: %s", strerror(errno));
+			goto fail;
+		}
 	}
 	close(sk[1]), close(outp[1]), close(errp[1]);
 	sk[1] = outp[1] = errp[1] = -1;
@@ -1222,6 +1280,192 @@ static char *jstrings(const char *a, const char *key) {
 	return fit ? fit : out;
 }
 
+// read_plan reads the bundle's start plan (monitor.StartPlan): NULL with
+// err empty when it has none, which leaves the start to the helper.
+static char *read_plan(const char *bundle, char *err, size_t cap) {
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/%s", bundle, PLAN_FILE);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			snprintf(err, cap, "read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char *buf = malloc(MAX_PLAN + 1);
+	size_t n = 0;
+	ssize_t r = 0;
+	while (buf && n < MAX_PLAN && (r = read(fd, buf + n, MAX_PLAN - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	if (!buf || r < 0 || n == MAX_PLAN || n == 0) {
+		snprintf(err, cap, "read %s: %s", path, !buf ? "out of memory" : r < 0 ? strerror(errno) : "empty or too long");
+		free(buf);
+		return NULL;
+	}
+	buf[n] = 0;
+	return buf;
+}
+
+// launch_fail tells the monitor, on the sync socket, why the child could
+// not become the init, and ends it.
+static void launch_fail(const char *what, const char *arg) {
+	char m[PATH_MAX + 256];
+	int n = snprintf(m, sizeof m, "%s %s: %s", what, arg, strerror(errno));
+	if (write(3, m, (size_t)n) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+// launch_child is the child of launch's clone, in the namespaces the
+// clone made: it does what executor.Launch lists, then execs the init.
+static void launch_child(const int fds[4], const char *join, const long long *adj, const char *members) {
+	child_fds(fds, 4);
+	// A session of its own: the container's signals and terminal are
+	// never the monitor's.
+	if (setsid() < 0)
+		launch_fail("setsid", "");
+	// Written as the host's root, before any namespace is joined.
+	if (adj) {
+		char v[24];
+		int n = snprintf(v, sizeof v, "%lld", *adj);
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, v, (size_t)n) != n)
+			launch_fail("oom_score_adj", v);
+		close(fd);
+	}
+	// On v1 the child puts itself in each hierarchy while it has one
+	// thread, which spares the kernel a synchronize_rcu (nsenter's
+	// crid_join_cgroups does the same for StartConfig's init).
+	for (const char *f = members; f && *f; f += strlen(f) + 1) {
+		int fd = open(f, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			launch_fail("join the container's cgroup", f);
+		close(fd);
+	}
+	for (const char *p = join; p && *p; p += strlen(p) + 1) {
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, 0) < 0)
+			launch_fail("join namespace", p);
+		close(fd);
+	}
+	char *argv[] = {"crid", "init", NULL};
+	syscall(SYS_execveat, M.helper, "", argv, M.init_env, AT_EMPTY_PATH);
+	launch_fail("exec the container's init", "");
+}
+
+// launch starts the container's init as its start plan says
+// (executor.Launch): clone3 makes its namespaces, in its cgroup on v2;
+// the child joins the rest and execs the init, which reads the bundle.
+// stdio are the child's 0-2 and its end of the sync socket, sync the
+// monitor's end, which is then read as a helper's answer would be
+// (on_start_answer).
+static bool launch(struct ctr *c, const char *plan, const int stdio[4], int sync, char *err, size_t cap) {
+	// With a terminal the init makes its own stdio: the pipes are not
+	// the container's.
+	int fds[4] = {stdio[0], stdio[1], stdio[2], stdio[3]};
+	if (jvalue(plan, "terminal", "true"))
+		fds[0] = fds[1] = fds[2] = -1;
+	long long flags = -1, adj = 0;
+	char join_pid[PATH_MAX] = "", cgdir[PATH_MAX] = "", oom_file[PATH_MAX] = "";
+	bool has_adj = jfield(plan, "oomScoreAdj", &adj, NULL, 0);
+	jfield(plan, "clone", &flags, NULL, 0);
+	jfield(plan, "joinPid", NULL, join_pid, sizeof join_pid);
+	jfield(plan, "cgroupDir", NULL, cgdir, sizeof cgdir);
+	jfield(plan, "oomFile", NULL, oom_file, sizeof oom_file);
+	jfield(plan, "cgroup", NULL, c->cgroup, sizeof c->cgroup);
+	char *join = jvalue(plan, "join", "[") ? jstrings(plan, "join") : NULL;
+	c->members = jstrings(plan, "members");
+	if (flags < 0 || ((uint64_t)flags & ~PLAN_CLONE_FLAGS) || !c->members || (!join && jvalue(plan, "join", "["))) {
+		snprintf(err, cap, "%s/%s: not a start plan", c->bundle, PLAN_FILE);
+		free(join);
+		return false;
+	}
+	if (oom_file[0]) {
+		c->oom_file = strdup(oom_file);
+		oom_count(oom_file, &c->oom_before);
+	}
+	int cg = -1, pidns = -1;
+	if (cgdir[0] && (cg = open(cgdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(err, cap, "open cgroup %s: %s", cgdir, strerror(errno));
+		free(join);
+		return false;
+	}
+	// A PID namespace joined by setns holds the caller's next children,
+	// not the caller: the monitor joins it for the clone and comes back.
+	if (join_pid[0] && ((pidns = open(join_pid, O_RDONLY | O_CLOEXEC)) < 0 || setns(pidns, CLONE_NEWPID) < 0)) {
+		snprintf(err, cap, "join PID namespace %s: %s", join_pid, strerror(errno));
+		if (pidns >= 0)
+			close(pidns);
+		if (cg >= 0)
+			close(cg);
+		free(join);
+		return false;
+	}
+	struct clone_args3 ca = {.flags = (uint64_t)flags, .exit_signal = SIGCHLD};
+	if (cg >= 0)
+		ca.flags |= CLONE_INTO_CGROUP, ca.cgroup = (uint64_t)cg;
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid == 0)
+		launch_child(fds, join, has_adj ? &adj : NULL, cg >= 0 ? NULL : c->members);
+	int saved = errno;
+	if (pidns >= 0) {
+		if (setns(M.pidns, CLONE_NEWPID) < 0)
+			logmsg("back to the monitor's PID namespace: %s", strerror(errno));
+		close(pidns);
+	}
+	if (cg >= 0)
+		close(cg);
+	free(join);
+	if (pid < 0) {
+		snprintf(err, cap, "clone the init of %s: %s", c->id, strerror(saved));
+		return false;
+	}
+	c->launched = true;
+	c->init_pid = pid;
+	// The init's message (executor.LaunchMessage). Short: the socket
+	// takes it whole. If the child failed before reading it, its error is
+	// on the socket all the same.
+	static char msg[MAX_ANSWER];
+	size_t n = (size_t)snprintf(msg, sizeof msg, "{\"bundle\":");
+	n = jquote(msg, n, sizeof msg / 2, c->bundle);
+	const char *mounts = getenv("CRID_CGROUP_MOUNTS");
+	if (mounts && n < sizeof msg / 2) {
+		size_t at = n;
+		n += (size_t)snprintf(msg + n, sizeof msg - n, ",\"cgroupMounts\":");
+		n = jquote(msg, n, sizeof msg - 4, mounts);
+		if (n >= sizeof msg - 4)
+			n = at; // too long to send: the init reads mountinfo
+	}
+	n += (size_t)snprintf(msg + n, sizeof msg - n, "}\n");
+	if (send(sync, msg, n, MSG_NOSIGNAL) != (ssize_t)n)
+		logmsg("send %s its init message: %s", c->id, strerror(errno));
+	return true;
+}
+
+// launched_answer ends a launch: the init closed its sync socket at exec,
+// after a terminal's master (a 0 byte, consoleMark, with the descriptor)
+// if it made one; anything else it wrote is why it failed. The message and
+// kind are executor.initError's.
+static bool launched_answer(struct ctr *c, char *err, size_t cap, const char **kind) {
+	const char *a = c->answer ? c->answer : "";
+	size_t n = c->answer_len;
+	if (n > 0 && a[0] == 0 && c->answer_fd >= 0)
+		a++, n--;
+	if (n == 0)
+		return true;
+	static const char spec_prefix[] = "invalid-spec: ";
+	if (n >= sizeof spec_prefix - 1 && !memcmp(a, spec_prefix, sizeof spec_prefix - 1)) {
+		*kind = "InvalidArgument";
+		a += sizeof spec_prefix - 1, n -= sizeof spec_prefix - 1;
+		snprintf(err, cap, "container init: %.*s: invalid argument", (int)n, a);
+	} else {
+		snprintf(err, cap, "container init: %.*s", (int)n, a);
+	}
+	return false;
+}
+
+static void started(struct ctr *c, pid_t pid, struct conn *conn);
+
 static void on_start_answer(struct ctr *c) {
 	if (!read_answer(c, &c->start_fd))
 		return;
@@ -1229,6 +1473,17 @@ static void on_start_answer(struct ctr *c) {
 	c->starter = NULL;
 	long long pid = 0, oom = 0;
 	char err[8192] = "", kind[64] = "";
+	if (c->launched) {
+		const char *k = "";
+		if (!launched_answer(c, err, sizeof err, &k)) {
+			answer(conn, 0, err, k);
+			close_conn(conn);
+			free_ctr(c);
+			return;
+		}
+		started(c, c->init_pid, conn);
+		return;
+	}
 	if (!c->answer || !jfield(c->answer, "pid", &pid, NULL, 0) || pid <= 0) {
 		if (!c->answer || !jfield(c->answer, "error", NULL, err, sizeof err) || !err[0])
 			snprintf(err, sizeof err, "container %s: the start helper gave no answer (see monitor.log)", c->id);
@@ -1244,11 +1499,17 @@ static void on_start_answer(struct ctr *c) {
 	char oom_file[PATH_MAX];
 	if (jfield(c->answer, "oomFile", NULL, oom_file, sizeof oom_file))
 		c->oom_file = strdup(oom_file);
+	c->oom_before = (uint64_t)oom;
+	started(c, (pid_t)pid, conn);
+}
+
+// started makes a started container's pid known, takes over its terminal
+// and answers its start.
+static void started(struct ctr *c, pid_t pid, struct conn *conn) {
 	free(c->answer);
 	c->answer = NULL;
 	c->answer_len = 0;
-	c->pid = (pid_t)pid;
-	c->oom_before = (uint64_t)oom;
+	c->pid = pid;
 	c->state = RUNNING;
 	if (c->answer_fd >= 0) {
 		// A terminal: its master carries input and output both (the
@@ -1523,6 +1784,14 @@ int main(int argc, char **argv) {
 	}
 	close(3);
 	M.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	M.pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (M.pidns < 0) {
+		logmsg("open the monitor's PID namespace: %s", strerror(errno));
+		return 1;
+	}
+	// The init's environment: the container's comes from its spec. One P:
+	// it lives for one start.
+	M.init_env[0] = "GOMAXPROCS=1";
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
 		logmsg("subreaper: %s", strerror(errno));
 		return 1;

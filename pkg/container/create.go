@@ -22,6 +22,7 @@ import (
 	"github.com/crid-dev/crid/pkg/logctx"
 	"github.com/crid-dev/crid/pkg/oci/executor"
 	"github.com/crid-dev/crid/pkg/oci/generate"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
 )
 
 // A container is made in two steps, with the caller's work between them:
@@ -200,6 +201,11 @@ func (m *Manager) Commit(ctx context.Context, id string, spec *specs.Spec, res *
 		return nil, err
 	}
 	if err := os.WriteFile(c.SpecFile(), data, 0o600); err != nil {
+		return nil, err
+	}
+	// The start worked out now, so that the pod's monitor starts the
+	// init itself, without a helper process (monitor.StartPlan).
+	if err := monitor.WriteStartPlan(c.Bundle, spec, cg); err != nil {
 		return nil, err
 	}
 	failpoint.Hit("container.create.spec")

@@ -38,8 +38,16 @@ func Init() int {
 		return fail(fmt.Errorf("read spec: %w", err))
 	}
 	var cfg initConfig
-	if err := json.Unmarshal(line, &cfg); err != nil || cfg.Spec == nil {
+	if err := json.Unmarshal(line, &cfg); err != nil {
 		return fail(fmt.Errorf("decode spec: %v", err))
+	}
+	if cfg.Spec == nil && cfg.Bundle != "" {
+		if err := loadBundle(&cfg); err != nil {
+			return fail(err)
+		}
+	}
+	if cfg.Spec == nil {
+		return fail(errors.New("decode spec: no spec"))
 	}
 	spec := *cfg.Spec
 	argv0, err := setup(&cfg, sync)

@@ -66,6 +66,9 @@ type initConfig struct {
 	// CgroupMounts are the host's cgroup mountinfo lines
 	// (Options.CgroupMounts), when the starter had them.
 	CgroupMounts string `json:"cgroupMounts,omitempty"`
+	// Bundle, from a Launch's starter (LaunchMessage), is where the init
+	// reads the spec; it comes without Spec, RootFD or SeccompProgram.
+	Bundle string `json:"bundle,omitempty"`
 }
 
 type initMessage struct {

@@ -10,10 +10,11 @@
 // The monitor is crid-podmon, a small C program (cmd/crid-podmon), for
 // the memory a process per pod costs: a Go process cannot go below about
 // 0.6 MB of its own (docs/containers.md, "Memory per pod"). What it needs
-// Go for runs in short-lived helpers from the sealed crid-monitor binary
-// it is handed: RunStart sets a container up through the executor,
-// RunExited makes its exit record. This package holds the protocol, the
-// client, and those helpers.
+// Go for runs from the sealed crid-monitor binary it is handed: the
+// container's init, which it clones itself as the bundle's StartPlan
+// says, and short-lived helpers: RunStart starts a bundle without a plan
+// through the executor, RunExited makes an exit record. This package
+// holds the protocol, the plan, the client, and those helpers.
 //
 // One monitor per pod rather than per container (conmon's choice) keeps
 // the cost of a pod to one small process however many containers it has;

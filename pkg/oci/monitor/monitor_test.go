@@ -89,6 +89,8 @@ type fixture struct {
 	root, monDir string
 	client       *Client
 	cg           *cgroups.Hierarchy
+	// helper: bundles get no start plan, so the start helper starts them.
+	helper bool
 }
 
 func setup(t testing.TB) *fixture {
@@ -138,11 +140,17 @@ func (f *fixture) bundle(t testing.TB, id, script string, edit ...func(*runtime.
 	os.Mkdir(dir, 0o700)
 	data, _ := json.Marshal(spec)
 	os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600)
+	if !f.helper {
+		if err := WriteStartPlan(dir, spec, cg); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return dir
 }
 
-// editSpec changes a bundle's config.json.
-func editSpec(t testing.TB, bundle string, edit func(*specs.Spec)) {
+// editSpec changes a bundle's config.json, and its start plan if it has
+// one.
+func (f *fixture) editSpec(t testing.TB, bundle string, edit func(*specs.Spec)) {
 	t.Helper()
 	cfgPath := filepath.Join(bundle, "config.json")
 	var spec specs.Spec
@@ -153,6 +161,16 @@ func editSpec(t testing.TB, bundle string, edit func(*specs.Spec)) {
 	edit(&spec)
 	data, _ = json.Marshal(spec)
 	if err := os.WriteFile(cfgPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if f.helper {
+		return
+	}
+	cg, err := f.cg.Manager(spec.Linux.CgroupsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteStartPlan(bundle, &spec, cg); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -273,7 +291,7 @@ func TestExitHelperRunsOnlyWhenNeeded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := f.bundle(t, tc.name, tc.script)
 			if tc.hostPID {
-				editSpec(t, b, func(s *specs.Spec) {
+				f.editSpec(t, b, func(s *specs.Spec) {
 					s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool {
 						return n.Type == specs.PIDNamespace
 					})
@@ -399,7 +417,7 @@ func TestCgroupNamespaceIsRootedAtTheContainersCgroup(t *testing.T) {
 	b := f.bundle(t, "cgns", "cat /proc/self/cgroup")
 	// crid asks for a cgroup namespace on cgroup v2 hosts only (as
 	// containerd does); ask for it here whatever the host.
-	editSpec(t, b, func(s *specs.Spec) {
+	f.editSpec(t, b, func(s *specs.Spec) {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	})
 	logPath := filepath.Join(t.TempDir(), "cgns.log")
