@@ -638,17 +638,7 @@ func TestContainerSeesItsCgroupOnV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dir.Close()
-	root := t.TempDir()
-	self, err := os.ReadFile("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "helper"), self, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{"proc", "sys", "dev", "tmp"} {
-		os.Mkdir(filepath.Join(root, d), 0o755)
-	}
+	root := helperRoot(t)
 	spec, err := generate.Spec(generate.Input{
 		Container: &runtime.ContainerConfig{Command: []string{"/helper"}, Envs: []*runtime.KeyValue{{Key: helperEnv, Value: []byte("cgroupfs")}}},
 		Sandbox:   &runtime.PodSandboxConfig{},

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/oci/executor"
+	"github.com/crid-dev/crid/pkg/oci/monitor"
 )
 
 // helperEnv makes the test binary act as a workload instead of running
@@ -34,6 +35,13 @@ func TestMain(m *testing.M) {
 	// executor test starts.
 	if len(os.Args) > 1 && os.Args[1] == executor.InitCommand {
 		os.Exit(executor.Init())
+	}
+	// And of the pod monitor's helpers, in TestMonitorLaunchesIntoTheCgroup.
+	if len(os.Args) > 2 && os.Args[1] == monitor.StartCommand {
+		os.Exit(monitor.RunStart(os.Args[2]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == monitor.ExitedCommand {
+		os.Exit(monitor.RunExited(os.Args[2:]))
 	}
 	if h := os.Getenv(helperEnv); h != "" {
 		bufio.NewReader(os.Stdin).ReadString('\n')

@@ -41,7 +41,9 @@ cd "$repo"
 # Static, with cgo: the executor test starts containers, and the executor's
 # namespace joining (pkg/oci/nsenter) is C run before Go starts.
 CGO_ENABLED=1 go test -c -tags netgo,osusergo -ldflags '-linkmode external -extldflags -static' -o "$work/cgroups.test" ./test/cgroups
-go run ./test/cgroups/mkinitramfs -init "$work/cgroups.test" -o "$work/initramfs.cpio"
+# The pod monitor, for the test of its start (TestMonitorLaunchesIntoTheCgroup).
+cc -O2 -Wall -Wextra -Werror -static -o "$work/crid-podmon" cmd/crid-podmon/podmon.c
+go run ./test/cgroups/mkinitramfs -init "$work/cgroups.test" -bin "$work/crid-podmon" -o "$work/initramfs.cpio"
 
 echo "qemu.sh: booting $(basename "$vmlinuz") (cgroup v2) with the cgroup tests as init"
 set +e

@@ -1,9 +1,10 @@
 // Command mkinitramfs writes the initramfs that boots the cgroup v2 tests:
 // a newc cpio holding the static test binary as /init, the directories it
 // mounts on, and /dev/console, which the kernel opens for init's output
-// before anything is mounted.
+// before anything is mounted, and more binaries under /bin (-bin, as
+// many as needed).
 //
-//	mkinitramfs -init cgroups.test -o initramfs.cpio
+//	mkinitramfs -init cgroups.test [-bin crid-podmon] -o initramfs.cpio
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 type entry struct {
@@ -23,6 +25,11 @@ type entry struct {
 func main() {
 	initPath := flag.String("init", "", "binary to run as /init")
 	out := flag.String("o", "initramfs.cpio", "output file")
+	var bins []string
+	flag.Func("bin", "a binary to put under /bin (repeatable)", func(v string) error {
+		bins = append(bins, v)
+		return nil
+	})
 	flag.Parse()
 	bin, err := os.ReadFile(*initPath)
 	if err != nil {
@@ -34,6 +41,14 @@ func main() {
 		{name: "dev", mode: dir | 0o755}, {name: "dev/console", mode: chr | 0o600, major: 5, minor: 1},
 		{name: "proc", mode: dir | 0o555}, {name: "sys", mode: dir | 0o555}, {name: "tmp", mode: dir | 0o1777},
 		{name: "bin", mode: dir | 0o755}, {name: "init", mode: reg | 0o755, data: bin},
+	}
+	for _, b := range bins {
+		data, err := os.ReadFile(b)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mkinitramfs:", err)
+			os.Exit(1)
+		}
+		entries = append(entries, entry{name: "bin/" + filepath.Base(b), mode: reg | 0o755, data: data})
 	}
 	if err := write(*out, entries); err != nil {
 		fmt.Fprintln(os.Stderr, "mkinitramfs:", err)
