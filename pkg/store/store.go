@@ -79,6 +79,36 @@ type loc struct {
 	n   int
 }
 
+// index is where every live record lies, by bucket and key, and about how
+// much room they would take in a compacted log.
+type index struct {
+	recs map[string]map[string]loc
+	live int64
+}
+
+func newIndex() *index { return &index{recs: map[string]map[string]loc{}} }
+
+// apply indexes o, a put's value being at offset at.
+func (x *index) apply(o op, at int64) {
+	b := x.recs[o.bucket]
+	if b == nil {
+		b = map[string]loc{}
+		x.recs[o.bucket] = b
+	}
+	if old, ok := b[o.key]; ok {
+		x.live -= entrySize(o.bucket, o.key, old.n)
+	}
+	if o.kind == opDelete {
+		delete(b, o.key)
+		return
+	}
+	b[o.key] = loc{off: at, n: len(o.value)}
+	x.live += entrySize(o.bucket, o.key, len(o.value))
+}
+
+// entrySize is about what a record takes in a compacted log.
+func entrySize(bucket, key string, n int) int64 { return int64(len(bucket) + len(key) + n + 8) }
+
 // Store is the open metadata log and the lock that makes it this
 // process's alone.
 type Store struct {
@@ -89,8 +119,7 @@ type Store struct {
 	f     *os.File
 	end   int64 // where the next record goes
 	size  int64 // the file's length: zero from end on
-	live  int64 // bytes the live records take, for compaction
-	index map[string]map[string]loc
+	index *index
 	// compactFrom is the log's length that triggers a compaction.
 	compactFrom int64
 	// err is a failed sync: what the file holds is unknown from then on
@@ -167,24 +196,8 @@ func (s *Store) open() error {
 // bytes a crash left past the last whole record are zeroed first, so no
 // later record can be read together with them.
 func (s *Store) load(data []byte) error {
-	idx := map[string]map[string]loc{}
-	var live int64
-	end, torn, err := replay(data, func(o op, at int64) {
-		b := idx[o.bucket]
-		if b == nil {
-			b = map[string]loc{}
-			idx[o.bucket] = b
-		}
-		if old, ok := b[o.key]; ok {
-			live -= entrySize(o.bucket, o.key, old.n)
-		}
-		if o.kind == opDelete {
-			delete(b, o.key)
-			return
-		}
-		b[o.key] = loc{off: at, n: len(o.value)}
-		live += entrySize(o.bucket, o.key, len(o.value))
-	})
+	idx := newIndex()
+	end, torn, err := replay(data, idx.apply)
 	if err != nil {
 		return err
 	}
@@ -202,13 +215,10 @@ func (s *Store) load(data []byte) error {
 			return fmt.Errorf("zero the torn tail: %w", err)
 		}
 	}
-	s.f, s.index, s.end, s.size, s.live = f, idx, end, int64(len(data)), live
-	s.compactFrom = max(compactAt, 4*live)
+	s.f, s.index, s.end, s.size = f, idx, end, int64(len(data))
+	s.compactFrom = max(compactAt, 4*idx.live)
 	return nil
 }
-
-// entrySize is about what a record takes in a compacted log.
-func entrySize(bucket, key string, n int) int64 { return int64(len(bucket) + len(key) + n + 8) }
 
 // rewrite writes a log holding recs alone beside the old one, syncs it
 // and renames it over it: a crash at any point leaves one whole log.
@@ -225,8 +235,7 @@ func (s *Store) rewrite(recs []op) error {
 		return err
 	}
 	buf := logHeader()
-	idx := map[string]map[string]loc{}
-	var live int64
+	idx := newIndex()
 	// Records of about a chunk: each is whole or the file is not adopted.
 	for len(recs) > 0 {
 		n, size := 0, 0
@@ -236,11 +245,7 @@ func (s *Store) rewrite(recs []op) error {
 		}
 		rec, at := encodeRecord(recs[:n])
 		for i, o := range recs[:n] {
-			if idx[o.bucket] == nil {
-				idx[o.bucket] = map[string]loc{}
-			}
-			idx[o.bucket][o.key] = loc{off: int64(len(buf) + at[i]), n: len(o.value)}
-			live += entrySize(o.bucket, o.key, len(o.value))
+			idx.apply(o, int64(len(buf)+at[i]))
 		}
 		buf = append(buf, rec...)
 		recs = recs[n:]
@@ -268,8 +273,8 @@ func (s *Store) rewrite(recs []op) error {
 	if s.f != nil {
 		s.f.Close()
 	}
-	s.f, s.index, s.end, s.size, s.live = f, idx, end, size, live
-	s.compactFrom = max(compactAt, 4*live)
+	s.f, s.index, s.end, s.size = f, idx, end, size
+	s.compactFrom = max(compactAt, 4*idx.live)
 	// A rename not yet durable leaves the old log or the new one after a
 	// power loss, and either holds the same records.
 	return syncDir(s.dir)
@@ -317,20 +322,7 @@ func (s *Store) commit(ops []op) error {
 		return s.err
 	}
 	for i, o := range ops {
-		b := s.index[o.bucket]
-		if b == nil {
-			b = map[string]loc{}
-			s.index[o.bucket] = b
-		}
-		if old, ok := b[o.key]; ok {
-			s.live -= entrySize(o.bucket, o.key, old.n)
-		}
-		if o.kind == opDelete {
-			delete(b, o.key)
-			continue
-		}
-		b[o.key] = loc{off: s.end + int64(at[i]), n: len(o.value)}
-		s.live += entrySize(o.bucket, o.key, len(o.value))
+		s.index.apply(o, s.end+int64(at[i]))
 	}
 	s.end += int64(len(rec))
 	if s.end >= s.compactFrom {
@@ -343,9 +335,9 @@ func (s *Store) commit(ops []op) error {
 // the old log, whole, in use; the next try waits for it to double.
 func (s *Store) compact() {
 	var recs []op
-	for _, b := range slices.Sorted(maps.Keys(s.index)) {
-		for _, k := range slices.Sorted(maps.Keys(s.index[b])) {
-			l := s.index[b][k]
+	for _, b := range slices.Sorted(maps.Keys(s.index.recs)) {
+		for _, k := range slices.Sorted(maps.Keys(s.index.recs[b])) {
+			l := s.index.recs[b][k]
 			v := make([]byte, l.n)
 			if _, err := s.f.ReadAt(v, l.off); err != nil {
 				s.compactFrom = 2 * s.end
@@ -361,7 +353,7 @@ func (s *Store) compact() {
 
 // raw reads a record's value; the caller holds mu (or is open).
 func (s *Store) raw(bucket, key string) ([]byte, bool) {
-	l, ok := s.index[bucket][key]
+	l, ok := s.index.recs[bucket][key]
 	if !ok {
 		return nil, false
 	}
@@ -482,7 +474,7 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	put := map[[2]string]bool{}
 	for _, o := range tx.ops {
 		id := [2]string{o.bucket, o.key}
-		if _, ok := s.index[o.bucket][o.key]; o.kind == opDelete && !ok && !put[id] {
+		if _, ok := s.index.recs[o.bucket][o.key]; o.kind == opDelete && !ok && !put[id] {
 			continue
 		}
 		put[id] = o.kind == opPut
@@ -531,8 +523,8 @@ func (s *Store) ForEach(bucket string, fn func(key string, raw []byte) error) er
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var buf []byte
-	for _, k := range slices.Sorted(maps.Keys(s.index[bucket])) {
-		l := s.index[bucket][k]
+	for _, k := range slices.Sorted(maps.Keys(s.index.recs[bucket])) {
+		l := s.index.recs[bucket][k]
 		if cap(buf) < l.n {
 			buf = make([]byte, l.n)
 		}
