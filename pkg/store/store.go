@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"maps"
 	"os"
 	"path/filepath"
@@ -152,20 +153,27 @@ func (s *Store) path() string { return filepath.Join(s.dir, LogFile) }
 func (s *Store) open() error {
 	// What a compaction or migration cut short left: the log is whole.
 	os.Remove(s.path() + ".tmp")
-	data, err := os.ReadFile(s.path())
+	f, err := os.OpenFile(s.path(), os.O_RDWR|unix.O_CLOEXEC, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		recs, err := legacyRecords(filepath.Join(s.dir, DBFile))
 		if err != nil {
 			return err
 		}
-		if err := s.rewrite(recs); err != nil {
+		if err := s.rewrite(func(yield func(op, error) bool) {
+			for _, o := range recs {
+				if !yield(o, nil) {
+					return
+				}
+			}
+		}); err != nil {
 			return err
 		}
 	case err != nil:
 		return err
 	default:
-		if err := s.load(data); err != nil {
+		if err := s.load(f); err != nil {
+			f.Close()
 			return err
 		}
 	}
@@ -192,38 +200,47 @@ func (s *Store) open() error {
 	return s.commit([]op{{kind: opPut, bucket: metaBucket, key: schemaKey, value: []byte(strconv.Itoa(SchemaVersion))}})
 }
 
-// load indexes the log in data and opens it for writing at its end. The
+// load indexes the log f and writes to it at its end from then on. It
+// reads the log mapped, not into the heap: only the index stays. The
 // bytes a crash left past the last whole record are zeroed first, so no
 // later record can be read together with them.
-func (s *Store) load(data []byte) error {
-	idx := newIndex()
-	end, torn, err := replay(data, idx.apply)
+func (s *Store) load(f *os.File) error {
+	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(s.path(), os.O_RDWR|unix.O_CLOEXEC, 0)
+	size := fi.Size()
+	if size < headerSize {
+		return errors.New("not a crid log (shorter than its header)")
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("map the log: %w", err)
+	}
+	idx := newIndex()
+	end, torn, err := replay(data, idx.apply)
+	unix.Munmap(data)
 	if err != nil {
 		return err
 	}
 	if torn {
-		if _, err := f.WriteAt(make([]byte, int64(len(data))-end), end); err != nil {
-			f.Close()
+		if _, err := f.WriteAt(make([]byte, size-end), end); err != nil {
 			return fmt.Errorf("zero the torn tail: %w", err)
 		}
 		if err := f.Sync(); err != nil {
-			f.Close()
 			return fmt.Errorf("zero the torn tail: %w", err)
 		}
 	}
-	s.f, s.index, s.end, s.size = f, idx, end, int64(len(data))
+	s.f, s.index, s.end, s.size = f, idx, end, size
 	s.compactFrom = max(compactAt, 4*idx.live)
 	return nil
 }
 
 // rewrite writes a log holding recs alone beside the old one, syncs it
 // and renames it over it: a crash at any point leaves one whole log.
-// The store then writes to the new one.
-func (s *Store) rewrite(recs []op) error {
+// The store then writes to the new one. recs are taken a chunk at a
+// time, so a rewrite holds no more than that of them.
+func (s *Store) rewrite(recs iter.Seq2[op, error]) error {
 	tmp := s.path() + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -234,26 +251,45 @@ func (s *Store) rewrite(recs []op) error {
 		os.Remove(tmp)
 		return err
 	}
-	buf := logHeader()
-	idx := newIndex()
-	// Records of about a chunk: each is whole or the file is not adopted.
-	for len(recs) > 0 {
-		n, size := 0, 0
-		for n < len(recs) && (n == 0 || size+len(recs[n].value) < chunk) {
-			size += len(recs[n].value) + len(recs[n].key) + len(recs[n].bucket) + 16
-			n++
-		}
-		rec, at := encodeRecord(recs[:n])
-		for i, o := range recs[:n] {
-			idx.apply(o, int64(len(buf)+at[i]))
-		}
-		buf = append(buf, rec...)
-		recs = recs[n:]
+	if _, err := f.WriteAt(logHeader(), 0); err != nil {
+		return fail(err)
 	}
-	end := int64(len(buf))
+	idx := newIndex()
+	end := int64(headerSize)
+	// Records of about a chunk: each is whole or the file is not adopted.
+	var batch []op
+	batchSize := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		rec, at := encodeRecord(batch)
+		if _, err := f.WriteAt(rec, end); err != nil {
+			return err
+		}
+		for i, o := range batch {
+			idx.apply(o, end+int64(at[i]))
+		}
+		end += int64(len(rec))
+		batch, batchSize = batch[:0], 0
+		return nil
+	}
+	for o, err := range recs {
+		if err != nil {
+			return fail(err)
+		}
+		batch = append(batch, o)
+		if batchSize += len(o.value) + len(o.key) + len(o.bucket) + 16; batchSize >= chunk {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fail(err)
+	}
 	size := (end/chunk + 1) * chunk
-	buf = append(buf, make([]byte, size-end)...)
-	if _, err := f.WriteAt(buf, 0); err != nil {
+	if _, err := f.WriteAt(make([]byte, size-end), end); err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
@@ -331,19 +367,24 @@ func (s *Store) commit(ops []op) error {
 	return nil
 }
 
-// compact rewrites the log with its live records only. A failure leaves
-// the old log, whole, in use; the next try waits for it to double.
+// compact rewrites the log with its live records only, read from the
+// old log as they are written. A failure leaves the old log, whole, in
+// use; the next try waits for it to double.
 func (s *Store) compact() {
-	var recs []op
-	for _, b := range slices.Sorted(maps.Keys(s.index.recs)) {
-		for _, k := range slices.Sorted(maps.Keys(s.index.recs[b])) {
-			l := s.index.recs[b][k]
-			v := make([]byte, l.n)
-			if _, err := s.f.ReadAt(v, l.off); err != nil {
-				s.compactFrom = 2 * s.end
-				return
+	old := s.index
+	recs := func(yield func(op, error) bool) {
+		for _, b := range slices.Sorted(maps.Keys(old.recs)) {
+			for _, k := range slices.Sorted(maps.Keys(old.recs[b])) {
+				l := old.recs[b][k]
+				v := make([]byte, l.n)
+				if _, err := s.f.ReadAt(v, l.off); err != nil {
+					yield(op{}, fmt.Errorf("read %s/%s: %w", b, k, err))
+					return
+				}
+				if !yield(op{kind: opPut, bucket: b, key: k, value: v}, nil) {
+					return
+				}
 			}
-			recs = append(recs, op{kind: opPut, bucket: b, key: k, value: v})
 		}
 	}
 	if err := s.rewrite(recs); err != nil {

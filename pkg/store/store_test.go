@@ -120,11 +120,11 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	// The refusal released the lock and wrote nothing: a fixed log opens
 	// again.
 	s = &Store{dir: dir}
-	data, err := os.ReadFile(s.path())
+	f, err := os.OpenFile(s.path(), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.load(data); err != nil {
+	if err := s.load(f); err != nil {
 		t.Fatal(err)
 	}
 	setSchema(s, "1")
