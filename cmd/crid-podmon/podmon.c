@@ -1162,7 +1162,9 @@ static void start(struct conn *conn, struct req *r) {
 	c->want_stdin = r->stdin_;
 	c->next = M.ctrs;
 	M.ctrs = c;
-	char err[PATH_MAX + 128] = "";
+	// Not zero-filled: a stack page the monitor touches stays its own.
+	char err[PATH_MAX + 128];
+	err[0] = 0;
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, inp[2] = {-1, -1}, sk[2] = {-1, -1};
 	if (c->log[0] && (c->logfd = open_log(c->log)) < 0) {
 		snprintf(err, sizeof err, "open log %s: %s", c->log, strerror(errno));
@@ -1280,6 +1282,26 @@ static char *jstrings(const char *a, const char *key) {
 	return fit ? fit : out;
 }
 
+// jdup decodes the string at "key": of a plan into an allocation of its
+// own; NULL when there is none (or it is not a string).
+static char *jdup(const char *a, const char *key) {
+	const char *p = jvalue(a, key, "");
+	if (!p || *p != '"')
+		return NULL;
+	const char *e = a + strlen(a);
+	// Decoded, a string is never longer than its encoding.
+	size_t cap = (size_t)(e - p) + 1;
+	char *out = malloc(cap);
+	if (!out || !jstring(p, e, out, cap) || !out[0]) {
+		free(out);
+		return NULL;
+	}
+	char *fit = realloc(out, strlen(out) + 1);
+	return fit ? fit : out;
+}
+
+static void send_init_message(struct ctr *c, int sync);
+
 // read_plan reads the bundle's start plan (monitor.StartPlan): NULL with
 // err empty when it has none, which leaves the start to the helper.
 static char *read_plan(const char *bundle, char *err, size_t cap) {
@@ -1291,10 +1313,12 @@ static char *read_plan(const char *bundle, char *err, size_t cap) {
 			snprintf(err, cap, "read %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	char *buf = malloc(MAX_PLAN + 1);
+	struct stat st;
+	size_t want = fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < MAX_PLAN ? (size_t)st.st_size : MAX_PLAN;
+	char *buf = malloc(want + 1);
 	size_t n = 0;
 	ssize_t r = 0;
-	while (buf && n < MAX_PLAN && (r = read(fd, buf + n, MAX_PLAN - n)) > 0)
+	while (buf && n < want && (r = read(fd, buf + n, want - n)) > 0)
 		n += (size_t)r;
 	close(fd);
 	if (!buf || r < 0 || n == MAX_PLAN || n == 0) {
@@ -1365,41 +1389,37 @@ static bool launch(struct ctr *c, const char *plan, const int stdio[4], int sync
 	int fds[4] = {stdio[0], stdio[1], stdio[2], stdio[3]};
 	if (jvalue(plan, "terminal", "true"))
 		fds[0] = fds[1] = fds[2] = -1;
+	// The plan's strings are decoded into allocations of their size, not
+	// into path-sized buffers: each page a start touches stays the
+	// monitor's for its life (docs/containers.md, "Memory per pod").
 	long long flags = -1, adj = 0;
-	char join_pid[PATH_MAX] = "", cgdir[PATH_MAX] = "", oom_file[PATH_MAX] = "";
 	bool has_adj = jfield(plan, "oomScoreAdj", &adj, NULL, 0);
 	jfield(plan, "clone", &flags, NULL, 0);
-	jfield(plan, "joinPid", NULL, join_pid, sizeof join_pid);
-	jfield(plan, "cgroupDir", NULL, cgdir, sizeof cgdir);
-	jfield(plan, "oomFile", NULL, oom_file, sizeof oom_file);
 	jfield(plan, "cgroup", NULL, c->cgroup, sizeof c->cgroup);
+	char *join_pid = jdup(plan, "joinPid"), *cgdir = jdup(plan, "cgroupDir");
+	c->oom_file = jdup(plan, "oomFile");
 	char *join = jvalue(plan, "join", "[") ? jstrings(plan, "join") : NULL;
 	c->members = jstrings(plan, "members");
+	int cg = -1, pidns = -1;
+	bool ok = false;
 	if (flags < 0 || ((uint64_t)flags & ~PLAN_CLONE_FLAGS) || !c->members || (!join && jvalue(plan, "join", "["))) {
 		snprintf(err, cap, "%s/%s: not a start plan", c->bundle, PLAN_FILE);
-		free(join);
-		return false;
+		goto out;
 	}
-	if (oom_file[0]) {
-		c->oom_file = strdup(oom_file);
-		oom_count(oom_file, &c->oom_before);
-	}
-	int cg = -1, pidns = -1;
-	if (cgdir[0] && (cg = open(cgdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	if (c->oom_file)
+		oom_count(c->oom_file, &c->oom_before);
+	if (cgdir && (cg = open(cgdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		snprintf(err, cap, "open cgroup %s: %s", cgdir, strerror(errno));
-		free(join);
-		return false;
+		goto out;
 	}
 	// A PID namespace joined by setns holds the caller's next children,
 	// not the caller: the monitor joins it for the clone and comes back.
-	if (join_pid[0] && ((pidns = open(join_pid, O_RDONLY | O_CLOEXEC)) < 0 || setns(pidns, CLONE_NEWPID) < 0)) {
+	if (join_pid && ((pidns = open(join_pid, O_RDONLY | O_CLOEXEC)) < 0 || setns(pidns, CLONE_NEWPID) < 0)) {
 		snprintf(err, cap, "join PID namespace %s: %s", join_pid, strerror(errno));
 		if (pidns >= 0)
 			close(pidns);
-		if (cg >= 0)
-			close(cg);
-		free(join);
-		return false;
+		pidns = -1;
+		goto out;
 	}
 	struct clone_args3 ca = {.flags = (uint64_t)flags, .exit_signal = SIGCHLD};
 	if (cg >= 0)
@@ -1411,35 +1431,48 @@ static bool launch(struct ctr *c, const char *plan, const int stdio[4], int sync
 	if (pidns >= 0) {
 		if (setns(M.pidns, CLONE_NEWPID) < 0)
 			logmsg("back to the monitor's PID namespace: %s", strerror(errno));
-		close(pidns);
 	}
-	if (cg >= 0)
-		close(cg);
-	free(join);
 	if (pid < 0) {
 		snprintf(err, cap, "clone the init of %s: %s", c->id, strerror(saved));
-		return false;
+		goto out;
 	}
 	c->launched = true;
 	c->init_pid = pid;
-	// The init's message (executor.LaunchMessage). Short: the socket
-	// takes it whole. If the child failed before reading it, its error is
-	// on the socket all the same.
-	static char msg[MAX_ANSWER];
-	size_t n = (size_t)snprintf(msg, sizeof msg, "{\"bundle\":");
-	n = jquote(msg, n, sizeof msg / 2, c->bundle);
+	send_init_message(c, sync);
+	ok = true;
+out:
+	if (pidns >= 0)
+		close(pidns);
+	if (cg >= 0)
+		close(cg);
+	free(join);
+	free(join_pid);
+	free(cgdir);
+	return ok;
+}
+
+// send_init_message writes the init its message (executor.LaunchMessage),
+// short enough for the socket to take whole. If the child failed before
+// reading it, its error is on the socket all the same.
+static void send_init_message(struct ctr *c, int sync) {
 	const char *mounts = getenv("CRID_CGROUP_MOUNTS");
-	if (mounts && n < sizeof msg / 2) {
-		size_t at = n;
-		n += (size_t)snprintf(msg + n, sizeof msg - n, ",\"cgroupMounts\":");
-		n = jquote(msg, n, sizeof msg - 4, mounts);
-		if (n >= sizeof msg - 4)
-			n = at; // too long to send: the init reads mountinfo
+	// Quoted, a byte takes at most six.
+	size_t cap = 64 + 6 * (strlen(c->bundle) + (mounts ? strlen(mounts) : 0));
+	char *msg = malloc(cap);
+	if (!msg) {
+		logmsg("send %s its init message: out of memory", c->id);
+		return;
 	}
-	n += (size_t)snprintf(msg + n, sizeof msg - n, "}\n");
+	size_t n = (size_t)snprintf(msg, cap, "{\"bundle\":");
+	n = jquote(msg, n, cap, c->bundle);
+	if (mounts) {
+		n += (size_t)snprintf(msg + n, cap - n, ",\"cgroupMounts\":");
+		n = jquote(msg, n, cap, mounts);
+	}
+	n += (size_t)snprintf(msg + n, cap - n, "}\n");
 	if (send(sync, msg, n, MSG_NOSIGNAL) != (ssize_t)n)
 		logmsg("send %s its init message: %s", c->id, strerror(errno));
-	return true;
+	free(msg);
 }
 
 // launched_answer ends a launch: the init closed its sync socket at exec,
@@ -1472,7 +1505,8 @@ static void on_start_answer(struct ctr *c) {
 	struct conn *conn = c->starter;
 	c->starter = NULL;
 	long long pid = 0, oom = 0;
-	char err[8192] = "", kind[64] = "";
+	char err[8192], kind[64]; // not zero-filled: see start
+	err[0] = kind[0] = 0;
 	if (c->launched) {
 		const char *k = "";
 		if (!launched_answer(c, err, sizeof err, &k)) {
