@@ -13,12 +13,13 @@ cd "$repo"
 echo "== unit tests"
 go test -count=1 $(go list ./... | grep -v -e /test/integration -e /test/cgroups -e /test/security -e /test/e2e)
 
-echo "== fuzzing the request validators, the kernel OOM log reader and the pod monitor's request parser (kept corpus in testdata/fuzz, then 10 s each)"
+echo "== fuzzing the request validators, the kernel OOM log reader, the pod monitor's request parser and the store's log replay (kept corpus in testdata/fuzz, then 10 s each)"
 for target in FuzzSandbox FuzzContainer FuzzCpuset; do
 	go test -run '^$' -fuzz "^$target\$" -fuzztime 10s ./pkg/validate/ | tail -n 2
 done
 go test -run '^$' -fuzz '^FuzzOOMDump$' -fuzztime 10s ./pkg/cgroups/ | tail -n 2
 go test -run '^$' -fuzz '^FuzzMonitorRequest$' -fuzztime 10s ./pkg/oci/monitor/ | tail -n 2
+go test -run '^$' -fuzz '^FuzzReplay$' -fuzztime 10s ./pkg/store/ | tail -n 2
 
 echo "== example alert rules (promtool from Debian's prometheus package)"
 tools=${CRID_TOOLS_DIR:-$repo/_output/tools}
