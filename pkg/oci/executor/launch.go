@@ -91,7 +91,7 @@ type LaunchMessage struct {
 // which the init makes itself, from the copy of the host's mounts its new
 // mount namespace holds (StartConfig makes it in the host's).
 func loadBundle(cfg *initConfig) error {
-	data, err := os.ReadFile(filepath.Join(cfg.Bundle, "config.json"))
+	data, prog, err := ReadBundle(cfg.Bundle)
 	if err != nil {
 		return err
 	}
@@ -101,13 +101,28 @@ func loadBundle(cfg *initConfig) error {
 	if cfg.Spec.Process == nil || len(cfg.Spec.Process.Args) == 0 || cfg.Spec.Root == nil || cfg.Spec.Linux == nil {
 		return errors.New("spec has no process, root or linux section")
 	}
-	if prog, err := os.ReadFile(filepath.Join(cfg.Bundle, SeccompProgramFile)); err == nil {
-		cfg.SeccompProgram = prog
+	cfg.SeccompProgram = prog
+	cfg.RootFD, err = cloneRootfs(cfg.Spec.Root.Path)
+	return err
+}
+
+// ReadBundle reads a bundle's spec (config.json) and the seccomp filter
+// crid compiled for it (SeccompProgramFile), nil when it made none: the
+// init then loads that rather than compiling the profile.
+func ReadBundle(dir string) (spec, seccompProgram []byte, err error) {
+	if spec, err = os.ReadFile(filepath.Join(dir, "config.json")); err != nil {
+		return nil, nil, err
 	}
-	fd, err := unix.OpenTree(unix.AT_FDCWD, cfg.Spec.Root.Path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	seccompProgram, _ = os.ReadFile(filepath.Join(dir, SeccompProgramFile))
+	return spec, seccompProgram, nil
+}
+
+// cloneRootfs is a detached clone of the rootfs at path, with its mounts,
+// for the init to attach (prepareRootfs).
+func cloneRootfs(path string) (int, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err != nil {
-		return fmt.Errorf("clone rootfs %s: %w", cfg.Spec.Root.Path, err)
+		return -1, fmt.Errorf("clone rootfs %s: %w", path, err)
 	}
-	cfg.RootFD = fd
-	return nil
+	return fd, nil
 }

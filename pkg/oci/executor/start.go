@@ -369,9 +369,9 @@ func handOver(cmd *exec.Cmd, spec *Config, userns, cgroupMounts string) (_ *hand
 			}
 		}
 	}()
-	rootTree, err := unix.OpenTree(unix.AT_FDCWD, spec.Root.Path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	rootTree, err := cloneRootfs(spec.Root.Path)
 	if err != nil {
-		return nil, fmt.Errorf("clone rootfs %s: %w", spec.Root.Path, err)
+		return nil, err
 	}
 	rootDir := os.NewFile(uintptr(rootTree), "rootfs")
 	h.files = append(h.files, rootDir)

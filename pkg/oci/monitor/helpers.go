@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -84,7 +83,7 @@ func start(bundle string) (StartAnswer, *os.File) {
 	fail := func(err error) (StartAnswer, *os.File) {
 		return StartAnswer{Error: err.Error(), Kind: errdefs.Kind(err)}, nil
 	}
-	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	data, prog, err := executor.ReadBundle(bundle)
 	if err != nil {
 		return fail(err)
 	}
@@ -92,11 +91,7 @@ func start(bundle string) (StartAnswer, *os.File) {
 	if err != nil {
 		return fail(fmt.Errorf("config.json: %w", err))
 	}
-	// The seccomp filter crid compiled for this spec, if it did: the init
-	// then loads it rather than compiling the profile.
-	if prog, err := os.ReadFile(filepath.Join(bundle, executor.SeccompProgramFile)); err == nil {
-		spec.SeccompProgram = prog
-	}
+	spec.SeccompProgram = prog
 	mounts, cg, err := containerCgroup(spec.Linux.CgroupsPath)
 	if err != nil {
 		return fail(err)
@@ -152,10 +147,10 @@ func containerCgroup(path string) (string, cgroups.Manager, error) {
 // process has exited and left processes in its cgroup or was OOM-killed
 // (or it could not tell; StartAnswer.Members), with the bundle, the OOM
 // kill count at the start, the pid, the wait status and the time of the
-// exit (ns since the epoch). It kills what the container left in its cgroup, says whether
-// the kernel killed it for want of memory and what filled the memory,
-// and writes the exit record on stdout; crid-podmon writes it to the
-// bundle once the container's output is all logged.
+// exit (ns since the epoch). It kills what the container left in its
+// cgroup, says whether the kernel killed it for want of memory and what
+// filled the memory, and writes the exit record on stdout; crid-podmon
+// writes it to the bundle once the container's output is all logged.
 func RunExited(args []string) int {
 	if len(args) != 6 {
 		fmt.Fprintln(os.Stderr, "monitor: exited BUNDLE CGROUP OOM-BEFORE PID STATUS FINISHED-NS")
