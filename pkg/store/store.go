@@ -258,7 +258,7 @@ func (s *Store) rewrite(recs iter.Seq2[op, error]) error {
 	end := int64(headerSize)
 	// Records of about a chunk: each is whole or the file is not adopted.
 	var batch []op
-	batchSize := 0
+	var batchSize int64
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -279,7 +279,7 @@ func (s *Store) rewrite(recs iter.Seq2[op, error]) error {
 			return fail(err)
 		}
 		batch = append(batch, o)
-		if batchSize += len(o.value) + len(o.key) + len(o.bucket) + 16; batchSize >= chunk {
+		if batchSize += entrySize(o.bucket, o.key, len(o.value)); batchSize >= chunk {
 			if err := flush(); err != nil {
 				return fail(err)
 			}
