@@ -16,6 +16,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strconv"
@@ -63,11 +64,21 @@ func runInfra(args []string) int {
 		groups = append(groups, n)
 		return err
 	})
-	seccompDefault := fs.Bool("seccomp-default", false, "run under the default seccomp profile")
+	seccompFD := fs.Int("seccomp-fd", -1, "read the seccomp program to run under from this descriptor")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	id := infra.Identity{Groups: groups, SeccompDefault: *seccompDefault}
+	id := infra.Identity{Groups: groups}
+	if *seccompFD >= 0 {
+		f := os.NewFile(uintptr(*seccompFD), "seccomp program")
+		prog, err := io.ReadAll(f)
+		f.Close()
+		if err != nil || len(prog) == 0 {
+			fmt.Fprintf(os.Stderr, "infra: read the seccomp program: %d bytes, %v\n", len(prog), err)
+			return 1
+		}
+		id.Seccomp = prog
+	}
 	if *uid >= 0 {
 		id.UID = uid
 	}

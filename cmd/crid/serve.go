@@ -32,6 +32,7 @@ import (
 	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/nri"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
+	"github.com/crid-dev/crid/pkg/oci/seccomp"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/sdnotify"
@@ -148,7 +149,7 @@ func serve(cfg config.Config) error {
 		Cgroups:  cg,
 		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache"), m),
 		Monitors: sandbox.MonitorBinary{Binaries: monitors, Metrics: m, CgroupMounts: cgroupMounts},
-		Kernel:   sandbox.Host{Binary: monitorBin, Cgroups: cg, Trash: bin},
+		Kernel:   sandbox.Host{Binary: monitorBin, Cgroups: cg, Seccomp: &seccomp.Cache{}, Trash: bin},
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)

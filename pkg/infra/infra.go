@@ -22,11 +22,19 @@ const Command = "infra"
 
 // Identity is who the infra process becomes once set up: the pod's
 // run_as_user, run_as_group and supplemental groups, with no capabilities,
-// under the default seccomp profile when the pod asks for it.
+// under Seccomp when the pod asks for the default profile: Profile's
+// program, compiled by crid (compiled here, by libseccomp, it took 22 ms
+// of each such pod's start).
 type Identity struct {
-	UID, GID       *int64
-	Groups         []int64
-	SeccompDefault bool
+	UID, GID *int64
+	Groups   []int64
+	Seccomp  []byte
+}
+
+// Profile is the seccomp profile of an infra process under the runtime's
+// default: the default profile of a process with no capabilities.
+func Profile() (*specs.LinuxSeccomp, error) {
+	return profiles.GetDefaultProfile(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}})
 }
 
 // Run is a pod's infra process: PID 1 of the pod's shared PID
@@ -104,13 +112,8 @@ func (id Identity) drop() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return err
 	}
-	if id.SeccompDefault {
-		spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}}
-		prof, err := profiles.GetDefaultProfile(spec)
-		if err != nil {
-			return err
-		}
-		if err := seccomp.Load(prof, true); err != nil {
+	if len(id.Seccomp) > 0 {
+		if err := seccomp.LoadProgram(id.Seccomp, false); err != nil {
 			return err
 		}
 	}

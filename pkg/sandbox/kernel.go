@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/crid-dev/crid/pkg/cgroups"
 	"github.com/crid-dev/crid/pkg/cni"
@@ -19,6 +21,7 @@ import (
 	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/oci/nsenter"
+	"github.com/crid-dev/crid/pkg/oci/seccomp"
 	"github.com/crid-dev/crid/pkg/proc"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/trash"
@@ -96,11 +99,13 @@ func (MonitorBinary) Shutdown(ctx context.Context, dir string) error {
 }
 
 // Host is the kernel as crid finds it: infra processes run from Binary,
-// placed in cgroups of Cgroups; removed pods' directories go to Trash
+// placed in cgroups of Cgroups, their seccomp program compiled once in
+// Seccomp (nil: at each start); removed pods' directories go to Trash
 // (nil: deleted at once).
 type Host struct {
 	Binary  *reexec.Binary
 	Cgroups Cgroups
+	Seccomp *seccomp.Cache
 	Trash   *trash.Bin
 }
 
@@ -172,10 +177,18 @@ func (k Host) MakeNamespaces(ctx context.Context, s *Sandbox) error {
 	for _, g := range s.Spec.SupplementalGroups {
 		args = append(args, "--group", strconv.FormatInt(g, 10))
 	}
+	var extra []*os.File
 	if s.Spec.SeccompDefault {
-		args = append(args, "--seccomp-default")
+		prog, err := k.infraSeccomp()
+		if err != nil {
+			return err
+		}
+		defer prog.Close()
+		extra = append(extra, prog)
+		args = append(args, "--seccomp-fd", "3")
 	}
 	cmd := k.Binary.Command(args...)
+	cmd.ExtraFiles = extra
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
 	// The infra process that stays is born in its cgroup (v2) or puts
 	// itself there first thing (v1): moving it in later costs the kernel
@@ -247,6 +260,38 @@ func (k Host) MakeNamespaces(ctx context.Context, s *Sandbox) error {
 	ns, err := pinProcess(dir, kinds, s.InfraPID, true, userns != nil)
 	s.NS = ns
 	return err
+}
+
+// infraSeccomp is the infra process's seccomp program (infra.Profile's)
+// in a memfd, for the process to read as its fd 3.
+func (k Host) infraSeccomp() (*os.File, error) {
+	prof, err := infra.Profile()
+	if err != nil {
+		return nil, fmt.Errorf("the infra process's seccomp profile: %w", err)
+	}
+	var prog []byte
+	if k.Seccomp != nil {
+		prog, err = k.Seccomp.Program(prof)
+	} else {
+		prog, err = seccomp.Compile(prof)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("compile the infra process's seccomp profile: %w", err)
+	}
+	fd, err := unix.MemfdCreate("crid-infra-seccomp", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd for the infra process's seccomp program: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "crid-infra-seccomp")
+	if _, err := f.Write(prog); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write the infra process's seccomp program: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func sysMappings(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
