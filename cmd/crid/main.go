@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
 	"github.com/crid-dev/crid/pkg/config"
@@ -44,6 +45,15 @@ func main() {
 	// entered by the nsenter constructor before main.
 	if len(os.Args) > 1 && os.Args[1] == executor.ExecCommand {
 		os.Exit(executor.ExecInit())
+	}
+	// Descriptors crid inherited past stdio (a shell's, a CI runner's
+	// pipe) must not reach what outlives it: its monitors and infra
+	// processes, and so their containers, would hold them, and a runner
+	// waiting for its pipe's EOF would wait for the node's last pod. Go
+	// opens its own close-on-exec; these are marked so in one call.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fmt.Fprintln(os.Stderr, "crid: mark inherited descriptors close-on-exec (Linux 5.11 or later):", err)
+		os.Exit(1)
 	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "crid:", err)

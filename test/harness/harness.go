@@ -134,10 +134,17 @@ func Start(t testing.TB, bin, dir string, extra ...string) *Daemon {
 // StartEnv is Start with variables added to crid's environment.
 func StartEnv(t testing.TB, bin, dir string, env []string, extra ...string) *Daemon {
 	t.Helper()
+	return StartCmd(t, bin, dir, func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, env...) }, extra...)
+}
+
+// StartCmd is Start with crid's command changed by edit before it runs.
+func StartCmd(t testing.TB, bin, dir string, edit func(*exec.Cmd), extra ...string) *Daemon {
+	t.Helper()
 	d := &Daemon{Dir: dir, Socket: filepath.Join(dir, "sock", "crid.sock"), Log: &bytes.Buffer{}, Done: make(chan error, 1)}
 	d.Cmd = exec.Command(bin, Args(dir, extra...)...)
-	d.Cmd.Env = append(os.Environ(), env...)
+	d.Cmd.Env = os.Environ()
 	d.Cmd.Stdout, d.Cmd.Stderr = d.Log, d.Log
+	edit(d.Cmd)
 	if err := d.Cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -362,6 +363,39 @@ func TestPodSurvivesDaemonKill(t *testing.T) {
 	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", info.InfraPID)); err == nil && !strings.Contains(string(data), ") Z ") {
 		t.Errorf("the infra process outlived RemovePodSandbox: %s", data)
 	}
+}
+
+// A descriptor crid inherited (a shell's, a CI runner's pipe) reaches
+// none of what outlives crid, the pod's monitor and infra process: a
+// runner waiting for its pipe's EOF would wait for the node's last pod.
+func TestInheritedDescriptorsStayWithCrid(t *testing.T) {
+	harness.RequireRoot(t)
+	dir := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// Past the descriptors crid's children are given (a monitor's and an
+	// infra process's fd 3), which would cover it.
+	d := harness.StartCmd(t, cridBin, dir, func(cmd *exec.Cmd) { cmd.ExtraFiles = append(make([]*os.File, 20), w) })
+	w.Close()
+	rt := d.Client(t)
+	id := harness.RunPod(t, rt, harness.PodConfig("inherits", func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext.NamespaceOptions.Network = runtime.NamespaceMode_NODE
+		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+	}))
+	_, info := inspect(t, rt, id)
+	if len(harness.Monitors(dir)) == 0 || info.InfraPID == 0 {
+		t.Fatalf("no monitor or infra process to check: monitors %v, infra %d", harness.Monitors(dir), info.InfraPID)
+	}
+	d.Stop(t, syscall.SIGKILL)
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := r.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("crid's inherited pipe is held past it (read %d, %v): monitors %v, infra %d", n, err, harness.Monitors(dir), info.InfraPID)
+	}
+	rt = harness.Start(t, cridBin, dir).Client(t)
+	harness.RemovePod(t, rt, id)
 }
 
 func TestVerboseStatusChecksTheNetwork(t *testing.T) {
