@@ -697,4 +697,15 @@ func BenchmarkList(b *testing.B) {
 			}
 		})
 	}
+	// A sum over the node (the list budget's), under the read lock.
+	b.Run("each", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			n := 0
+			set.Each(func(*Container) { n++ })
+			if n != 750 {
+				b.Fatal("short sum")
+			}
+		}
+	})
 }

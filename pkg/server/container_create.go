@@ -39,7 +39,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtime.CreateContain
 	if err := validate.Container(c); err != nil {
 		return nil, err
 	}
-	if err := fitsInList("containers", s.containersListed(), listedSize(c.Metadata.Name, c.Image.Image, c.Labels, c.Annotations)); err != nil {
+	if err := fitsInList("containers", s.containersListed(), listedSize(len(c.Metadata.Name), c.Image.Image, c.Labels, c.Annotations)); err != nil {
 		return nil, err
 	}
 	// A plugin connecting now finds the container in its Synchronize or

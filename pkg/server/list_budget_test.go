@@ -32,7 +32,7 @@ func TestListedSizeIsNoLessThanTheEntryItself(t *testing.T) {
 				State: runtime.ContainerState_CONTAINER_RUNNING, CreatedAt: 1 << 62, Labels: tc.labels, Annotations: tc.annotations,
 			}
 			list := &runtime.ListContainersResponse{Containers: []*runtime.Container{entry}}
-			if got, real := listedSize("app", "registry.k8s.io/pause:3.9", tc.labels, tc.annotations), proto.Size(list); got < real {
+			if got, real := listedSize(len("app"), "registry.k8s.io/pause:3.9", tc.labels, tc.annotations), proto.Size(list); got < real {
 				t.Fatalf("listedSize %d is under the %d bytes the entry takes: the budget would let a List overflow", got, real)
 			}
 		})

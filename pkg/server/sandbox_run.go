@@ -17,7 +17,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRe
 	if err != nil {
 		return nil, err
 	}
-	if err := fitsInList("pods", s.sandboxesListed(), listedSize(spec.Name+spec.Namespace+spec.UID, spec.RuntimeHandler, spec.Labels, spec.Annotations)); err != nil {
+	if err := fitsInList("pods", s.sandboxesListed(), listedSize(len(spec.Name)+len(spec.Namespace)+len(spec.UID), spec.RuntimeHandler, spec.Labels, spec.Annotations)); err != nil {
 		return nil, err
 	}
 	// A plugin connecting now finds the pod in its Synchronize or hears
