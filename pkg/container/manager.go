@@ -130,21 +130,15 @@ func (m *Manager) List() []*Container { return m.records.ListVisible() }
 // containers are the manager's own, and must not be changed.
 func (m *Manager) ListShared() []*Container { return m.records.Shared() }
 
-// Each calls f with every one of the containers, those being created included,
-// as the manager holds them (unsorted, not copied) under its read lock,
-// for sums over the node: f must not change them or call the manager.
+// Each calls f with every container, those being created included, as
+// the manager holds them (unsorted, not copied) under its read lock, for
+// sums over the node: f must not change them or call the manager.
 func (m *Manager) Each(f func(*Container)) { m.records.Each(f) }
 
 // ForSandbox lists a sandbox's containers, those being created included:
 // a pod's stop and removal reach every container it has.
 func (m *Manager) ForSandbox(sandboxID string) []*Container {
-	var out []*Container
-	for _, c := range m.records.List() {
-		if c.SandboxID == sandboxID {
-			out = append(out, c)
-		}
-	}
-	return out
+	return m.records.Matching(func(c *Container) bool { return c.SandboxID == sandboxID })
 }
 
 // load adopts the recorded containers: one whose create was cut short is

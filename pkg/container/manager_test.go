@@ -697,6 +697,15 @@ func BenchmarkList(b *testing.B) {
 			}
 		})
 	}
+	// One pod's three containers (a pod's stop, removal, stats).
+	b.Run("one pod's", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if len(set.Matching(func(c *Container) bool { return c.Name == "c7" || c.Name == "c8" || c.Name == "c9" })) != 3 {
+				b.Fatal("not the pod's three")
+			}
+		}
+	})
 	// A sum over the node (the list budget's), under the read lock.
 	b.Run("each", func(b *testing.B) {
 		b.ReportAllocs()

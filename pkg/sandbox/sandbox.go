@@ -263,9 +263,9 @@ func (m *Manager) List() []*Sandbox { return m.records.ListVisible() }
 // sandboxes are the manager's own, and must not be changed.
 func (m *Manager) ListShared() []*Sandbox { return m.records.Shared() }
 
-// Each calls f with every one of the sandboxes, those being created included,
-// as the manager holds them (unsorted, not copied) under its read lock,
-// for sums over the node: f must not change them or call the manager.
+// Each calls f with every sandbox, those being created included, as the
+// manager holds them (unsorted, not copied) under its read lock, for sums
+// over the node: f must not change them or call the manager.
 func (m *Manager) Each(f func(*Sandbox)) { m.records.Each(f) }
 
 // forget drops a torn-down sandbox's record. The caller holds its lock.
