@@ -222,3 +222,45 @@ func TestJoinFiles(t *testing.T) {
 		t.Errorf("v2 JoinFiles = %q", got)
 	}
 }
+
+// TestCPUStats: the throttling watch's reads, from each version's files,
+// with no memory controller to read; Stats reports the same figures.
+func TestCPUStats(t *testing.T) {
+	files := func(t *testing.T, kv map[string]string) string {
+		root := fakeDir(t, nil)
+		os.Mkdir(filepath.Join(root, "c"), 0o755)
+		for name, v := range kv {
+			os.WriteFile(filepath.Join(root, "c", name), []byte(v), 0o644)
+		}
+		return root
+	}
+	want := CPUStats{UsageNanos: 5_000_000, Periods: 40, Throttled: 10, ThrottledNanos: 2_000_000}
+	tests := []struct {
+		name string
+		m    Manager
+	}{
+		{"v1", &v1{path: "/c", mounts: map[string]string{
+			"cpuacct": files(t, map[string]string{"cpuacct.usage": "5000000", "cpuacct.stat": "user 1\nsystem 2\n"}),
+			"cpu":     files(t, map[string]string{"cpu.stat": "nr_periods 40\nnr_throttled 10\nthrottled_time 2000000\n"}),
+		}}},
+		{"v2", &v2{path: "/c", root: files(t, map[string]string{
+			"cpu.stat":       "usage_usec 5000\nuser_usec 0\nsystem_usec 0\nnr_periods 40\nnr_throttled 10\nthrottled_usec 2000\n",
+			"memory.current": "0", "memory.max": "max", "memory.stat": "anon 0\n", // for Stats alone
+		})}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.m.CPUStats()
+			if err != nil || got != want {
+				t.Errorf("CPUStats = %+v, %v; want %+v", got, err, want)
+			}
+			st, err := tt.m.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.CPU.UsageNanos != want.UsageNanos || st.CPU.Periods != want.Periods || st.CPU.Throttled != want.Throttled || st.CPU.ThrottledNanos != want.ThrottledNanos {
+				t.Errorf("Stats CPU = %+v, want the figures of %+v", st.CPU, want)
+			}
+		})
+	}
+}

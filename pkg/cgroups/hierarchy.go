@@ -44,6 +44,10 @@ type Manager interface {
 	// the file reads.
 	Stats() (*Stats, error)
 	DetailedStats() (*Stats, error)
+	// CPUStats is the CPU time used and the CFS throttling alone, for the
+	// throttling watch's look at every running container each window: a
+	// fifth of Stats's reads on v1 (no memory.stat), one file on v2.
+	CPUStats() (CPUStats, error)
 	// OOMKills counts the processes the kernel has OOM-killed in the cgroup.
 	OOMKills() (uint64, error)
 	// OOMKillsFile is the file OOMKills reads (its "oom_kill N" line),

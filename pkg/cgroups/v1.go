@@ -254,22 +254,33 @@ func (c *v1) JoinFiles() []string {
 	return files
 }
 
-func (c *v1) Stats() (*Stats, error) {
-	s := &Stats{Time: time.Now()}
+func (c *v1) CPUStats() (CPUStats, error) {
+	var s CPUStats
 	if d := c.dir("cpuacct"); d != "" {
 		var err error
-		if s.CPU.UsageNanos, err = readUint(d, "cpuacct.usage"); err != nil {
-			return nil, err
-		}
-		// cpuacct.stat counts USER_HZ ticks, 100 a second on Linux.
-		if kv, err := readKV(d, "cpuacct.stat"); err == nil {
-			s.CPU.UserNanos = kv["user"] * 10_000_000
-			s.CPU.SystemNanos = kv["system"] * 10_000_000
+		if s.UsageNanos, err = readUint(d, "cpuacct.usage"); err != nil {
+			return s, err
 		}
 	}
 	if d := c.dir("cpu"); d != "" {
 		if kv, err := readKV(d, "cpu.stat"); err == nil {
-			s.CPU.Periods, s.CPU.Throttled, s.CPU.ThrottledNanos = kv["nr_periods"], kv["nr_throttled"], kv["throttled_time"]
+			s.Periods, s.Throttled, s.ThrottledNanos = kv["nr_periods"], kv["nr_throttled"], kv["throttled_time"]
+		}
+	}
+	return s, nil
+}
+
+func (c *v1) Stats() (*Stats, error) {
+	cpu, err := c.CPUStats()
+	if err != nil {
+		return nil, err
+	}
+	s := &Stats{Time: time.Now(), CPU: cpu}
+	// cpuacct.stat counts USER_HZ ticks, 100 a second on Linux.
+	if d := c.dir("cpuacct"); d != "" {
+		if kv, err := readKV(d, "cpuacct.stat"); err == nil {
+			s.CPU.UserNanos = kv["user"] * 10_000_000
+			s.CPU.SystemNanos = kv["system"] * 10_000_000
 		}
 	}
 	if d := c.dir("memory"); d != "" {

@@ -174,17 +174,24 @@ func (c *v2) Add(pid int) error {
 
 func (c *v2) JoinFiles() []string { return []string{filepath.Join(c.dir(), "cgroup.procs")} }
 
+func (c *v2) CPUStats() (CPUStats, error) {
+	kv, err := readKV(c.dir(), "cpu.stat")
+	if err != nil {
+		return CPUStats{}, err
+	}
+	return CPUStats{
+		UsageNanos: kv["usage_usec"] * 1000, UserNanos: kv["user_usec"] * 1000, SystemNanos: kv["system_usec"] * 1000,
+		Periods: kv["nr_periods"], Throttled: kv["nr_throttled"], ThrottledNanos: kv["throttled_usec"] * 1000,
+	}, nil
+}
+
 func (c *v2) Stats() (*Stats, error) {
 	d := c.dir()
-	s := &Stats{Time: time.Now()}
-	kv, err := readKV(d, "cpu.stat")
+	cpu, err := c.CPUStats()
 	if err != nil {
 		return nil, err
 	}
-	s.CPU = CPUStats{
-		UsageNanos: kv["usage_usec"] * 1000, UserNanos: kv["user_usec"] * 1000, SystemNanos: kv["system_usec"] * 1000,
-		Periods: kv["nr_periods"], Throttled: kv["nr_throttled"], ThrottledNanos: kv["throttled_usec"] * 1000,
-	}
+	s := &Stats{Time: time.Now(), CPU: cpu}
 	if s.Memory, err = c.memory(); err != nil {
 		return nil, err
 	}

