@@ -1791,9 +1791,14 @@ static void expire(void) {
 	}
 }
 
+int infra_main(int argc, char **argv); // infra.c
+
 int main(int argc, char **argv) {
+	// A pod's infra process runs from this binary too (infra.c).
+	if (argc >= 2 && strcmp(argv[1], "infra") == 0)
+		return infra_main(argc - 1, argv + 1);
 	if (argc != 2) {
-		fputs("crid-podmon is started by crid: crid-podmon DIR (fd 3: crid-monitor)\n", stderr);
+		fputs("crid-podmon is started by crid: crid-podmon DIR (fd 3: crid-monitor) | crid-podmon infra [flags]\n", stderr);
 		return 2;
 	}
 	setvbuf(stderr, NULL, _IOLBF, 0);

@@ -149,7 +149,7 @@ func serve(cfg config.Config) error {
 		Cgroups:  cg,
 		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache"), m),
 		Monitors: sandbox.MonitorBinary{Binaries: monitors, Metrics: m, CgroupMounts: cgroupMounts},
-		Kernel:   sandbox.Host{Binary: monitorBin, Cgroups: cg, Seccomp: &seccomp.Cache{}, Trash: bin},
+		Kernel:   sandbox.Host{Binary: podmonBin, Cgroups: cg, Seccomp: &seccomp.Cache{}, Trash: bin},
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)

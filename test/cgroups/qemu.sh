@@ -42,7 +42,7 @@ cd "$repo"
 # namespace joining (pkg/oci/nsenter) is C run before Go starts.
 CGO_ENABLED=1 go test -c -tags netgo,osusergo -ldflags '-linkmode external -extldflags -static' -o "$work/cgroups.test" ./test/cgroups
 # The pod monitor, for the test of its start (TestMonitorLaunchesIntoTheCgroup).
-cc -O2 -Wall -Wextra -Werror -static -o "$work/crid-podmon" cmd/crid-podmon/podmon.c
+cc -O2 -Wall -Wextra -Werror -static -o "$work/crid-podmon" cmd/crid-podmon/podmon.c cmd/crid-podmon/infra.c
 go run ./test/cgroups/mkinitramfs -init "$work/cgroups.test" -bin "$work/crid-podmon" -o "$work/initramfs.cpio"
 
 echo "qemu.sh: booting $(basename "$vmlinuz") (cgroup v2) with the cgroup tests as init"

@@ -65,7 +65,7 @@ func BuildPodmon(repo, out string) error {
 	if cc == "" {
 		cc = "cc"
 	}
-	cmd := exec.Command(cc, "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", out, "cmd/crid-podmon/podmon.c")
+	cmd := exec.Command(cc, "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", out, "cmd/crid-podmon/podmon.c", "cmd/crid-podmon/infra.c")
 	cmd.Dir = repo
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build crid-podmon: %v\n%s", err, msg)

@@ -190,6 +190,15 @@ func TestSharedPIDNamespaceReapsOrphans(t *testing.T) {
 			t.Errorf("the infra process is not under the pod's cgroup %s in %s:\n%s", info.Cgroup, w, cgs)
 		}
 	}
+	// The infra process made the pod's UTS and network namespaces: it
+	// named the host and brought lo up.
+	if out, _ := exec.Command("nsenter", "--uts="+info.Namespaces.UTS, "hostname").Output(); strings.TrimSpace(string(out)) != "shared-pid" {
+		t.Errorf("hostname in the pod: %q", out)
+	}
+	// (ip asks the namespace by netlink; /sys/class/net is the host's.)
+	if out, err := exec.Command("nsenter", "--net="+info.Namespaces.Net, "ip", "-o", "link", "show", "lo").Output(); err != nil || !strings.Contains(string(out), ",UP,") {
+		t.Errorf("lo in the pod is not up: %q, %v", out, err)
+	}
 	// A process in the pod's PID namespace starts a child and exits at
 	// once: the child is orphaned to the infra process, which must reap it
 	// when it ends.
