@@ -3,13 +3,16 @@
 // the pod's namespaces for crid to pin). crid starts it from the sealed
 // crid-podmon binary (pkg/sandbox, MakeNamespaces):
 //
-//	crid-podmon infra --hostname NAME [--net] [--uid N] [--gid N]
-//	    [--group N]... [--seccomp-fd FD]
+//	crid-podmon infra --root-fd FD --hostname NAME [--net] [--uid N]
+//	    [--gid N] [--group N]... [--seccomp-fd FD]
 //
 // It was a Go program (crid-monitor infra) until 2026-12-03: 3 ms of
 // runtime start-up before its first line, and 1.7 MB of PSS for the
-// pod's life. In C it names the host, brings up lo when the pod has its
-// own network, takes the pod's identity (no capabilities, no_new_privs,
+// pod's life. In C it makes the empty mount crid hands it (--root-fd)
+// its root and working directory: the pod's containers reach its root
+// through /proc/1/root, and the host's / was there. It names the host,
+// brings up lo when the pod has its own network, takes the pod's
+// identity (no capabilities, no_new_privs,
 // the seccomp program crid compiled when the pod asks for the runtime's
 // default), says "ready" on stdout, then reaps every orphan the pod's
 // containers leave until SIGTERM or SIGINT. An error is said on stdout
@@ -171,14 +174,14 @@ int infra_main(int argc, char **argv) {
 		{"hostname", required_argument, NULL, 'h'}, {"net", no_argument, NULL, 'n'},
 		{"uid", required_argument, NULL, 'u'},      {"gid", required_argument, NULL, 'g'},
 		{"group", required_argument, NULL, 'G'},    {"seccomp-fd", required_argument, NULL, 's'},
-		{NULL, 0, NULL, 0},
+		{"root-fd", required_argument, NULL, 'r'},  {NULL, 0, NULL, 0},
 	};
 	const char *hostname = "";
 	bool own_net = false;
 	long long uid = -1, gid = -1, v;
 	gid_t *groups = NULL;
 	size_t ngroups = 0;
-	int seccomp_fd = -1;
+	int seccomp_fd = -1, root_fd = -1;
 	int o;
 	opterr = 0; // crid gives no stderr: errors go to stdout (fail)
 	// The cgroups are joined first of all.
@@ -208,14 +211,28 @@ int infra_main(int argc, char **argv) {
 				return fail("--seccomp-fd %s is no descriptor", optarg);
 			seccomp_fd = (int)v;
 			break;
-		default: return fail("usage: crid-podmon infra --hostname NAME [--net] [--uid N] [--gid N] [--group N]... [--seccomp-fd FD]");
+		case 'r':
+			if (!parse_id(optarg, &v) || v < 3 || v > 1024)
+				return fail("--root-fd %s is no descriptor", optarg);
+			root_fd = (int)v;
+			break;
+		default: return fail("usage: crid-podmon infra --root-fd FD --hostname NAME [--net] [--uid N] [--gid N] [--group N]... [--seccomp-fd FD]");
 		}
 	}
 	if (optind != argc)
 		return fail("unexpected argument %s", argv[optind]);
+	if (root_fd < 0)
+		return fail("no --root-fd: the host's / is no root for a pod's PID 1");
 	struct sock_fprog prog = {0};
 	if (seccomp_fd >= 0 && read_program(seccomp_fd, &prog) != 0)
 		return 1;
+	// Opened while the host's /dev is still reachable, for stdio after.
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return fail("open /dev/null: %s", strerror(errno));
+	if (fchdir(root_fd) < 0 || chroot(".") < 0)
+		return fail("enter the empty root: %s", strerror(errno));
+	close(root_fd);
 	if (*hostname != '\0' && sethostname(hostname, strlen(hostname)) < 0)
 		return fail("set hostname: %s", strerror(errno));
 	if (own_net && loopback_up() != 0)
@@ -236,13 +253,10 @@ int infra_main(int argc, char **argv) {
 	// pipe, nor any other of its descriptors.
 	if (write(1, "ready\n", 6) != 6)
 		return 1;
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		close(null);
-	}
+	dup2(null, 0);
+	dup2(null, 1);
+	dup2(null, 2);
+	close(null);
 	for (;;) {
 		int sig = sigwaitinfo(&set, NULL);
 		if (sig < 0)

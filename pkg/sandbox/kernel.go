@@ -177,7 +177,19 @@ func (k Host) MakeNamespaces(ctx context.Context, s *Sandbox) error {
 	for _, g := range s.Spec.SupplementalGroups {
 		args = append(args, "--group", strconv.FormatInt(g, 10))
 	}
-	var extra []*os.File
+	// The infra process is the pod's PID 1: its root and working
+	// directory are the containers' to read through /proc/1/root and
+	// /proc/1/cwd, and its environment through /proc/1/environ. In crid's
+	// they were the host's / (a container read and wrote the host's files
+	// through them). It gets an empty, read-only tmpfs attached nowhere,
+	// where .. leads nowhere else, and an environment of its own.
+	root, err := emptyRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	extra := []*os.File{root}
+	args = append(args, "--root-fd", "3")
 	if s.Spec.SeccompDefault {
 		prog, err := k.infraSeccomp()
 		if err != nil {
@@ -185,10 +197,11 @@ func (k Host) MakeNamespaces(ctx context.Context, s *Sandbox) error {
 		}
 		defer prog.Close()
 		extra = append(extra, prog)
-		args = append(args, "--seccomp-fd", "3")
+		args = append(args, "--seccomp-fd", "4")
 	}
 	cmd := k.Binary.Command(args...)
 	cmd.ExtraFiles = extra
+	cmd.Env = []string{}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
 	// The infra process that stays is born in its cgroup (v2) or puts
 	// itself there first thing (v1): moving it in later costs the kernel
@@ -208,7 +221,7 @@ func (k Host) MakeNamespaces(ctx context.Context, s *Sandbox) error {
 			defer dir.Close()
 			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
 		} else if userns == nil {
-			cmd.Env = append(os.Environ(), nsenter.CgroupJoinEnv+"="+strings.Join(infraCg.JoinFiles(), ":"))
+			cmd.Env = []string{nsenter.CgroupJoinEnv + "=" + strings.Join(infraCg.JoinFiles(), ":")}
 		} else {
 			moveInfra = true
 		}
@@ -260,6 +273,28 @@ func (k Host) MakeNamespaces(ctx context.Context, s *Sandbox) error {
 	ns, err := pinProcess(dir, kinds, s.InfraPID, true, userns != nil)
 	s.NS = ns
 	return err
+}
+
+// emptyRoot is a new tmpfs, empty, read-only and attached nowhere (its
+// root has no parent for .. to reach), as a mount descriptor: an infra
+// process's root and working directory.
+func emptyRoot() (*os.File, error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("an empty root for the infra process: fsopen: %w", err)
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigSetString(fs, "mode", "0555"); err != nil {
+		return nil, fmt.Errorf("an empty root for the infra process: %w", err)
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return nil, fmt.Errorf("an empty root for the infra process: %w", err)
+	}
+	fd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("an empty root for the infra process: fsmount: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "crid-infra-root"), nil
 }
 
 // infraSeccomp is the infra process's seccomp program (infra.Profile's)

@@ -25,6 +25,7 @@ func attacks() []attack {
 	as := []attack{
 		{"working dir through an inherited descriptor (CVE-2024-21626)", workingDirThroughDescriptors},
 		{"working dir through /proc magic links", workingDirThroughProcLinks},
+		{"the host's files through the shared PID namespace's PID 1", hostThroughPodPID1},
 		{"overwrite the runtime through /proc/<pid>/exe (CVE-2019-5736)", overwriteRuntimeThroughExe},
 		{"descriptors leaked into the init, exec and attach", leakedDescriptors},
 		{"masking with an image's /dev/null symlink (CVE-2025-31133)", maskWithDevNullSymlink},
@@ -128,6 +129,34 @@ func workingDirThroughProcLinks(e *env) (verdict, string) {
 		results = append(results, wd+": ran in "+lastLine(out))
 	}
 	return worst, strings.Join(results, "; ")
+}
+
+// hostThroughPodPID1: in a pod sharing one PID namespace, the pod's
+// PID 1 is the infra process, whose root and working directory are
+// crid's choice. A container reads through them (/proc/1/root,
+// /proc/1/cwd, and .. from there) at run time, as root with the default
+// capabilities, and tries to write there. Until 2026-12-03 they were the
+// host's /: it read the secret and wrote the marker.
+func hostThroughPodPID1(e *env) (verdict, string) {
+	pod, cfg, remove, err := e.pod(func(c *runtime.PodSandboxConfig) {
+		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+	})
+	if err != nil {
+		return refused, err.Error()
+	}
+	defer remove()
+	base := filepath.Base(e.secretPath)
+	script := fmt.Sprintf("cat /proc/1/root/%[1]s /proc/1/cwd/%[1]s /proc/1/root/../../../%[1]s /proc/1/cwd/../../%[1]s 2>&1; "+
+		"echo x > /proc/1/root/%[2]s 2>&1; echo x > /proc/1/root/../../%[2]s 2>&1; ls -a /proc/1/root/ 2>&1 | tr '\\n' ' '", base, escapeMarker)
+	id, err := e.container(pod, cfg, e.image, script, nil)
+	if err != nil {
+		return refused, err.Error()
+	}
+	out := e.wait(id)
+	if strings.Contains(out, e.secret) {
+		return escaped, "read the host's secret through the pod's PID 1: " + lastLine(out)
+	}
+	return confined, lastLine(out)
 }
 
 func lastLine(s string) string {
