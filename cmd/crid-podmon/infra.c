@@ -137,7 +137,8 @@ static int read_program(int fd, struct sock_fprog *prog) {
 
 // drop takes the pod's identity: an empty bounding set (while
 // CAP_SETPCAP is still held), groups, gid, uid, then no capabilities at
-// all (a PID 1 needs none to reap), no_new_privs, then seccomp.
+// all (a PID 1 needs none to reap), no_new_privs, not dumpable, then
+// seccomp.
 static int drop(const gid_t *groups, size_t ngroups, long long uid, long long gid, struct sock_fprog *prog) {
 	for (int c = 0; c <= 63; c++)
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
@@ -154,6 +155,10 @@ static int drop(const gid_t *groups, size_t ngroups, long long uid, long long gi
 		return fail("drop capabilities: %s", strerror(errno));
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return fail("set no_new_privs: %s", strerror(errno));
+	// Not dumpable: the pod's processes (same UID, more capabilities)
+	// may not ptrace it, nor open its /proc files past stat and cmdline.
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return fail("set not dumpable: %s", strerror(errno));
 	if (prog->len > 0 && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)
 		return fail("load seccomp program: %s", strerror(errno));
 	return 0;

@@ -190,6 +190,12 @@ func TestSharedPIDNamespaceReapsOrphans(t *testing.T) {
 			t.Errorf("the infra process is not under the pod's cgroup %s in %s:\n%s", info.Cgroup, w, cgs)
 		}
 	}
+	// Not dumpable: a process of its UID (root, as a container's) without
+	// CAP_SYS_PTRACE may not follow its root and cwd links (/proc/1/root
+	// to the pod's containers).
+	if out, err := exec.Command("setpriv", "--bounding-set=-sys_ptrace", "ls", fmt.Sprintf("/proc/%d/root/", info.InfraPID)).CombinedOutput(); err == nil {
+		t.Errorf("root without CAP_SYS_PTRACE listed the infra process's root (%q): it is dumpable", out)
+	}
 	// The infra process made the pod's UTS and network namespaces: it
 	// named the host and brought lo up.
 	if out, _ := exec.Command("nsenter", "--uts="+info.Namespaces.UTS, "hostname").Output(); strings.TrimSpace(string(out)) != "shared-pid" {
@@ -483,6 +489,20 @@ func TestInfraProcessTakesThePodsIdentity(t *testing.T) {
 		if !strings.Contains(string(status), want) {
 			t.Errorf("infra process status lacks %q", want)
 		}
+	}
+	// The pod's containers reach its root as /proc/1/root: an empty one,
+	// not the host's (the hostile-tenant suite attacks it).
+	if entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/root", info.InfraPID)); err != nil || len(entries) != 0 {
+		t.Errorf("the infra process's root holds %d entries (%v), want an empty one", len(entries), err)
+	}
+	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", info.InfraPID)); err != nil || cwd != "/" {
+		t.Errorf("the infra process's working directory is %q (%v), want its root", cwd, err)
+	}
+	// Not dumpable (so its /proc files are root's): a change of UID makes
+	// it so, and TestSharedPIDNamespaceReapsOrphans checks a root infra.
+	var st syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/environ", info.InfraPID), &st); err != nil || st.Uid != 0 {
+		t.Errorf("the infra process's /proc files are UID %d's (%v): it is dumpable", st.Uid, err)
 	}
 }
 
