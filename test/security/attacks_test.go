@@ -103,9 +103,7 @@ func workingDirThroughDescriptors(e *env) (verdict, string) {
 }
 
 func workingDirThroughProcLinks(e *env) (verdict, string) {
-	pod, cfg, remove, err := e.pod(func(c *runtime.PodSandboxConfig) {
-		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
-	})
+	pod, cfg, remove, err := e.pod(sharedPID)
 	if err != nil {
 		return refused, err.Error()
 	}
@@ -138,9 +136,7 @@ func workingDirThroughProcLinks(e *env) (verdict, string) {
 // capabilities, and tries to write there. Until 2026-12-03 they were the
 // host's /: it read the secret and wrote the marker.
 func hostThroughPodPID1(e *env) (verdict, string) {
-	pod, cfg, remove, err := e.pod(func(c *runtime.PodSandboxConfig) {
-		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
-	})
+	pod, cfg, remove, err := e.pod(sharedPID)
 	if err != nil {
 		return refused, err.Error()
 	}
@@ -159,6 +155,12 @@ func hostThroughPodPID1(e *env) (verdict, string) {
 	return confined, lastLine(out)
 }
 
+// sharedPID makes a pod share one PID namespace, with an infra process
+// as its PID 1.
+func sharedPID(c *runtime.PodSandboxConfig) {
+	c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+}
+
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	l := lines[len(lines)-1]
@@ -170,9 +172,7 @@ func lastLine(s string) string {
 }
 
 func overwriteRuntimeThroughExe(e *env) (verdict, string) {
-	pod, cfg, remove, err := e.pod(func(c *runtime.PodSandboxConfig) {
-		c.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
-	})
+	pod, cfg, remove, err := e.pod(sharedPID)
 	if err != nil {
 		return refused, err.Error()
 	}
