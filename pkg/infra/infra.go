@@ -15,11 +15,13 @@ import (
 
 // Command is the crid-podmon subcommand that runs a pod's infra process:
 //
-//	crid-podmon infra --hostname NAME [--net] [--uid N] [--gid N]
-//	    [--group N]... [--seccomp-fd FD]
+//	crid-podmon infra --root-fd FD --hostname NAME [--net] [--uid N]
+//	    [--gid N] [--group N]... [--seccomp-fd FD]
 //
-// It names the host, brings up lo with --net, takes the identity (no
-// capabilities, no_new_privs, the seccomp program read from FD), writes
+// It enters the empty mount of --root-fd as its root and working
+// directory, names the host, brings up lo with --net, takes the identity
+// (no capabilities, no_new_privs, not dumpable, the seccomp program read
+// from --seccomp-fd), writes
 // "ready" (or "infra: " and its error) on stdout, then reaps orphans
 // until SIGTERM or SIGINT. _CRID_CGROUP_JOIN (nsenter.CgroupJoinEnv)
 // names the v1 cgroup files it joins first.

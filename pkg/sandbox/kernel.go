@@ -177,10 +177,10 @@ func (k Host) MakeNamespaces(ctx context.Context, s *Sandbox) error {
 	for _, g := range s.Spec.SupplementalGroups {
 		args = append(args, "--group", strconv.FormatInt(g, 10))
 	}
-	// The infra process is the pod's PID 1: its root and working
-	// directory are the containers' to read through /proc/1/root and
-	// /proc/1/cwd, and its environment through /proc/1/environ. In crid's
-	// they were the host's / (a container read and wrote the host's files
+	// The infra process is the pod's PID 1: the containers reach its root
+	// and working directory through /proc/1/root and /proc/1/cwd, and its
+	// environment through /proc/1/environ. Until 2026-12-03 they were
+	// crid's (the host's /: a container read and wrote the host's files
 	// through them). It gets an empty, read-only tmpfs attached nowhere,
 	// where .. leads nowhere else, and an environment of its own.
 	root, err := emptyRoot()
