@@ -14,12 +14,23 @@ echo "== unit tests"
 go test -count=1 $(go list ./... | grep -v -e /test/integration -e /test/cgroups -e /test/security -e /test/e2e)
 
 echo "== fuzzing the request validators, the kernel OOM log reader, the pod monitor's request parser and the store's log replay (kept corpus in testdata/fuzz, then 10 s each)"
+# Each fuzzer's last two lines, or all it said when it failed (a failing
+# input, or why the engine stopped).
+fuzz() { # TARGET PACKAGE
+	local out
+	if out=$(go test -run '^$' -fuzz "^$1\$" -fuzztime 10s "$2" 2>&1); then
+		tail -n 2 <<<"$out"
+	else
+		echo "$out"
+		return 1
+	fi
+}
 for target in FuzzSandbox FuzzContainer FuzzCpuset; do
-	go test -run '^$' -fuzz "^$target\$" -fuzztime 10s ./pkg/validate/ | tail -n 2
+	fuzz "$target" ./pkg/validate/
 done
-go test -run '^$' -fuzz '^FuzzOOMDump$' -fuzztime 10s ./pkg/cgroups/ | tail -n 2
-go test -run '^$' -fuzz '^FuzzMonitorRequest$' -fuzztime 10s ./pkg/oci/monitor/ | tail -n 2
-go test -run '^$' -fuzz '^FuzzReplay$' -fuzztime 10s ./pkg/store/ | tail -n 2
+fuzz FuzzOOMDump ./pkg/cgroups/
+fuzz FuzzMonitorRequest ./pkg/oci/monitor/
+fuzz FuzzReplay ./pkg/store/
 
 echo "== example alert rules (promtool from Debian's prometheus package)"
 tools=${CRID_TOOLS_DIR:-$repo/_output/tools}
