@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,10 +30,10 @@ import (
 	"github.com/crid-dev/crid/pkg/container"
 	"github.com/crid-dev/crid/pkg/events"
 	"github.com/crid-dev/crid/pkg/image"
+	"github.com/crid-dev/crid/pkg/infra"
 	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/nri"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
-	"github.com/crid-dev/crid/pkg/oci/seccomp"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/sdnotify"
@@ -149,7 +150,7 @@ func serve(cfg config.Config) error {
 		Cgroups:  cg,
 		CNI:      cni.NewManager(cfg.Network.CNIConfigDir, cfg.Network.CNIPluginDirs, filepath.Join(cfg.Root, "cni-cache"), m),
 		Monitors: sandbox.MonitorBinary{Binaries: monitors, Metrics: m, CgroupMounts: cgroupMounts},
-		Kernel:   sandbox.Host{Binary: podmonBin, Cgroups: cg, Seccomp: &seccomp.Cache{}, Trash: bin},
+		Kernel:   sandbox.Host{Binary: podmonBin, Cgroups: cg, InfraSeccomp: sync.OnceValues(infra.Program), Trash: bin},
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)

@@ -21,7 +21,6 @@ import (
 	"github.com/crid-dev/crid/pkg/metrics"
 	"github.com/crid-dev/crid/pkg/oci/monitor"
 	"github.com/crid-dev/crid/pkg/oci/nsenter"
-	"github.com/crid-dev/crid/pkg/oci/seccomp"
 	"github.com/crid-dev/crid/pkg/proc"
 	"github.com/crid-dev/crid/pkg/reexec"
 	"github.com/crid-dev/crid/pkg/trash"
@@ -99,14 +98,14 @@ func (MonitorBinary) Shutdown(ctx context.Context, dir string) error {
 }
 
 // Host is the kernel as crid finds it: infra processes run from Binary,
-// placed in cgroups of Cgroups, their seccomp program compiled once in
-// Seccomp (nil: at each start); removed pods' directories go to Trash
-// (nil: deleted at once).
+// placed in cgroups of Cgroups, under the seccomp program InfraSeccomp
+// gives (crid's holds infra.Program once; nil: compiled at each start);
+// removed pods' directories go to Trash (nil: deleted at once).
 type Host struct {
-	Binary  *reexec.Binary
-	Cgroups Cgroups
-	Seccomp *seccomp.Cache
-	Trash   *trash.Bin
+	Binary       *reexec.Binary
+	Cgroups      Cgroups
+	InfraSeccomp func() ([]byte, error)
+	Trash        *trash.Bin
 }
 
 func (Host) Unpin(ns Namespaces) error             { return unpin(ns) }
@@ -297,21 +296,16 @@ func emptyRoot() (*os.File, error) {
 	return os.NewFile(uintptr(fd), "crid-infra-root"), nil
 }
 
-// infraSeccomp is the infra process's seccomp program (infra.Profile's)
-// in a memfd, for the process to read as its fd 3.
+// infraSeccomp is the infra process's seccomp program in a memfd, for
+// the process to read as its fd 4.
 func (k Host) infraSeccomp() (*os.File, error) {
-	prof, err := infra.Profile()
-	if err != nil {
-		return nil, fmt.Errorf("the infra process's seccomp profile: %w", err)
+	program := k.InfraSeccomp
+	if program == nil {
+		program = infra.Program
 	}
-	var prog []byte
-	if k.Seccomp != nil {
-		prog, err = k.Seccomp.Program(prof)
-	} else {
-		prog, err = seccomp.Compile(prof)
-	}
+	prog, err := program()
 	if err != nil {
-		return nil, fmt.Errorf("compile the infra process's seccomp profile: %w", err)
+		return nil, err
 	}
 	fd, err := unix.MemfdCreate("crid-infra-seccomp", unix.MFD_CLOEXEC)
 	if err != nil {
