@@ -54,9 +54,20 @@ func TestLoadAndSoak(t *testing.T) {
 		t.Errorf("%d calls failed", rep.Errors)
 	}
 	if rep.AfterSoak.FDs > rep.Before.FDs+2 || rep.AfterSoak.Goroutines > rep.Before.Goroutines+2 {
-		t.Errorf("crid grew: descriptors %d -> %d, goroutines %d -> %d", rep.Before.FDs, rep.AfterSoak.FDs, rep.Before.Goroutines, rep.AfterSoak.Goroutines)
+		t.Errorf("crid grew: descriptors %d -> %d, goroutines %d -> %d; it holds:\n%s", rep.Before.FDs, rep.AfterSoak.FDs, rep.Before.Goroutines, rep.AfterSoak.Goroutines, openFiles(d.Cmd.Process.Pid))
 	}
 	if grow := rep.AfterSoak.RSSKiB - rep.AfterLoad.RSSKiB; grow > 16<<10 {
 		t.Errorf("crid's RSS grew %d KiB over %d cycles", grow, rep.SoakCycles)
 	}
+}
+
+// openFiles lists what a process's descriptors are, for a failure to say.
+func openFiles(pid int) string {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	var out []string
+	for _, e := range ents {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		out = append(out, e.Name()+" -> "+target)
+	}
+	return strings.Join(out, "\n")
 }

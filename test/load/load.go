@@ -182,7 +182,7 @@ func Run(ctx context.Context, rt runtime.RuntimeServiceClient, img runtime.Image
 		rt.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId})
 		rep.SoakCycles = len(cycles)
 		rep.SoakFirstHalf, rep.SoakSecondHalf = percentile(cycles[:len(cycles)/2], 50), percentile(cycles[len(cycles)/2:], 50)
-		rep.AfterSoak = settled(cfg, rep.AfterLoad)
+		rep.AfterSoak = settled(cfg, rep.Before)
 	}
 
 	rep.RPCs = map[string]Stat{}
@@ -319,13 +319,15 @@ func percentile(ts []time.Duration, p int) time.Duration {
 	return s[(len(s)-1)*p/100]
 }
 
-// settled samples the runtime once its goroutines have come back to
-// near base (the calls' own end asynchronously), waiting up to 10 s.
+// settled samples the runtime once its goroutines and descriptors have
+// come back to near base, waiting up to 10 s: the calls' own end
+// asynchronously, and the connections of their clients (the metrics
+// scrapes' and the streams' keep-alives) close after them.
 func settled(cfg Config, base Sample) Sample {
 	var s Sample
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		s = sample(cfg)
-		if s.Goroutines <= base.Goroutines+2 || time.Now().After(deadline) {
+		if s.Goroutines <= base.Goroutines+2 && s.FDs <= base.FDs+2 || time.Now().After(deadline) {
 			return s
 		}
 		time.Sleep(250 * time.Millisecond)
