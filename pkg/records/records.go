@@ -111,7 +111,15 @@ func (s *Set[T, P]) Drop(id string) error {
 // record holds fails with AlreadyExists naming the holder; a failed write
 // gives the name back. The caller holds no lock of rec's ID yet (the ID is
 // new): Reserve returns with it held, for the caller to unlock.
-func (s *Set[T, P]) Reserve(rec P) (unlock func(), err error) {
+func (s *Set[T, P]) Reserve(rec P) (unlock func(), err error) { return s.reserve(rec, s.Put) }
+
+// ReserveUnsynced is Reserve with the first record written as
+// PutUnsynced writes it.
+func (s *Set[T, P]) ReserveUnsynced(rec P) (unlock func(), err error) {
+	return s.reserve(rec, s.PutUnsynced)
+}
+
+func (s *Set[T, P]) reserve(rec P, put func(P) error) (unlock func(), err error) {
 	id, name := rec.RecordID(), rec.ReservedName()
 	s.mu.Lock()
 	if other, ok := s.names[name]; ok {
@@ -121,7 +129,7 @@ func (s *Set[T, P]) Reserve(rec P) (unlock func(), err error) {
 	s.names[name] = id
 	s.mu.Unlock()
 	unlock = s.Lock(id)
-	if err := s.Put(rec); err != nil {
+	if err := put(rec); err != nil {
 		s.mu.Lock()
 		if s.names[name] == id {
 			delete(s.names, name)
@@ -136,11 +144,25 @@ func (s *Set[T, P]) Reserve(rec P) (unlock func(), err error) {
 // Put writes rec through to the store, then to memory: a record in memory
 // is one the store has (or had, for a failed removal's retry), but for a
 // Stage whose Put is under way.
-func (s *Set[T, P]) Put(rec P) error {
-	if err := s.store.Put(s.bucket, rec.RecordID(), rec); err != nil {
+func (s *Set[T, P]) Put(rec P) error { return s.write(rec, s.store.Put) }
+
+// PutUnsynced is Put with the record written but not yet on the disk
+// (store.PutUnsynced says for which records that is enough).
+func (s *Set[T, P]) PutUnsynced(rec P) error { return s.write(rec, s.store.PutUnsynced) }
+
+func (s *Set[T, P]) write(rec P, put func(bucket, key string, v any) error) error {
+	if err := put(s.bucket, rec.RecordID(), rec); err != nil {
 		return fmt.Errorf("record %s %s: %w", s.kind, rec.RecordID(), err)
 	}
 	s.Stage(rec)
+	return nil
+}
+
+// Sync makes every record written so far durable.
+func (s *Set[T, P]) Sync() error {
+	if err := s.store.Sync(); err != nil {
+		return fmt.Errorf("sync the %s records: %w", s.kind, err)
+	}
 	return nil
 }
 

@@ -32,6 +32,10 @@ type node struct {
 	*cgroupstest.Hierarchy
 	gcKept []string
 	holds  bool // Kernel.Holds answers
+	// synced answers whether the records are on the disk; syncedAtAdd is
+	// its answer at each ADD.
+	synced      func() bool
+	syncedAtAdd []bool
 }
 
 func newNode() *node {
@@ -43,6 +47,9 @@ func (n *node) Attach(_ context.Context, p cni.Pod) (*cni.Attachment, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.adds++
+	if n.synced != nil {
+		n.syncedAtAdd = append(n.syncedAtAdd, n.synced())
+	}
 	// A failed ADD may have done part of its work: the DEL is owed.
 	n.attached[p.ID] = true
 	if n.attachErr != nil {
@@ -182,6 +189,7 @@ func (f *fixture) open(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Manager, f.st = m, st
+	f.n.synced = st.Synced
 	t.Cleanup(func() { st.Close() })
 }
 
@@ -365,6 +373,24 @@ func TestStopKeepsPinsAndRemoveTakesAll(t *testing.T) {
 	}
 	if err := f.Remove(t.Context(), s.ID); err != nil {
 		t.Errorf("removing a removed sandbox: %v", err)
+	}
+}
+
+// A pod's records are left to the page cache (a crash of crid keeps
+// them; all a power loss could take, the reboot ends) but for the plan of
+// a pod with a network: the ADD's leases outlive a reboot, so the plan
+// that tells start-up to DEL them is on the disk first.
+func TestPodRecordsAreSyncedBeforeTheNetworkOnly(t *testing.T) {
+	f := newFixture(t)
+	host := podSpec("host")
+	host.HostNetwork = true
+	f.run(t, host)
+	if f.st.Synced() {
+		t.Error("a host-network pod's RunPodSandbox synced its records")
+	}
+	f.run(t, podSpec("net"))
+	if !slices.Equal(f.n.syncedAtAdd, []bool{true}) {
+		t.Errorf("the records were synced at each ADD: %v, want [true]", f.n.syncedAtAdd)
 	}
 }
 

@@ -129,6 +129,10 @@ type Store struct {
 	compacting  bool
 	pending     []op
 	compactions sync.WaitGroup
+	// commits counts the records written, synced those on the disk: a
+	// commit made with PutUnsynced is in the page cache alone until the
+	// next fdatasync.
+	commits, synced uint64
 	// err is a failed sync: what the file holds is unknown from then on
 	// (the kernel may have dropped the pages it could not write), so no
 	// more is written.
@@ -203,7 +207,7 @@ func (s *Store) open() error {
 			return nil
 		}
 	}
-	return s.commit([]op{{kind: opPut, bucket: metaBucket, key: schemaKey, value: []byte(strconv.Itoa(SchemaVersion))}})
+	return s.commit([]op{{kind: opPut, bucket: metaBucket, key: schemaKey, value: []byte(strconv.Itoa(SchemaVersion))}}, true)
 }
 
 // load indexes the log f and writes to it at its end from then on. It
@@ -367,10 +371,42 @@ func (s *Store) adopt(n *newLog) error {
 		s.f.Close()
 	}
 	s.f, s.index, s.end, s.size = f, n.idx, n.end, n.size
+	s.synced = s.commits // the new log was synced whole
 	s.compactFrom = max(compactAt, 4*n.idx.live)
 	// A rename not yet durable leaves the old log or the new one after a
 	// power loss, and either holds the same records.
 	return syncDir(s.dir)
+}
+
+// sync makes every commit written durable. The caller holds mu.
+func (s *Store) sync() error {
+	if s.synced == s.commits {
+		return nil
+	}
+	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+		s.err = fmt.Errorf("sync the metadata log: %w (what it holds is unknown: restart crid)", err)
+		return s.err
+	}
+	s.synced = s.commits
+	return nil
+}
+
+// Sync makes every commit so far durable: the ones PutUnsynced made, if
+// no synced commit has since. It costs nothing when there are none.
+func (s *Store) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	return s.sync()
+}
+
+// Synced says whether every commit so far is on the disk.
+func (s *Store) Synced() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.synced == s.commits
 }
 
 func syncDir(dir string) error {
@@ -382,9 +418,9 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// commit writes ops as one record and syncs it, then indexes them. The
-// caller holds mu.
-func (s *Store) commit(ops []op) error {
+// commit writes ops as one record, syncs it unless told not to, then
+// indexes them. The caller holds mu.
+func (s *Store) commit(ops []op, sync bool) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -410,9 +446,11 @@ func (s *Store) commit(ops []op) error {
 	if _, err := s.f.WriteAt(rec, s.end); err != nil {
 		return fmt.Errorf("write the metadata log: %w", err)
 	}
-	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
-		s.err = fmt.Errorf("sync the metadata log: %w (what it holds is unknown: restart crid)", err)
-		return s.err
+	s.commits++
+	if sync {
+		if err := s.sync(); err != nil {
+			return err
+		}
 	}
 	for i, o := range ops {
 		s.index.apply(o, s.end+int64(at[i]))
@@ -548,15 +586,20 @@ func (s *Store) Schema() (int, error) {
 	return strconv.Atoi(string(raw))
 }
 
-// Close closes the log and releases the lock, once a compaction under
-// way has ended.
+// Close syncs what PutUnsynced wrote, closes the log and releases the
+// lock, once a compaction under way has ended.
 func (s *Store) Close() error {
 	s.compactions.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var err error
 	if s.f != nil {
-		err = s.f.Close()
+		if s.err == nil {
+			err = s.sync()
+		}
+		if cerr := s.f.Close(); err == nil {
+			err = cerr
+		}
 		s.f = nil
 	}
 	if lerr := s.lock.Close(); err == nil {
@@ -602,8 +645,11 @@ func checkBucket(name string) error {
 	return nil
 }
 
-// Update runs fn in one write transaction, committed when fn returns nil.
-func (s *Store) Update(fn func(*Tx) error) error {
+// Update runs fn in one write transaction, committed when fn returns nil,
+// and durable when Update returns.
+func (s *Store) Update(fn func(*Tx) error) error { return s.update(fn, true) }
+
+func (s *Store) update(fn func(*Tx) error, sync bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tx := &Tx{s: s}
@@ -625,12 +671,23 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	return s.commit(ops)
+	return s.commit(ops, sync)
 }
 
 // Put stores v as the record key in bucket, replacing any record there.
 func (s *Store) Put(bucket, key string, v any) error {
 	return s.Update(func(tx *Tx) error { return tx.Put(bucket, key, v) })
+}
+
+// PutUnsynced stores v as Put does but returns before the record is on
+// the disk: a crash of crid keeps it (it is in the page cache), a power
+// loss may take it and the unsynced commits after it, never one before.
+// It is for records whose loss only a power loss can cause and the
+// reboot after it makes moot (a pod's, whose namespaces, mounts and
+// processes the reboot ends; see sandbox.Prepare). The next synced
+// commit, or Sync, makes it durable with everything before it.
+func (s *Store) PutUnsynced(bucket, key string, v any) error {
+	return s.update(func(tx *Tx) error { return tx.Put(bucket, key, v) }, false)
 }
 
 // Get decodes the record key of bucket into v. A missing record is

@@ -18,7 +18,22 @@ import (
 // the store of the named dir until its stdin closes.
 const holdEnv = "CRID_STORE_TEST_HOLD"
 
+// When this one is set, it writes a record unsynced and exits at once, as
+// a crid killed after a RunPodSandbox would.
+const crashEnv = "CRID_STORE_TEST_CRASH"
+
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashEnv); dir != "" {
+		s, err := Open(dir)
+		if err == nil {
+			err = s.PutUnsynced(BucketSandboxes, "p1", map[string]string{"state": "ready"})
+		}
+		if err != nil {
+			os.Stdout.WriteString("error: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if dir := os.Getenv(holdEnv); dir != "" {
 		s, err := Open(dir)
 		if err != nil {
@@ -106,7 +121,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 		t.Helper()
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if err := s.commit([]op{{kind: opPut, bucket: metaBucket, key: schemaKey, value: []byte(v)}}); err != nil {
+		if err := s.commit([]op{{kind: opPut, bucket: metaBucket, key: schemaKey, value: []byte(v)}}, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -244,5 +259,62 @@ func TestLockLeftToAChildIsWaitedFor(t *testing.T) {
 	g.Close()
 	if took := time.Since(start); took < 100*time.Millisecond {
 		t.Errorf("locked after %v, while the child held it for 0.5 s", took)
+	}
+}
+
+// An unsynced commit is in the log for every reader at once, survives a
+// crash of its writer, and is synced by the next synced commit, by Sync
+// and by Close.
+func TestUnsyncedCommits(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the crashing writer: %v: %s", err, out)
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got map[string]string
+	if err := s.Get(BucketSandboxes, "p1", &got); err != nil || got["state"] != "ready" {
+		t.Fatalf("after its writer died, the unsynced record is %v, %v; want state ready", got, err)
+	}
+
+	steps := []struct {
+		name string
+		do   func() error
+		want bool // a commit left unsynced
+	}{
+		{"PutUnsynced", func() error { return s.PutUnsynced(BucketSandboxes, "p2", got) }, true},
+		{"Sync", s.Sync, false},
+		{"Sync with nothing to sync", s.Sync, false},
+		{"PutUnsynced again", func() error { return s.PutUnsynced(BucketSandboxes, "p3", got) }, true},
+		{"a synced Put after it", func() error { return s.Put(BucketContainers, "c1", got) }, false},
+		{"PutUnsynced before Close", func() error { return s.PutUnsynced(BucketSandboxes, "p4", got) }, true},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if u := !s.Synced(); u != st.want {
+			t.Errorf("after %s: a commit unsynced: %v, want %v", st.name, u, st.want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.synced != s.commits {
+		t.Errorf("Close left %d commits unsynced", s.commits-s.synced)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"p1", "p2", "p3", "p4"} {
+		if err := s.Get(BucketSandboxes, k, &got); err != nil {
+			t.Errorf("record %s after a reopen: %v", k, err)
+		}
 	}
 }
