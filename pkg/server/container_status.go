@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crid-dev/crid/pkg/container"
@@ -89,26 +90,24 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 // prefix), state, sandbox and labels.
 func (s *Server) ListContainers(ctx context.Context, req *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
 	f := req.GetFilter()
-	out := []*runtime.Container{}
-	for _, c := range s.containers.ListShared() {
-		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
-			continue
-		}
-		if f.GetPodSandboxId() != "" && !strings.HasPrefix(c.SandboxID, f.GetPodSandboxId()) {
-			continue
-		}
-		state := containerState(c)
-		if f.GetState() != nil && f.GetState().State != state {
-			continue
-		}
-		if !labelsMatch(c.Labels, f.GetLabelSelector()) {
-			continue
-		}
-		out = append(out, &runtime.Container{
-			Id: c.ID, PodSandboxId: c.SandboxID, Metadata: containerMetadata(c),
-			Image: &runtime.ImageSpec{Image: c.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
-			State: state, CreatedAt: c.CreatedAt.UnixNano(), Labels: c.Labels, Annotations: c.Annotations,
-		})
+	keep := func(c *container.Container) bool {
+		return (f.GetId() == "" || strings.HasPrefix(c.ID, f.GetId())) &&
+			(f.GetPodSandboxId() == "" || strings.HasPrefix(c.SandboxID, f.GetPodSandboxId())) &&
+			(f.GetState() == nil || f.GetState().State == containerState(c)) &&
+			labelsMatch(c.Labels, f.GetLabelSelector())
 	}
-	return &runtime.ListContainersResponse{Containers: out}, nil
+	resp := &runtime.ListContainersResponse{}
+	if err := s.listedContainers.Fill(resp, s.containers.ListShared(), keep, (*container.Container).RecordID, listedContainer); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// listedContainer is a container's entry in ListContainers.
+func listedContainer(c *container.Container) proto.Message {
+	return &runtime.Container{
+		Id: c.ID, PodSandboxId: c.SandboxID, Metadata: containerMetadata(c),
+		Image: &runtime.ImageSpec{Image: c.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
+		State: containerState(c), CreatedAt: c.CreatedAt.UnixNano(), Labels: c.Labels, Annotations: c.Annotations,
+	}
 }

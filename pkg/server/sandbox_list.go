@@ -4,31 +4,34 @@ import (
 	"context"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crid-dev/crid/pkg/sandbox"
 )
 
 // ListPodSandbox lists sandboxes, filtered by ID (or ID prefix), state
 // and labels, from memory.
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
 	f := req.GetFilter()
-	var out []*runtime.PodSandbox
-	for _, sb := range s.sandboxes.ListShared() {
-		if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) {
-			continue
-		}
-		state := sandboxState(sb)
-		if f.GetState() != nil && f.GetState().State != state {
-			continue
-		}
-		if !labelsMatch(sb.Spec.Labels, f.GetLabelSelector()) {
-			continue
-		}
-		out = append(out, &runtime.PodSandbox{
-			Id: sb.ID, Metadata: sandboxMetadata(sb), State: state, CreatedAt: sb.CreatedAt.UnixNano(),
-			Labels: sb.Spec.Labels, Annotations: sb.Spec.Annotations, RuntimeHandler: sb.Spec.RuntimeHandler,
-		})
+	keep := func(sb *sandbox.Sandbox) bool {
+		return (f.GetId() == "" || strings.HasPrefix(sb.ID, f.GetId())) &&
+			(f.GetState() == nil || f.GetState().State == sandboxState(sb)) &&
+			labelsMatch(sb.Spec.Labels, f.GetLabelSelector())
 	}
-	return &runtime.ListPodSandboxResponse{Items: out}, nil
+	resp := &runtime.ListPodSandboxResponse{}
+	if err := s.listedSandboxes.Fill(resp, s.sandboxes.ListShared(), keep, (*sandbox.Sandbox).RecordID, listedSandbox); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// listedSandbox is a pod's entry in ListPodSandbox.
+func listedSandbox(sb *sandbox.Sandbox) proto.Message {
+	return &runtime.PodSandbox{
+		Id: sb.ID, Metadata: sandboxMetadata(sb), State: sandboxState(sb), CreatedAt: sb.CreatedAt.UnixNano(),
+		Labels: sb.Spec.Labels, Annotations: sb.Spec.Annotations, RuntimeHandler: sb.Spec.RuntimeHandler,
+	}
 }
 
 func labelsMatch(labels, selector map[string]string) bool {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/crid-dev/crid/pkg/sandbox"
 	"github.com/crid-dev/crid/pkg/store"
 	"github.com/crid-dev/crid/pkg/version"
+	"github.com/crid-dev/crid/pkg/wirelist"
 )
 
 // Server answers CRI v1 calls. RPCs whose capability has not landed fall
@@ -52,6 +54,10 @@ type Server struct {
 	nri        *nri.Host // may be nil: no NRI
 	metrics    *metrics.Metrics
 
+	// The list calls' entries, kept encoded (see wirelist).
+	listedContainers *wirelist.Entries[*container.Container]
+	listedSandboxes  *wirelist.Entries[*sandbox.Sandbox]
+
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
 }
@@ -63,8 +69,10 @@ const usageMaxAge = 5 * time.Second
 func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *image.Service, sandboxes *sandbox.Manager, containers *container.Manager, broker *events.Broker, host *nri.Host, m *metrics.Metrics) *Server {
 	return &Server{
 		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers, events: broker, nri: host, metrics: m,
-		layout: image.Layout{Root: cfg.Root},
-		usage:  image.NewUsageCache(usageMaxAge),
+		layout:           image.Layout{Root: cfg.Root},
+		usage:            image.NewUsageCache(usageMaxAge),
+		listedContainers: wirelist.New[*container.Container](&runtime.ListContainersResponse{}, "containers"),
+		listedSandboxes:  wirelist.New[*sandbox.Sandbox](&runtime.ListPodSandboxResponse{}, "items"),
 	}
 }
 
@@ -168,6 +176,12 @@ func logCall(ctx context.Context, method string, req, resp any, err error, took 
 	case err != nil && status.Code(err) != codes.NotFound && status.Code(err) != codes.Unimplemented:
 		log.Info("CRI call failed", "method", method, "code", status.Code(err), "error", err, "took", took)
 	case log.V(6).Enabled():
+		if m, ok := resp.(proto.Message); ok && len(m.ProtoReflect().GetUnknown()) > 0 {
+			// A list's entries, kept encoded (wirelist): as the client reads them.
+			m = proto.Clone(m)
+			wirelist.Decode(m)
+			resp = m
+		}
 		log.Info("CRI call", "method", method, "request", req, "response", resp, "error", err, "took", took)
 	case log.V(4).Enabled():
 		log.Info("CRI call", "method", method, "code", status.Code(err), "took", took)

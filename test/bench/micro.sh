@@ -10,4 +10,4 @@ export PATH=$PATH:/usr/local/go/bin
 count=${COUNT:-6}
 go test -run '^$' -bench . -benchmem -count "$count" \
 	./pkg/oci/generate/ ./pkg/records/ ./pkg/oci/monitor/ ./pkg/image/archive/ \
-	./pkg/container/ ./pkg/store/ ./pkg/server/ ./pkg/cni/ ./pkg/oci/seccomp/
+	./pkg/container/ ./pkg/store/ ./pkg/server/ ./pkg/cni/ ./pkg/oci/seccomp/ ./pkg/wirelist/

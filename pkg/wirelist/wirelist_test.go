@@ -1,0 +1,136 @@
+package wirelist
+
+import (
+	"fmt"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+type rec struct {
+	id    string
+	state runtime.ContainerState
+}
+
+func (r *rec) msg() *runtime.Container {
+	return &runtime.Container{Id: r.id, PodSandboxId: "pod-" + r.id, Metadata: &runtime.ContainerMetadata{Name: "c", Attempt: 1},
+		Image: &runtime.ImageSpec{Image: "busybox"}, State: r.state, CreatedAt: 1, Labels: map[string]string{"app": r.id}}
+}
+
+func recs(n int) []*rec {
+	var out []*rec
+	for i := range n {
+		out = append(out, &rec{id: fmt.Sprintf("%064x", i), state: runtime.ContainerState_CONTAINER_RUNNING})
+	}
+	return out
+}
+
+// The client's view of a filled response is the response built plainly,
+// record by record, whatever changed between the calls; and a record is
+// encoded once while it stays the same.
+func TestFilledResponseIsWhatTheClientWouldGetBuiltPlainly(t *testing.T) {
+	e := New[*rec](&runtime.ListContainersResponse{}, "containers")
+	all := recs(5)
+	encoded := 0
+	msg := func(r *rec) proto.Message { encoded++; return r.msg() }
+	id := func(r *rec) string { return r.id }
+	everything := func(*rec) bool { return true }
+	running := func(r *rec) bool { return r.state == runtime.ContainerState_CONTAINER_RUNNING }
+
+	steps := []struct {
+		name        string
+		change      func()
+		keep        func(*rec) bool
+		wantEncoded int // by this step
+		wantKept    int // entries kept after it
+	}{
+		{"the first list", func() {}, everything, 5, 5},
+		{"nothing changed", func() {}, everything, 5, 5},
+		{"one record changed", func() { all[2] = &rec{id: all[2].id, state: runtime.ContainerState_CONTAINER_EXITED} }, everything, 6, 5},
+		{"a filter", func() {}, running, 6, 5},
+		{"two records gone", func() { all = append(all[:1], all[3:]...) }, everything, 6, 3},
+		{"a new record, filtered out", func() { all = append(all, &rec{id: "new", state: runtime.ContainerState_CONTAINER_CREATED}) }, running, 6, 4},
+		{"the new record listed", func() {}, everything, 7, 4},
+		{"none left", func() { all = nil }, everything, 7, 0},
+	}
+	for _, st := range steps {
+		st.change()
+		resp := &runtime.ListContainersResponse{}
+		if err := e.Fill(resp, all, st.keep, id, msg); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if len(resp.Containers) != 0 {
+			t.Fatalf("%s: Fill set the field itself", st.name)
+		}
+		if err := Decode(resp); err != nil {
+			t.Fatalf("%s: decode: %v", st.name, err)
+		}
+		want := &runtime.ListContainersResponse{}
+		for _, r := range all {
+			if st.keep(r) {
+				want.Containers = append(want.Containers, r.msg())
+			}
+		}
+		if !proto.Equal(resp, want) {
+			t.Errorf("%s: the client gets\n%v\nwant\n%v", st.name, resp, want)
+		}
+		if encoded != st.wantEncoded {
+			t.Errorf("%s: %d encodings in all, want %d", st.name, encoded, st.wantEncoded)
+		}
+		if e.Len() != st.wantKept {
+			t.Errorf("%s: %d entries kept, want %d", st.name, e.Len(), st.wantKept)
+		}
+	}
+}
+
+func TestNewRefusesWhatIsNotARepeatedMessageField(t *testing.T) {
+	for _, field := range []string{"containers_", "Containers"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("New with field %q did not panic", field)
+				}
+			}()
+			New[*rec](&runtime.ListContainersResponse{}, protoreflect.Name(field))
+		}()
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("New with a field that is not repeated did not panic")
+			}
+		}()
+		New[*rec](&runtime.ContainerStatusResponse{}, "status")
+	}()
+}
+
+// ListContainers of 750 containers that did not change: built and
+// marshalled plainly, against filled from the kept entries.
+func BenchmarkList(b *testing.B) {
+	all := recs(750)
+	b.Run("plain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			resp := &runtime.ListContainersResponse{}
+			for _, r := range all {
+				resp.Containers = append(resp.Containers, r.msg())
+			}
+			if _, err := proto.Marshal(resp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("kept", func(b *testing.B) {
+		b.ReportAllocs()
+		e := New[*rec](&runtime.ListContainersResponse{}, "containers")
+		for b.Loop() {
+			resp := &runtime.ListContainersResponse{}
+			e.Fill(resp, all, func(*rec) bool { return true }, func(r *rec) string { return r.id }, func(r *rec) proto.Message { return r.msg() })
+			if _, err := proto.Marshal(resp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
