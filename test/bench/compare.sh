@@ -5,11 +5,16 @@
 # own). For refactors ("no RPC slower") and performance work. Not part of
 # the pass/fail suite.
 #
-#   test/bench/compare.sh REV [ROUNDS] [PODS]
+#   test/bench/compare.sh REV [ROUNDS] [PODS] [DENSITY] [DENSITY_NETWORK]
+#
+# DENSITY and DENSITY_NETWORK are lifecycle.sh's: with DENSITY > 0, that
+# many pods of three containers on each crid, then the relist calls.
 set -euo pipefail
-rev=${1:?usage: compare.sh REV [ROUNDS] [PODS]}
+rev=${1:?usage: compare.sh REV [ROUNDS] [PODS] [DENSITY] [DENSITY_NETWORK]}
 rounds=${2:-20}
 npods=${3:-10}
+density=${4:-0}
+density_net=${5:-cni}
 . "$(dirname "$0")/lib.sh"
 bench_endpoints="before after" # whose pods bench_cleanup removes
 bench_links="cmp71br0 cmp72br0" # the bridges their chains make (start below)
@@ -61,5 +66,6 @@ c after pull "$image" >/dev/null
 echo "before: $rev ($(git -C "$repo" log -1 --format=%s "$rev" | cut -c1-60))"
 echo "after:  the working tree ($(git -C "$repo" log -1 --format=%h) $(git -C "$repo" status --porcelain | grep -q . && echo '+ changes'))"
 (cd "$repo" && go run ./test/bench/lifecycle -rounds "$rounds" -keep "$npods" -logs "$work/logs" \
+	-density "$density" -density-network "$density_net" \
 	-rt "name=after,sock=$work/after.sock,image=$image,pid=$after_pid,perpod=^crid(-podmon| monitor) $work/after-run/" \
 	-rt "name=before,sock=$work/before.sock,image=$image,pid=$before_pid,perpod=^crid(-podmon| monitor) $work/before-run/")

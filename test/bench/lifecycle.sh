@@ -8,6 +8,8 @@
 #   - ROUNDS rounds; in each, every runtime runs one pod with the CNI
 #     network and one with the host's (the runtime's own share, no plugin),
 #     each with one busybox `sleep`: every call timed alone, median and p90;
+#     and the chain run alone through libcni (ADD, DEL: no runtime), the
+#     floor of every runtime's RunPodSandbox and StopPodSandbox with it;
 #   - memory with KEEP pods running (a comma-separated list of counts):
 #     PSS of the runtime's per-pod processes (crid's monitors, containerd's
 #     shims and pause processes, CRI-O's conmons), per pod, and daemon RSS;
@@ -31,7 +33,7 @@ density=${3:-0}
 density_net=${4:-cni}
 . "$(dirname "$0")/lib.sh"
 bench_endpoints="crid containerd crio"
-bench_links="bcrid0 bctrd0 bcrio0"
+bench_links="bcrid0 bctrd0 bcrio0 balone0"
 bench_init life
 bench_registry
 (cd "$repo" && for h in pause fakenginx nnp; do CGO_ENABLED=0 go build -o "$work/helpers/$h" "./test/images/$h"; done &&
@@ -59,6 +61,7 @@ JSON
 chain "$work/net.d" bench-crid bcrid0 77
 chain "$work/net.d-ctrd" bench-ctrd bctrd0 78
 chain "$work/net.d-crio" bench-crio bcrio0 79
+chain "$work/net.d-alone" bench-alone balone0 80 # run by the bench itself, no runtime
 
 bench_crid "[image]
 registries_conf = \"$work/registries.conf\"
@@ -80,6 +83,7 @@ c containerd pull "$reg/$pause" >/dev/null
 mkdir -p "$repo/_output/bench"
 report=$repo/_output/bench/lifecycle-$(date -u +%Y%m%dT%H%M%SZ).json
 (cd "$repo" && go run ./test/bench/lifecycle -rounds "$rounds" -keep "$keep" -density "$density" -density-network "$density_net" -logs "$work/logs" -json "$report" \
+	-chain "$work/net.d-alone/10-bench-alone.conflist" \
 	-rt "name=crid,sock=$work/crid.sock,image=$image,pid=$crid_pid,perpod=^crid-podmon $work/" \
 	-rt "name=containerd,sock=$work/containerd.sock,image=$reg/$image,pid=$containerd_pid,perpod=^[^ ]*containerd-shim-runc-v2 -namespace k8s.io .*-address $work/containerd.sock" \
 	-rt "name=crio,sock=$work/crio.sock,image=$reg/$image,pid=$crio_pid,perpod=^[^ ]*conmon .*$work/")
