@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -37,6 +38,14 @@ func TestBothStartersStartTheSameContainer(t *testing.T) {
 				if pausePid, err = f.client.Start(context.Background(), Request{ID: "pause", Bundle: pause}); err != nil {
 					t.Fatal(err)
 				}
+				// It runs until killed: its exit record, which the monitor
+				// writes into its bundle, must be there before the bundle's
+				// removal (a removal racing it found the directory not
+				// empty). Cleanups run last in first out: this one first.
+				t.Cleanup(func() {
+					f.client.Kill(context.Background(), "pause", syscall.SIGKILL)
+					waitExit(t, pause)
+				})
 				if netns, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pausePid)); err != nil {
 					t.Fatal(err)
 				}
