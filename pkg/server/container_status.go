@@ -97,7 +97,7 @@ func (s *Server) ListContainers(ctx context.Context, req *runtime.ListContainers
 			labelsMatch(c.Labels, f.GetLabelSelector())
 	}
 	resp := &runtime.ListContainersResponse{}
-	if err := s.listedContainers.Fill(resp, s.containers.ListShared(), keep, (*container.Container).RecordID, listedContainer); err != nil {
+	if err := s.listedContainers.Fill(resp, s.containers.ListShared(), keep); err != nil {
 		return nil, err
 	}
 	return resp, nil

@@ -20,7 +20,7 @@ func (s *Server) ListPodSandbox(ctx context.Context, req *runtime.ListPodSandbox
 			labelsMatch(sb.Spec.Labels, f.GetLabelSelector())
 	}
 	resp := &runtime.ListPodSandboxResponse{}
-	if err := s.listedSandboxes.Fill(resp, s.sandboxes.ListShared(), keep, (*sandbox.Sandbox).RecordID, listedSandbox); err != nil {
+	if err := s.listedSandboxes.Fill(resp, s.sandboxes.ListShared(), keep); err != nil {
 		return nil, err
 	}
 	return resp, nil

@@ -71,8 +71,8 @@ func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *imag
 		cfg: cfg, store: st, cgroups: cg, images: images, sandboxes: sandboxes, containers: containers, events: broker, nri: host, metrics: m,
 		layout:           image.Layout{Root: cfg.Root},
 		usage:            image.NewUsageCache(usageMaxAge),
-		listedContainers: wirelist.New[*container.Container](&runtime.ListContainersResponse{}, "containers"),
-		listedSandboxes:  wirelist.New[*sandbox.Sandbox](&runtime.ListPodSandboxResponse{}, "items"),
+		listedContainers: wirelist.New(&runtime.ListContainersResponse{}, "containers", listedContainer),
+		listedSandboxes:  wirelist.New(&runtime.ListPodSandboxResponse{}, "items", listedSandbox),
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -350,18 +349,17 @@ func TestTraceLogShowsAListsEntries(t *testing.T) {
 	var out strings.Builder
 	ctx := klog.NewContext(context.Background(), funcr.New(func(_, args string) { out.WriteString(args + "\n") }, funcr.Options{Verbosity: 6}))
 	info := &grpc.UnaryServerInfo{FullMethod: "/runtime.v1.RuntimeService/ListContainers"}
-	listed := wirelist.New[*runtime.Container](&runtime.ListContainersResponse{}, "containers")
-	c := &runtime.Container{Id: "c0ffee"}
+	listed := wirelist.New(&runtime.ListContainersResponse{}, "containers", listedContainer)
+	c := &container.Container{ID: "c0ffee"}
 	resp, err := unaryInterceptor(ctx, &runtime.ListContainersRequest{}, info, func(context.Context, any) (any, error) {
 		resp := &runtime.ListContainersResponse{}
-		err := listed.Fill(resp, []*runtime.Container{c}, func(*runtime.Container) bool { return true },
-			(*runtime.Container).GetId, func(c *runtime.Container) proto.Message { return c })
+		err := listed.Fill(resp, []*container.Container{c}, func(*container.Container) bool { return true })
 		return resp, err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), `containers:{id:\"c0ffee\"}`) {
+	if !strings.Contains(out.String(), `containers:{id:\"c0ffee\"`) {
 		t.Errorf("the trace line %q does not name the listed container", out.String())
 	}
 	if len(resp.(*runtime.ListContainersResponse).Containers) != 0 {

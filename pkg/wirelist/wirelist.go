@@ -27,44 +27,53 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
+// Record is what a list's entry is made from: a record pointer, never
+// changed in place.
+type Record interface {
+	comparable
+	RecordID() string
+}
+
 // Entries are the encoded entries of one list response's repeated field,
 // by record ID.
-type Entries[P comparable] struct {
+type Entries[P Record] struct {
 	field protowire.Number
+	msg   func(P) proto.Message // a record's entry
 
 	mu   sync.Mutex
 	byID map[string]entry[P]
 	gen  uint64 // counts the lists of every record
 }
 
-type entry[P comparable] struct {
+type entry[P Record] struct {
 	rec  P
 	wire []byte // the field's tag and length, then the message
 	gen  uint64 // the last list of every record that had it
 }
 
 // New returns no entries for the repeated message field of resp's type
-// named field. A field of another name or kind is a bug: New panics.
-func New[P comparable](resp proto.Message, field protoreflect.Name) *Entries[P] {
+// named field, whose entry for a record msg builds. A field of another
+// name or kind is a bug: New panics.
+func New[P Record](resp proto.Message, field protoreflect.Name, msg func(P) proto.Message) *Entries[P] {
 	fd := resp.ProtoReflect().Descriptor().Fields().ByName(field)
 	if fd == nil || !fd.IsList() || fd.Kind() != protoreflect.MessageKind {
 		panic(fmt.Sprintf("wirelist: %s has no repeated message field %s", resp.ProtoReflect().Descriptor().FullName(), field))
 	}
-	return &Entries[P]{field: fd.Number(), byID: map[string]entry[P]{}}
+	return &Entries[P]{field: fd.Number(), msg: msg, byID: map[string]entry[P]{}}
 }
 
 // Fill sets into resp (its unknown fields) the entries of the records
 // of recs that keep keeps, in order. recs are every record there is: the
 // entries of IDs not among them are dropped. An entry is encoded by msg
 // when its record is one Fill has not seen under its ID.
-func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool, id func(P) string, msg func(P) proto.Message) error {
+func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.gen++
 	n := 0
 	var wires [][]byte
 	for _, rec := range recs {
-		k := id(rec)
+		k := rec.RecordID()
 		en, ok := e.byID[k]
 		if ok && en.rec != rec {
 			en, ok = entry[P]{}, false // the record changed
@@ -74,7 +83,7 @@ func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool, id fu
 		}
 		if keep(rec) {
 			if en.wire == nil {
-				b, err := proto.Marshal(msg(rec))
+				b, err := proto.Marshal(e.msg(rec))
 				if err != nil {
 					return fmt.Errorf("encode the list entry of %s: %w", k, err)
 				}

@@ -20,6 +20,10 @@ type rec struct {
 	state runtime.ContainerState
 }
 
+func (r *rec) RecordID() string { return r.id }
+
+func (r *rec) msgOf() proto.Message { return r.msg() }
+
 func (r *rec) msg() *runtime.Container {
 	return &runtime.Container{Id: r.id, PodSandboxId: "pod-" + r.id, Metadata: &runtime.ContainerMetadata{Name: "c", Attempt: 1},
 		Image: &runtime.ImageSpec{Image: "busybox"}, State: r.state, CreatedAt: 1, Labels: map[string]string{"app": r.id}}
@@ -37,11 +41,9 @@ func recs(n int) []*rec {
 // record by record, whatever changed between the calls; and a record is
 // encoded once while it stays the same.
 func TestFilledResponseIsWhatTheClientWouldGetBuiltPlainly(t *testing.T) {
-	e := New[*rec](&runtime.ListContainersResponse{}, "containers")
 	all := recs(5)
 	encoded := 0
-	msg := func(r *rec) proto.Message { encoded++; return r.msg() }
-	id := func(r *rec) string { return r.id }
+	e := New(&runtime.ListContainersResponse{}, "containers", func(r *rec) proto.Message { encoded++; return r.msg() })
 	everything := func(*rec) bool { return true }
 	running := func(r *rec) bool { return r.state == runtime.ContainerState_CONTAINER_RUNNING }
 
@@ -64,7 +66,7 @@ func TestFilledResponseIsWhatTheClientWouldGetBuiltPlainly(t *testing.T) {
 	for _, st := range steps {
 		st.change()
 		resp := &runtime.ListContainersResponse{}
-		if err := e.Fill(resp, all, st.keep, id, msg); err != nil {
+		if err := e.Fill(resp, all, st.keep); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
 		if len(resp.Containers) != 0 {
@@ -99,7 +101,7 @@ func TestNewRefusesWhatIsNotARepeatedMessageField(t *testing.T) {
 					t.Errorf("New with field %q did not panic", field)
 				}
 			}()
-			New[*rec](&runtime.ListContainersResponse{}, protoreflect.Name(field))
+			New(&runtime.ListContainersResponse{}, protoreflect.Name(field), (*rec).msgOf)
 		}()
 	}
 	func() {
@@ -108,7 +110,7 @@ func TestNewRefusesWhatIsNotARepeatedMessageField(t *testing.T) {
 				t.Error("New with a field that is not repeated did not panic")
 			}
 		}()
-		New[*rec](&runtime.ContainerStatusResponse{}, "status")
+		New(&runtime.ContainerStatusResponse{}, "status", (*rec).msgOf)
 	}()
 }
 
@@ -130,10 +132,10 @@ func BenchmarkList(b *testing.B) {
 	})
 	b.Run("kept", func(b *testing.B) {
 		b.ReportAllocs()
-		e := New[*rec](&runtime.ListContainersResponse{}, "containers")
+		e := New(&runtime.ListContainersResponse{}, "containers", (*rec).msgOf)
 		for b.Loop() {
 			resp := &runtime.ListContainersResponse{}
-			e.Fill(resp, all, func(*rec) bool { return true }, func(r *rec) string { return r.id }, func(r *rec) proto.Message { return r.msg() })
+			e.Fill(resp, all, func(*rec) bool { return true })
 			if _, err := proto.Marshal(resp); err != nil {
 				b.Fatal(err)
 			}
@@ -149,7 +151,7 @@ type listServer struct {
 
 func (s *listServer) ListContainers(context.Context, *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
 	resp := &runtime.ListContainersResponse{}
-	err := s.e.Fill(resp, s.all, func(*rec) bool { return true }, func(r *rec) string { return r.id }, func(r *rec) proto.Message { return r.msg() })
+	err := s.e.Fill(resp, s.all, func(*rec) bool { return true })
 	return resp, err
 }
 
@@ -163,7 +165,7 @@ func BenchmarkListOverGRPC(b *testing.B) {
 		b.Fatal(err)
 	}
 	g := grpc.NewServer()
-	runtime.RegisterRuntimeServiceServer(g, &listServer{e: New[*rec](&runtime.ListContainersResponse{}, "containers"), all: recs(750)})
+	runtime.RegisterRuntimeServiceServer(g, &listServer{e: New(&runtime.ListContainersResponse{}, "containers", (*rec).msgOf), all: recs(750)})
 	go g.Serve(l)
 	defer g.Stop()
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
