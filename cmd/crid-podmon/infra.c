@@ -58,6 +58,8 @@ static int fail(const char *fmt, ...) {
 	return 1;
 }
 
+int join_cgroup(const char *file); // podmon.c
+
 // join_cgroups writes 0 to each membership file crid lists in
 // _CRID_CGROUP_JOIN (nsenter.CgroupJoinEnv), v1's "tasks": done while the
 // process has one thread, it spares the kernel a synchronize_rcu. On v2
@@ -70,15 +72,11 @@ static int join_cgroups(void) {
 	if (list == NULL)
 		return fail("join cgroups: %s", strerror(errno));
 	for (char *p = strtok_r(list, ":", &save); p != NULL; p = strtok_r(NULL, ":", &save)) {
-		int fd = open(p, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, "0", 1) != 1) {
-			int e = errno;
-			if (fd >= 0)
-				close(fd);
+		int e = join_cgroup(p);
+		if (e != 0) {
 			free(list);
 			return fail("join cgroup %s: %s", p, strerror(e));
 		}
-		close(fd);
 	}
 	free(list);
 	unsetenv("_CRID_CGROUP_JOIN");
