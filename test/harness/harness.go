@@ -226,9 +226,12 @@ func DetachMountsUnder(dir string) {
 }
 
 // PodNet writes a bridge network of the test's own (bridge name and
-// subnet unique to n) into dir/net.d, with extra plugins appended.
+// subnet unique to n) into dir/net.d, with extra plugins appended. The
+// bridge plugin never removes the bridge it made: the test's end does,
+// after the crid it starts later has stopped (cleanups run last first).
 func PodNet(t testing.TB, dir string, n int, extra ...string) {
 	t.Helper()
+	t.Cleanup(func() { exec.Command("ip", "link", "del", fmt.Sprintf("critest%d", n)).Run() })
 	plugins := []string{
 		fmt.Sprintf(`{"type":"bridge","bridge":"critest%d","isGateway":true,"ipMasq":false,"hairpinMode":true,
 		  "ipam":{"type":"host-local","ranges":[[{"subnet":"10.%d.0.0/24"}]],"dataDir":"%s/ipam"}}`, n, 200+n, dir),
