@@ -433,6 +433,7 @@ func TestVerboseStatusChecksTheNetwork(t *testing.T) {
 func TestDualStackPodAndItsSysctls(t *testing.T) {
 	harness.RequireRoot(t)
 	dir := t.TempDir()
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "critestds").Run() }) // after crid's stop
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"crid-it-ds","plugins":[{"type":"bridge","bridge":"critestds","isGateway":true,
 	  "ipam":{"type":"host-local","ranges":[[{"subnet":"10.209.0.0/24"}],[{"subnet":"fd00:c1d::/64"}]],"dataDir":"%s/ipam"}}]}`, dir)
 	os.MkdirAll(filepath.Join(dir, "net.d"), 0o755)
