@@ -41,7 +41,7 @@ type Entries[P Record] struct {
 	msg   func(P) proto.Message // a record's entry
 
 	mu   sync.Mutex
-	byID map[string]entry[P]
+	byID map[string]*entry[P]
 	gen  uint64 // counts the lists of every record
 }
 
@@ -59,7 +59,7 @@ func New[P Record](resp proto.Message, field protoreflect.Name, msg func(P) prot
 	if fd == nil || !fd.IsList() || fd.Kind() != protoreflect.MessageKind {
 		panic(fmt.Sprintf("wirelist: %s has no repeated message field %s", resp.ProtoReflect().Descriptor().FullName(), field))
 	}
-	return &Entries[P]{field: fd.Number(), msg: msg, byID: map[string]entry[P]{}}
+	return &Entries[P]{field: fd.Number(), msg: msg, byID: map[string]*entry[P]{}}
 }
 
 // Fill sets into resp (its unknown fields) the entries of the records
@@ -74,27 +74,25 @@ func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool) error
 	var wires [][]byte
 	for _, rec := range recs {
 		k := rec.RecordID()
-		en, ok := e.byID[k]
-		if ok && en.rec != rec {
-			en, ok = entry[P]{}, false // the record changed
-		}
-		if !ok {
-			en.rec = rec
-		}
-		if keep(rec) {
-			if en.wire == nil {
-				b, err := proto.Marshal(e.msg(rec))
-				if err != nil {
-					return fmt.Errorf("encode the list entry of %s: %w", k, err)
-				}
-				w := make([]byte, 0, protowire.SizeTag(e.field)+protowire.SizeBytes(len(b)))
-				en.wire = protowire.AppendBytes(protowire.AppendTag(w, e.field, protowire.BytesType), b)
-			}
-			wires = append(wires, en.wire)
-			n += len(en.wire)
+		en := e.byID[k]
+		if en == nil || en.rec != rec { // a new record, or a changed one
+			en = &entry[P]{rec: rec}
+			e.byID[k] = en
 		}
 		en.gen = e.gen
-		e.byID[k] = en
+		if !keep(rec) {
+			continue
+		}
+		if en.wire == nil {
+			b, err := proto.Marshal(e.msg(rec))
+			if err != nil {
+				return fmt.Errorf("encode the list entry of %s: %w", k, err)
+			}
+			w := make([]byte, 0, protowire.SizeTag(e.field)+protowire.SizeBytes(len(b)))
+			en.wire = protowire.AppendBytes(protowire.AppendTag(w, e.field, protowire.BytesType), b)
+		}
+		wires = append(wires, en.wire)
+		n += len(en.wire)
 	}
 	if len(e.byID) > len(recs) {
 		for k, en := range e.byID {
