@@ -123,6 +123,10 @@ func (m *Manager) layersDir() string  { return filepath.Join(m.opts.Root, "conta
 // one still being created does not exist yet.
 func (m *Manager) Get(id string) (*Container, error) { return m.records.Visible(id) }
 
+// GetShared is Get without the copy, for the status calls: the container
+// is the manager's own, and must not be changed.
+func (m *Manager) GetShared(id string) (*Container, error) { return m.records.VisibleShared(id) }
+
 // List returns every container the CRI may see, oldest first.
 func (m *Manager) List() []*Container { return m.records.ListVisible() }
 

@@ -229,8 +229,22 @@ func (s *Set[T, P]) Get(id string) (P, error) {
 // (its NRI plugins, say, have not answered) does not exist yet.
 func (s *Set[T, P]) Visible(id string) (P, error) {
 	rec, err := s.Get(id)
+	return visible(s.kind, rec, err)
+}
+
+// VisibleShared is Visible without the copy, for the status calls, as
+// Shared is for the lists: the record is the Set's own, never changed in
+// place, and the caller must not change it.
+func (s *Set[T, P]) VisibleShared(id string) (P, error) {
+	s.mu.RLock()
+	rec, err := s.lookup(id)
+	s.mu.RUnlock()
+	return visible(s.kind, rec, err)
+}
+
+func visible[T any, P Record[T]](kind string, rec P, err error) (P, error) {
 	if err == nil && rec.InCreation() {
-		return nil, fmt.Errorf("%s %s is still being created: %w", s.kind, rec.RecordID(), errdefs.ErrNotFound)
+		return nil, fmt.Errorf("%s %s is still being created: %w", kind, rec.RecordID(), errdefs.ErrNotFound)
 	}
 	return rec, err
 }

@@ -54,8 +54,8 @@ func (s *Server) eventResponse(ctx context.Context, e events.Event) *runtime.Con
 		resp.PodSandboxStatus = st.Status
 	}
 	for _, c := range s.containers.ForSandbox(e.SandboxID) {
-		if st, err := s.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: c.ID}); err == nil {
-			resp.ContainersStatuses = append(resp.ContainersStatuses, st.Status)
+		if !c.InCreation() { // the CRI does not see it yet
+			resp.ContainersStatuses = append(resp.ContainersStatuses, containerStatus(c))
 		}
 	}
 	return resp

@@ -40,18 +40,33 @@ func nanos(c *container.Container) (created, started, finished int64) {
 }
 
 // ContainerStatus reports a container from memory; verbose adds its
-// configuration and runtime details.
+// configuration and runtime details. The kubelet asks for it at every
+// pod sync and every container event: the status is built and encoded
+// once per record (wirelist), not per call.
 func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStatusRequest) (*runtime.ContainerStatusResponse, error) {
 	if req.ContainerId == "" {
 		return nil, invalid("container_id", "is empty")
 	}
-	c, err := s.containers.Get(req.ContainerId)
+	c, err := s.containers.GetShared(req.ContainerId)
 	if err != nil {
 		return nil, err
 	}
+	resp := &runtime.ContainerStatusResponse{}
+	if err := s.keptStatuses.FillOne(resp, c, s.containers.ListShared); err != nil {
+		return nil, err
+	}
+	if req.Verbose {
+		raw, _ := json.Marshal(map[string]any{"pid": c.Pid, "bundle": c.Bundle, "cgroup": c.Cgroup, "sandboxID": c.SandboxID, "config": json.RawMessage(c.Raw)})
+		resp.Info = map[string]string{"info": string(raw)}
+	}
+	return resp, nil
+}
+
+// containerStatus is a container's status as ContainerStatus reports it.
+func containerStatus(c *container.Container) *runtime.ContainerStatus {
 	created, started, finished := nanos(c)
 	// Only the mounts of the stored request are reported; decoding just
-	// them spares the kubelet's status calls the rest (env, args, limits).
+	// them spares the status the rest (env, args, limits).
 	var cfg struct {
 		Mounts []*runtime.Mount `json:"mounts"`
 	}
@@ -78,12 +93,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtime.ContainerStat
 	}
 	slices.Sort(groups)
 	st.User = &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{Uid: int64(c.UID), Gid: int64(c.GID), SupplementalGroups: groups}}
-	resp := &runtime.ContainerStatusResponse{Status: st}
-	if req.Verbose {
-		raw, _ := json.Marshal(map[string]any{"pid": c.Pid, "bundle": c.Bundle, "cgroup": c.Cgroup, "sandboxID": c.SandboxID, "config": json.RawMessage(c.Raw)})
-		resp.Info = map[string]string{"info": string(raw)}
-	}
-	return resp, nil
+	return st
 }
 
 // ListContainers lists containers from memory, filtered by ID (or

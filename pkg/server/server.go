@@ -54,9 +54,10 @@ type Server struct {
 	nri        *nri.Host // may be nil: no NRI
 	metrics    *metrics.Metrics
 
-	// The list calls' entries, kept encoded (see wirelist).
+	// The list calls' entries and the statuses, kept encoded (wirelist).
 	listedContainers *wirelist.Entries[*container.Container]
 	listedSandboxes  *wirelist.Entries[*sandbox.Sandbox]
+	keptStatuses     *wirelist.Entries[*container.Container] // ContainerStatus's
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig; handed to CNI as a runtime config
@@ -73,6 +74,7 @@ func New(cfg config.Config, st *store.Store, cg *cgroups.Hierarchy, images *imag
 		usage:            image.NewUsageCache(usageMaxAge),
 		listedContainers: wirelist.New(&runtime.ListContainersResponse{}, "containers", listedContainer),
 		listedSandboxes:  wirelist.New(&runtime.ListPodSandboxResponse{}, "items", listedSandbox),
+		keptStatuses:     wirelist.NewOne(&runtime.ContainerStatusResponse{}, "status", func(c *container.Container) proto.Message { return containerStatus(c) }),
 	}
 }
 

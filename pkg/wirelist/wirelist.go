@@ -16,6 +16,10 @@
 // the field holding the message would be. A client decodes the field; in
 // crid's own process, the response's Go value has the field empty
 // (Decode gives it back).
+//
+// A response whose field holds one message (ContainerStatusResponse's
+// status) is filled the same way by FillOne: one entry of a repeated
+// field and a field holding one message are the same bytes on the wire.
 package wirelist
 
 import (
@@ -38,11 +42,14 @@ type Record interface {
 // by record ID.
 type Entries[P Record] struct {
 	field protowire.Number
+	list  bool                  // the field is repeated: Fill; else FillOne
 	msg   func(P) proto.Message // a record's entry
 
 	mu   sync.Mutex
 	byID map[string]*entry[P]
 	gen  uint64 // counts the lists of every record
+	// pruned is how many entries FillOne's last pruning kept.
+	pruned int
 }
 
 type entry[P Record] struct {
@@ -55,11 +62,24 @@ type entry[P Record] struct {
 // named field, whose entry for a record msg builds. A field of another
 // name or kind is a bug: New panics.
 func New[P Record](resp proto.Message, field protoreflect.Name, msg func(P) proto.Message) *Entries[P] {
+	return newEntries(resp, field, true, msg)
+}
+
+// NewOne is New for a field that holds one message, filled by FillOne.
+func NewOne[P Record](resp proto.Message, field protoreflect.Name, msg func(P) proto.Message) *Entries[P] {
+	return newEntries(resp, field, false, msg)
+}
+
+func newEntries[P Record](resp proto.Message, field protoreflect.Name, list bool, msg func(P) proto.Message) *Entries[P] {
 	fd := resp.ProtoReflect().Descriptor().Fields().ByName(field)
-	if fd == nil || !fd.IsList() || fd.Kind() != protoreflect.MessageKind {
-		panic(fmt.Sprintf("wirelist: %s has no repeated message field %s", resp.ProtoReflect().Descriptor().FullName(), field))
+	if fd == nil || fd.IsList() != list || fd.Kind() != protoreflect.MessageKind {
+		kind := "message field"
+		if list {
+			kind = "repeated message field"
+		}
+		panic(fmt.Sprintf("wirelist: %s has no %s %s", resp.ProtoReflect().Descriptor().FullName(), kind, field))
 	}
-	return &Entries[P]{field: fd.Number(), msg: msg, byID: map[string]*entry[P]{}}
+	return &Entries[P]{field: fd.Number(), list: list, msg: msg, byID: map[string]*entry[P]{}}
 }
 
 // Fill sets into resp (its unknown fields) the entries of the records
@@ -67,29 +87,22 @@ func New[P Record](resp proto.Message, field protoreflect.Name, msg func(P) prot
 // entries of IDs not among them are dropped. An entry is encoded by msg
 // when its record is one Fill has not seen under its ID.
 func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool) error {
+	if !e.list {
+		return fmt.Errorf("wirelist: Fill of a field that holds one message: FillOne it")
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.gen++
 	n := 0
 	var wires [][]byte
 	for _, rec := range recs {
-		k := rec.RecordID()
-		en := e.byID[k]
-		if en == nil || en.rec != rec { // a new record, or a changed one
-			en = &entry[P]{rec: rec}
-			e.byID[k] = en
-		}
+		en := e.entry(rec)
 		en.gen = e.gen
 		if !keep(rec) {
 			continue
 		}
-		if en.wire == nil {
-			b, err := proto.Marshal(e.msg(rec))
-			if err != nil {
-				return fmt.Errorf("encode the list entry of %s: %w", k, err)
-			}
-			w := make([]byte, 0, protowire.SizeTag(e.field)+protowire.SizeBytes(len(b)))
-			en.wire = protowire.AppendBytes(protowire.AppendTag(w, e.field, protowire.BytesType), b)
+		if err := e.encode(en); err != nil {
+			return err
 		}
 		wires = append(wires, en.wire)
 		n += len(en.wire)
@@ -106,6 +119,67 @@ func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool) error
 		raw = append(raw, w...)
 	}
 	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(raw))
+	return nil
+}
+
+// FillOne sets into resp (its unknown fields) rec's entry alone, for a
+// field that holds one message. all lists every record there is: when
+// the entries have doubled since FillOne last dropped those of gone or
+// changed records, it drops them again, so churn on the node cannot grow
+// them and a status call pays for the pruning once in many.
+func (e *Entries[P]) FillOne(resp proto.Message, rec P, all func() []P) error {
+	if e.list {
+		return fmt.Errorf("wirelist: FillOne of a repeated field: Fill it")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.entry(rec)
+	if err := e.encode(en); err != nil {
+		return err
+	}
+	// Capped at its length: an append to resp's unknown fields copies.
+	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(en.wire[:len(en.wire):len(en.wire)]))
+	if len(e.byID) >= 2*e.pruned+pruneFloor {
+		current := map[P]bool{}
+		for _, r := range all() {
+			current[r] = true
+		}
+		for k, en := range e.byID {
+			if !current[en.rec] {
+				delete(e.byID, k)
+			}
+		}
+		e.pruned = len(e.byID)
+	}
+	return nil
+}
+
+// pruneFloor is how many entries FillOne keeps before it first prunes.
+const pruneFloor = 64
+
+// entry is rec's entry, new (not encoded yet) if rec is a record not seen
+// under its ID: a new record, or a changed one. The caller holds mu.
+func (e *Entries[P]) entry(rec P) *entry[P] {
+	k := rec.RecordID()
+	en := e.byID[k]
+	if en == nil || en.rec != rec {
+		en = &entry[P]{rec: rec}
+		e.byID[k] = en
+	}
+	return en
+}
+
+// encode gives en its wire form, once. The caller holds mu.
+func (e *Entries[P]) encode(en *entry[P]) error {
+	if en.wire != nil {
+		return nil
+	}
+	b, err := proto.Marshal(e.msg(en.rec))
+	if err != nil {
+		return fmt.Errorf("encode the entry of %s: %w", en.rec.RecordID(), err)
+	}
+	w := make([]byte, 0, protowire.SizeTag(e.field)+protowire.SizeBytes(len(b)))
+	en.wire = protowire.AppendBytes(protowire.AppendTag(w, e.field, protowire.BytesType), b)
 	return nil
 }
 

@@ -93,6 +93,64 @@ func TestFilledResponseIsWhatTheClientWouldGetBuiltPlainly(t *testing.T) {
 	}
 }
 
+func (r *rec) status() *runtime.ContainerStatus {
+	return &runtime.ContainerStatus{Id: r.id, Metadata: &runtime.ContainerMetadata{Name: "c", Attempt: 1},
+		Image: &runtime.ImageSpec{Image: "busybox"}, State: r.state, Labels: map[string]string{"app": r.id}}
+}
+
+// A status filled from its kept entry is what a client would get built
+// plainly, encoded once per record; and the entries of records gone stay
+// bounded however many come and go, while those of the records there
+// survive the pruning.
+func TestFillOneKeepsOneEntryPerRecordAndDropsTheGone(t *testing.T) {
+	live := recs(3)
+	var all []*rec
+	all = append(all, live...)
+	encoded := 0
+	e := NewOne(&runtime.ContainerStatusResponse{}, "status", func(r *rec) proto.Message { encoded++; return r.status() })
+	check := func(step string, r *rec, wantEncoded int) {
+		t.Helper()
+		resp := &runtime.ContainerStatusResponse{}
+		if err := e.FillOne(resp, r, func() []*rec { return all }); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if resp.Status != nil {
+			t.Fatalf("%s: FillOne set the field itself", step)
+		}
+		if err := Decode(resp); err != nil {
+			t.Fatalf("%s: decode: %v", step, err)
+		}
+		if want := (&runtime.ContainerStatusResponse{Status: r.status()}); !proto.Equal(resp, want) {
+			t.Errorf("%s: the client gets\n%v\nwant\n%v", step, resp, want)
+		}
+		if wantEncoded >= 0 && encoded != wantEncoded {
+			t.Errorf("%s: %d encodings in all, want %d", step, encoded, wantEncoded)
+		}
+	}
+	check("the first status", live[0], 1)
+	check("the same record again", live[0], 1)
+	check("another record", live[1], 2)
+	live[0] = &rec{id: live[0].id, state: runtime.ContainerState_CONTAINER_EXITED}
+	all[0] = live[0]
+	check("the record changed", live[0], 3)
+	check("the third record", live[2], 4)
+
+	// Containers come and go, each asked for once.
+	for i := range 10 * pruneFloor {
+		r := &rec{id: fmt.Sprintf("gone-%d", i), state: runtime.ContainerState_CONTAINER_RUNNING}
+		all = append(live[:3:3], r)
+		check("a passing container", r, -1)
+		if e.Len() > 2*len(all)+pruneFloor {
+			t.Fatalf("after %d passing containers, %d entries are kept for %d records", i+1, e.Len(), len(all))
+		}
+	}
+	all = live
+	before := encoded
+	for _, r := range live {
+		check("a record there all along", r, before)
+	}
+}
+
 func TestNewRefusesWhatIsNotARepeatedMessageField(t *testing.T) {
 	for _, field := range []string{"containers_", "Containers"} {
 		func() {
@@ -112,6 +170,24 @@ func TestNewRefusesWhatIsNotARepeatedMessageField(t *testing.T) {
 		}()
 		New(&runtime.ContainerStatusResponse{}, "status", (*rec).msgOf)
 	}()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("NewOne with a repeated field did not panic")
+			}
+		}()
+		NewOne(&runtime.ListContainersResponse{}, "containers", (*rec).msgOf)
+	}()
+	// Each kind is filled its own way: a list's Fill of a field that holds
+	// one message would write it several times (a client merges them).
+	one := NewOne(&runtime.ContainerStatusResponse{}, "status", (*rec).msgOf)
+	if err := one.Fill(&runtime.ContainerStatusResponse{}, recs(2), func(*rec) bool { return true }); err == nil {
+		t.Error("Fill of a field that holds one message did not fail")
+	}
+	list := New(&runtime.ListContainersResponse{}, "containers", (*rec).msgOf)
+	if err := list.FillOne(&runtime.ListContainersResponse{}, recs(1)[0], func() []*rec { return nil }); err == nil {
+		t.Error("FillOne of a repeated field did not fail")
+	}
 }
 
 // ListContainers of 750 containers that did not change: built and
