@@ -24,6 +24,7 @@ package wirelist
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -50,6 +51,10 @@ type Entries[P Record] struct {
 	gen  uint64 // counts the lists of every record
 	// pruned is how many entries FillOne's last pruning kept.
 	pruned int
+	// The last list's entries, and its bytes: they are never changed,
+	// only replaced, and a response may hold them.
+	last    []*entry[P]
+	lastRaw []byte
 }
 
 type entry[P Record] struct {
@@ -94,7 +99,7 @@ func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool) error
 	defer e.mu.Unlock()
 	e.gen++
 	n := 0
-	var wires [][]byte
+	listed := make([]*entry[P], 0, len(e.last))
 	for _, rec := range recs {
 		en := e.entry(rec)
 		en.gen = e.gen
@@ -104,7 +109,7 @@ func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool) error
 		if err := e.encode(en); err != nil {
 			return err
 		}
-		wires = append(wires, en.wire)
+		listed = append(listed, en)
 		n += len(en.wire)
 	}
 	if len(e.byID) > len(recs) {
@@ -114,11 +119,17 @@ func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool) error
 			}
 		}
 	}
-	raw := make([]byte, 0, n)
-	for _, w := range wires {
-		raw = append(raw, w...)
+	// The kubelet's relist asks every second for the same list, mostly
+	// unchanged: the same entries in the same order are the last
+	// answer's bytes, not copied again (190-290 KB at 750 containers).
+	if !slices.Equal(listed, e.last) || e.lastRaw == nil {
+		raw := make([]byte, 0, n)
+		for _, en := range listed {
+			raw = append(raw, en.wire...)
+		}
+		e.last, e.lastRaw = listed, raw
 	}
-	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(raw))
+	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(e.lastRaw))
 	return nil
 }
 

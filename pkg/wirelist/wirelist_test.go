@@ -51,18 +51,21 @@ func TestFilledResponseIsWhatTheClientWouldGetBuiltPlainly(t *testing.T) {
 		name        string
 		change      func()
 		keep        func(*rec) bool
-		wantEncoded int // by this step
-		wantKept    int // entries kept after it
+		wantEncoded int  // by this step
+		wantKept    int  // entries kept after it
+		wantReused  bool // the step before's bytes, not built again
 	}{
-		{"the first list", func() {}, everything, 5, 5},
-		{"nothing changed", func() {}, everything, 5, 5},
-		{"one record changed", func() { all[2] = &rec{id: all[2].id, state: runtime.ContainerState_CONTAINER_EXITED} }, everything, 6, 5},
-		{"a filter", func() {}, running, 6, 5},
-		{"two records gone", func() { all = append(all[:1], all[3:]...) }, everything, 6, 3},
-		{"a new record, filtered out", func() { all = append(all, &rec{id: "new", state: runtime.ContainerState_CONTAINER_CREATED}) }, running, 6, 4},
-		{"the new record listed", func() {}, everything, 7, 4},
-		{"none left", func() { all = nil }, everything, 7, 0},
+		{"the first list", func() {}, everything, 5, 5, false},
+		{"nothing changed", func() {}, everything, 5, 5, true},
+		{"one record changed", func() { all[2] = &rec{id: all[2].id, state: runtime.ContainerState_CONTAINER_EXITED} }, everything, 6, 5, false},
+		{"a filter", func() {}, running, 6, 5, false},
+		{"the same filter", func() {}, running, 6, 5, true},
+		{"two records gone", func() { all = append(all[:1], all[3:]...) }, everything, 6, 3, false},
+		{"a new record, filtered out", func() { all = append(all, &rec{id: "new", state: runtime.ContainerState_CONTAINER_CREATED}) }, running, 6, 4, true},
+		{"the new record listed", func() {}, everything, 7, 4, false},
+		{"none left", func() { all = nil }, everything, 7, 0, false},
 	}
+	var before []byte
 	for _, st := range steps {
 		st.change()
 		resp := &runtime.ListContainersResponse{}
@@ -72,6 +75,11 @@ func TestFilledResponseIsWhatTheClientWouldGetBuiltPlainly(t *testing.T) {
 		if len(resp.Containers) != 0 {
 			t.Fatalf("%s: Fill set the field itself", st.name)
 		}
+		raw := resp.ProtoReflect().GetUnknown()
+		if reused := len(raw) > 0 && len(before) > 0 && &raw[0] == &before[0]; reused != st.wantReused {
+			t.Errorf("%s: the last list's bytes reused: %v, want %v", st.name, reused, st.wantReused)
+		}
+		before = raw
 		if err := Decode(resp); err != nil {
 			t.Fatalf("%s: decode: %v", st.name, err)
 		}
