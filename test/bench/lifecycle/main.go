@@ -75,11 +75,14 @@ type Memory struct {
 
 // Density is a runtime's figures at many pods.
 type Density struct {
-	Pods              int              `json:"pods"`
-	Containers        int              `json:"containers"`
-	RunPodSandboxP99  [2]float64       `json:"runPodSandboxP99Ms"` // first ten, last ten
-	RunPodSandboxP50  [2]float64       `json:"runPodSandboxP50Ms"`
-	Relist            map[string]Stats `json:"relist"`
+	Pods             int              `json:"pods"`
+	Containers       int              `json:"containers"`
+	RunPodSandboxP99 [2]float64       `json:"runPodSandboxP99Ms"` // first ten, last ten
+	RunPodSandboxP50 [2]float64       `json:"runPodSandboxP50Ms"`
+	Relist           map[string]Stats `json:"relist"`
+	// Replay is the relist against the runtime's own answers served by a
+	// bare process (replay.go): the transport's and the client's floor.
+	Replay            map[string]Stats `json:"replayRelist,omitempty"`
 	Memory            Memory           `json:"memory"`
 	CreateStartMedian float64          `json:"createStartMedianMs"`
 }
@@ -118,6 +121,9 @@ func main() {
 	chainConf := flag.String("chain", "", "a CNI conflist to run alone through libcni in each round, beside the runtimes (its own bridge and subnet)")
 	chainBin := flag.String("chain-bin", "/usr/lib/cni:/opt/cni/bin", "where -chain's plugins are")
 	flag.Parse()
+	if dir := os.Getenv(replayEnv); dir != "" {
+		fail(serveReplay(dir))
+	}
 	var ts []*target
 	for _, s := range specs {
 		t, err := connect(s)
@@ -224,6 +230,9 @@ func main() {
 			dn.RunPodSandboxP50 = [2]float64{first.Median, last.Median}
 			dn.CreateStartMedian = stats(createStart[t.Name]).Median
 			if err := t.relist(ctx, dn, 200); err != nil {
+				fail(fmt.Errorf("%s: %w", t.Name, err))
+			}
+			if err := t.replay(ctx, dn, 200); err != nil {
 				fail(fmt.Errorf("%s: %w", t.Name, err))
 			}
 		}
@@ -651,7 +660,11 @@ func printDensity(rep *Report, ts []*target) {
 			t.Name, d.Pods, d.Containers, d.RunPodSandboxP50[0], d.RunPodSandboxP50[1], d.RunPodSandboxP99[0], d.RunPodSandboxP99[1], d.CreateStartMedian)
 		for _, rpc := range []string{"ListContainers", "ListPodSandbox", "ContainerStatus"} {
 			s := d.Relist[rpc]
-			fmt.Printf("  %-10s   %-16s p50 %6.2f ms  p99 %6.2f ms (%d containers)\n", "", rpc, s.Median, s.P99, d.Relist["containers listed"].N)
+			fmt.Printf("  %-10s   %-16s p50 %6.2f ms  p99 %6.2f ms (%d containers)", "", rpc, s.Median, s.P99, d.Relist["containers listed"].N)
+			if r, ok := d.Replay[rpc]; ok {
+				fmt.Printf("; its answers from a bare server: p50 %6.2f ms  p99 %6.2f ms", r.Median, r.P99)
+			}
+			fmt.Println()
 		}
 		fmt.Printf("  %-10s   total PSS %d kB (daemon %d kB, %s); daemon RSS %d kB\n", "", d.Memory.TotalPSSkB, d.Memory.DaemonPSSkB, d.Memory.PerPodDetail, d.Memory.DaemonRSSkB)
 	}
