@@ -15,7 +15,10 @@
 #     shims and pause processes, CRI-O's conmons), per pod, and daemon RSS;
 #   - with DENSITY > 0, that many pods of three containers on every runtime:
 #     RunPodSandbox's p99 at the first and the last ten pods, the kubelet's
-#     relist calls with every container there, and each runtime's total.
+#     relist calls with every container there, the same calls against the
+#     runtime's own answers served byte for byte by a bare process of the
+#     bench's (the transport's and the client's floor), and each
+#     runtime's total.
 #
 # Pods are as the kubelet makes them by default: a PID namespace per
 # container. The table goes to stdout, the JSON report to
