@@ -240,8 +240,9 @@ func (s *listServer) ListContainers(context.Context, *runtime.ListContainersRequ
 }
 
 // ListContainers of 750 containers through gRPC on a unix socket, the
-// client's decoding included: the floor a runtime's list call sits on
-// here, whatever it does to build the answer.
+// client's decoding included, server and client in one process. The
+// bench's density run measures the same floor across processes, with
+// each runtime's own answers (test/bench/lifecycle/replay.go).
 func BenchmarkListOverGRPC(b *testing.B) {
 	sock := filepath.Join(b.TempDir(), "s.sock")
 	l, err := net.Listen("unix", sock)
