@@ -104,10 +104,17 @@ func (d *OOMDump) line(record string) {
 		if !ok {
 			return
 		}
-		// Usage and limit without a memory.stat are not a breakdown.
+		// Usage and limit without a memory.stat are not a breakdown, nor
+		// a memory.stat that holds under half the usage: the kernel
+		// prints its counters as last flushed, and a flush under way
+		// elsewhere (a kubelet's stats read) lets it print them stale
+		// (seen on 6.18, v1: a pod at its 32Mi limit with total_rss and
+		// total_cache 0). The notification's read is then the better.
 		_, v1 := d.stat["total_rss"]
 		if _, v2 := d.stat["anon"]; v1 || v2 {
-			v.Memory = d.memory()
+			if m := d.memory(); accounts(m) {
+				v.Memory = m
+			}
 		}
 		d.mem, d.stat = nil, nil
 		d.victims = append(d.victims, v)
@@ -146,6 +153,11 @@ func (d *OOMDump) memory() *MemoryStats {
 	}
 	m.WorkingSet = m.Usage - min(m.Usage, m.InactiveFile)
 	return &m
+}
+
+// accounts says whether m's breakdown holds at least half its usage.
+func accounts(m *MemoryStats) bool {
+	return m.RSS+m.Cache+m.Kernel >= m.Usage/2
 }
 
 // Last is the latest kill of a process in cgroup or under it, nil if none.

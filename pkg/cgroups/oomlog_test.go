@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -106,6 +107,25 @@ func TestOOMDumpReadsTheKernelsFigures(t *testing.T) {
 	d.Add("6,3,1,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a,task=sh,pid=7,uid=0")
 	if v := d.Last("/a"); v == nil || v.Pid != 7 || v.Memory != nil {
 		t.Errorf("victim %+v, want pid 7 without figures", v)
+	}
+
+	// Counters printed unflushed, as a CI run's kernel did: the pod at its
+	// limit with nothing in its totals is no breakdown; one that holds the
+	// usage (here half in the kernel's own) is.
+	for _, tt := range []struct {
+		kmem, rss uint64
+		want      bool
+	}{{412, 0, false}, {412, 16 << 20, true}, {16 << 10, 0, true}} {
+		d.Add("4,1,1,-;tail invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0")
+		d.Add("6,2,1,-;memory: usage 32768kB, limit 32768kB, failcnt 142")
+		d.Add(fmt.Sprintf("6,3,1,-;kmem: usage %dkB, limit 9007199254740988kB, failcnt 0", tt.kmem))
+		d.Add("6,4,1,-;Memory cgroup stats for /p:")
+		d.Add("6,5,1,-;total_cache 0")
+		d.Add(fmt.Sprintf("6,6,1,-;total_rss %d", tt.rss))
+		d.Add("6,7,1,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/p,task_memcg=/p/c,task=tail,pid=8,uid=0")
+		if v := d.Last("/p/c"); v == nil || v.Pid != 8 || (v.Memory != nil) != tt.want {
+			t.Errorf("kmem %dkB, total_rss %d: victim %+v, want figures %v", tt.kmem, tt.rss, v, tt.want)
+		}
 	}
 }
 
