@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,8 +27,11 @@ type OOMVictim struct {
 	// killed (usage, limit, kernel, and the breakdown of memory.stat):
 	// exact at the kill, where a read of the cgroup after the kernel's
 	// notification may already see the victim's pages freed. Nil when
-	// the kernel's rate limit left the dump out.
+	// the kernel's rate limit left the dump out, or when its breakdown
+	// does not hold the usage (see OOMDump).
 	Memory *MemoryStats `json:"memory,omitempty"`
+	// At is the kill's time in the log, since boot.
+	At time.Duration `json:"-"`
 }
 
 // FindOOMVictim reads the kernel's log (/dev/kmsg, which root may read;
@@ -76,17 +81,38 @@ func FindOOMVictim(cgroup string) (*OOMVictim, error) {
 //
 // Kills are serialized by the kernel's oom_lock, so one kill's lines do
 // not interleave with another's. The zero value is ready.
+//
+// The dump's memory.stat is not always the moment's. The kernel prints
+// its counters as last flushed, and has printed them stale beside a
+// kubelet's stats reads (6.18, v1: a pod at its 32Mi limit with
+// total_rss 0 while its tail held 8000 pages). The task list after it
+// (mm/oom_kill.c dump_tasks) counts each process's pages from its own mm,
+// never stale, so the anon figure is the larger of the two. A kill can
+// also come while the last one's victim is still giving its memory back
+// (head killed 10 ms after tail, the cgroup still at its limit but its
+// counters already without tail's pages): such a dump's breakdown holds
+// little of its usage and says nothing of what filled it. A breakdown
+// that holds under half the usage is left out, and Last takes the kill
+// before it.
 type OOMDump struct {
-	mem     *MemoryStats      // the dump under way, from its usage line
-	stat    map[string]uint64 // its memory.stat lines
-	victims []*OOMVictim
+	mem      *MemoryStats      // the dump under way, from its usage line
+	stat     map[string]uint64 // its memory.stat lines
+	anonCol  int               // the task list's rss_anon column, 0: none yet
+	taskAnon uint64            // pages: the task list's rss_anon, summed
+	at       time.Duration     // the record's time
+	victims  []*OOMVictim
 }
 
 // Add takes the next record of the log (a /dev/kmsg record, its header
-// before ';' optional).
+// before ';' optional: "priority,sequence,microseconds,flags;").
 func (d *OOMDump) Add(record string) {
-	if _, msg, ok := strings.Cut(record, ";"); ok {
+	if head, msg, ok := strings.Cut(record, ";"); ok {
 		record = msg
+		if f := strings.Split(head, ","); len(f) >= 3 {
+			if us, err := strconv.ParseInt(f[2], 10, 64); err == nil {
+				d.at = time.Duration(us) * time.Microsecond
+			}
+		}
 	}
 	// The message ends at the first newline; dictionary lines (" KEY=v")
 	// may follow. Kernels before 6.5 print memory.stat as one message of
@@ -104,28 +130,41 @@ func (d *OOMDump) line(record string) {
 		if !ok {
 			return
 		}
+		v.At = d.at
 		// Usage and limit without a memory.stat are not a breakdown, nor
-		// a memory.stat that holds under half the usage: the kernel
-		// prints its counters as last flushed, and a flush under way
-		// elsewhere (a kubelet's stats read) lets it print them stale
-		// (seen on 6.18, v1: a pod at its 32Mi limit with total_rss and
-		// total_cache 0). The notification's read is then the better.
+		// one that holds under half the usage (see OOMDump).
 		_, v1 := d.stat["total_rss"]
 		if _, v2 := d.stat["anon"]; v1 || v2 {
 			if m := d.memory(); accounts(m) {
 				v.Memory = m
 			}
 		}
-		d.mem, d.stat = nil, nil
+		d.reset()
 		d.victims = append(d.victims, v)
 	case strings.Contains(record, " invoked oom-killer: "):
-		d.mem, d.stat = nil, nil // a new kill's dump begins
+		d.reset() // a new kill's dump begins
 	case strings.HasPrefix(record, "memory: usage "):
 		var usage, limit uint64
 		if _, err := fmt.Sscanf(record, "memory: usage %dkB, limit %dkB", &usage, &limit); err == nil {
 			d.mem, d.stat = &MemoryStats{Usage: usage << 10, Limit: limit << 10}, map[string]uint64{}
 		}
 	case d.mem == nil:
+	case strings.HasPrefix(record, "[  pid  ]"):
+		d.anonCol = 0
+		for i, col := range strings.Fields(record) {
+			if col == "rss_anon" {
+				d.anonCol = i - 3 // a row's fields after its "]" begin at uid
+			}
+		}
+	case strings.HasPrefix(record, "["):
+		// [  29816]     0 29816     8784     8461     8000 ... tail
+		if _, row, ok := strings.Cut(record, "]"); ok && d.anonCol > 0 {
+			if f := strings.Fields(row); len(f) > d.anonCol {
+				if n, err := strconv.ParseUint(f[d.anonCol], 10, 64); err == nil {
+					d.taskAnon += n
+				}
+			}
+		}
 	case strings.HasPrefix(record, "kmem: usage "):
 		var kmem uint64
 		if _, err := fmt.Sscanf(record, "kmem: usage %dkB", &kmem); err == nil {
@@ -151,8 +190,13 @@ func (d *OOMDump) memory() *MemoryStats {
 		m.RSS, m.Cache, m.Shmem = st["anon"], st["file"], st["shmem"]
 		m.ActiveFile, m.InactiveFile, m.Kernel = st["active_file"], st["inactive_file"], st["kernel"]
 	}
+	m.RSS = max(m.RSS, d.taskAnon*uint64(os.Getpagesize()))
 	m.WorkingSet = m.Usage - min(m.Usage, m.InactiveFile)
 	return &m
+}
+
+func (d *OOMDump) reset() {
+	d.mem, d.stat, d.anonCol, d.taskAnon = nil, nil, 0, 0
 }
 
 // accounts says whether m's breakdown holds at least half its usage.
@@ -160,14 +204,32 @@ func accounts(m *MemoryStats) bool {
 	return m.RSS+m.Cache+m.Kernel >= m.Usage/2
 }
 
-// Last is the latest kill of a process in cgroup or under it, nil if none.
+// burst is how close kills are to be one running out: the kernel kills
+// again while its last victim is still exiting (10 ms apart, seen).
+const burst = 2 * time.Second
+
+// Last is the latest kill of a process in cgroup or under it, nil if
+// none: of the kills in the burst that ends with it, the latest with a
+// breakdown, so that a kill while the last victim still exits does not
+// hide what filled the limit.
 func (d *OOMDump) Last(cgroup string) *OOMVictim {
+	var last *OOMVictim
 	for i := len(d.victims) - 1; i >= 0; i-- {
-		if under(d.victims[i].TaskCgroup, cgroup) {
-			return d.victims[i]
+		v := d.victims[i]
+		if !under(v.TaskCgroup, cgroup) {
+			continue
+		}
+		if last == nil {
+			last = v
+		}
+		if last.At-v.At > burst {
+			break
+		}
+		if v.Memory != nil {
+			return v
 		}
 	}
-	return nil
+	return last
 }
 
 // ParseOOMKillRecord reads the kernel's one-line summary of an OOM kill

@@ -55,8 +55,13 @@ func TestUnder(t *testing.T) {
 // v1 one as this host's kernel wrote it (a pod's limit hit by a
 // container's tail) and a v2 one in its format (memory.stat one line a
 // record since 6.5, one record before), gives the figures of the
-// cgroup whose limit ran out, as printed before the kill.
+// cgroup whose limit ran out, as printed before the kill; a burst of two
+// kills gives the first's, and a dump printed stale the task list's anon.
 func TestOOMDumpReadsTheKernelsFigures(t *testing.T) {
+	if os.Getpagesize() != 4096 {
+		t.Skip("the task lists' pages are 4 KiB ones")
+	}
+	const pod = "/crid-e2e/kubepods/burstable/podb8fb161f25b91ab0928762cec929b101"
 	tests := []struct {
 		file, cgroup string
 		pid          int
@@ -70,6 +75,16 @@ func TestOOMDumpReadsTheKernelsFigures(t *testing.T) {
 		{"oom-kill-v2-before-6.5.kmsg", "/kubepods/burstable/pod1/c1", 4242,
 			MemoryStats{Usage: 131072 << 10, Limit: 131072 << 10, RSS: 96468992, Cache: 33554432, Kernel: 2097152,
 				Shmem: 25165824, ActiveFile: 2097152, InactiveFile: 6291456, WorkingSet: 131072<<10 - 6291456}},
+		// Two kills 10 ms apart under a kubelet: tail with 32Mi, then sh
+		// while tail still gave its pages back. The second dump holds
+		// 0.6Mi of its 32Mi; the first says what filled it.
+		{"oom-kill-v1-burst.kmsg", pod + "/crid-6da593254eeb2bbb56e2b3e3de0d5e098078ac678609f3eb451ed6800f813e9a", 29816,
+			MemoryStats{Usage: 32768 << 10, Limit: 32768 << 10, RSS: 33128448, Cache: 4096, Kernel: 412 << 10,
+				InactiveFile: 4096, WorkingSet: 32768<<10 - 4096}},
+		// The first of them as a kernel printed it stale (its
+		// memory.stat zero): the task list's 8032 anon pages.
+		{"oom-kill-v1-stale.kmsg", pod + "/crid-6da593254eeb2bbb56e2b3e3de0d5e098078ac678609f3eb451ed6800f813e9a", 29816,
+			MemoryStats{Usage: 32768 << 10, Limit: 32768 << 10, RSS: 8032 * 4096, Kernel: 412 << 10, WorkingSet: 32768 << 10}},
 	}
 	for _, tt := range tests {
 		data, err := os.ReadFile("testdata/" + tt.file)
@@ -109,6 +124,17 @@ func TestOOMDumpReadsTheKernelsFigures(t *testing.T) {
 		t.Errorf("victim %+v, want pid 7 without figures", v)
 	}
 
+	// A kill with figures is not taken for a later one without, once
+	// they are more than a burst apart: it was another running out.
+	var apart OOMDump
+	apart.Add("6,1,1000000,-;memory: usage 10kB, limit 10kB, failcnt 0")
+	apart.Add("6,2,1000001,-;anon 10240")
+	apart.Add("6,3,1000002,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/b,task_memcg=/b,task=sh,pid=9,uid=0")
+	apart.Add("6,4,6000000,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/b,task_memcg=/b,task=sh,pid=10,uid=0")
+	if v := apart.Last("/b"); v == nil || v.Pid != 10 || v.Memory != nil {
+		t.Errorf("victim %+v, want pid 10 without figures", v)
+	}
+
 	// Counters printed unflushed, as a CI run's kernel did: the pod at its
 	// limit with nothing in its totals is no breakdown; one that holds the
 	// usage (here half in the kernel's own) is.
@@ -132,7 +158,7 @@ func TestOOMDumpReadsTheKernelsFigures(t *testing.T) {
 // FuzzOOMDump: the kernel's log holds what tenants name their processes;
 // no record makes the reader panic, and a victim it gives has a pid.
 func FuzzOOMDump(f *testing.F) {
-	for _, name := range []string{"oom-kill-v1.kmsg", "oom-kill-v2.kmsg", "oom-kill-v2-before-6.5.kmsg"} {
+	for _, name := range []string{"oom-kill-v1.kmsg", "oom-kill-v1-burst.kmsg", "oom-kill-v1-stale.kmsg", "oom-kill-v2.kmsg", "oom-kill-v2-before-6.5.kmsg"} {
 		data, err := os.ReadFile("testdata/" + name)
 		if err != nil {
 			f.Fatal(err)
