@@ -36,8 +36,8 @@ func TestOOMMessage(t *testing.T) {
 		{"the pod's limit, the container's the same", monitor.OOMReport{AtKill: true, Cgroup: "/kubepods/pod1", Limit: 32 * mi, Anon: 316 * mi / 10, Kernel: 408 << 10,
 			Victim: &cgroups.OOMVictim{Pid: 829, Comm: "tail", LimitCgroup: "/kubepods/pod1", TaskCgroup: "/crid/p/c"}},
 			32 * mi, "OOMKilled: limit 32Mi, reached at the pod's limit (32Mi, /kubepods/pod1); the pod held anon 31.6Mi, page cache 0 (active 0), kernel 408Ki; process tail (pid 829) killed"},
-		// The kernel printed its counters stale: the figures are the
-		// container's, read at the out-of-memory notification.
+		// The pod's limit, with the figures of the container's own
+		// cgroup (read at its out-of-memory notification).
 		{"the pod's limit, the container's figures", monitor.OOMReport{AtKill: true, Cgroup: "/crid/p/c", Limit: 32 * mi, Anon: 315 * mi / 10, Kernel: 300 << 10,
 			Victim: &cgroups.OOMVictim{Pid: 829, Comm: "tail", LimitCgroup: "/kubepods/pod1", TaskCgroup: "/crid/p/c"}},
 			32 * mi, "OOMKilled: limit 32Mi, reached at the pod's limit (/kubepods/pod1); the container held anon 31.5Mi, page cache 0 (active 0), kernel 300Ki; process tail (pid 829) killed"},

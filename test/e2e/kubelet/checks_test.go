@@ -193,11 +193,9 @@ func oomKilled(n *node) (bool, string) {
 	// The kubelet shows crid's status message as the terminated state's:
 	// what filled the limit, read at the kill. The kubelet gives the pod's
 	// cgroup the container's limit too, which the pod (its infra process
-	// beside the container) reaches first. The figures are the pod's as
-	// the kernel printed them, or the container's read at the
-	// notification when the kernel printed its counters stale.
+	// beside the container) reaches first.
 	last := p.Status.ContainerStatuses[0].LastState.Terminated
-	if !regexp.MustCompile(`^OOMKilled: limit 32Mi(, reached at the pod's limit \(32Mi, /\S+\); the pod held|, reached at the pod's limit \(/\S+\); the container held|;) anon [0-9.]+Mi, page cache .*; process tail \(pid \d+\) killed$`).MatchString(last.Message) {
+	if !regexp.MustCompile(`^OOMKilled: limit 32Mi(, reached at the pod's limit \(32Mi, /\S+\); the pod held|;) anon [0-9.]+Mi, page cache .*; process tail \(pid \d+\) killed$`).MatchString(last.Message) {
 		return false, fmt.Sprintf("the kubelet's terminated state says %q: no breakdown of the kill", last.Message)
 	}
 	return true, fmt.Sprintf("OOMKilled (exit %d) and restarted, in %v; the kubelet's lastState.terminated.message: %q", last.ExitCode, took.Round(time.Second), last.Message)
