@@ -111,15 +111,12 @@ func TestOOMDumpReadsTheKernelsFigures(t *testing.T) {
 	// dump cut short by a new kill is not given to it, nor one without
 	// its memory.stat.
 	var d OOMDump
-	d.Add("6,1,1,-;memory: usage 10kB, limit 10kB, failcnt 0")
-	d.Add("6,2,1,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a,task=sh,pid=6,uid=0")
+	addKill(&d, 1, "/a", 6, "memory: usage 10kB, limit 10kB, failcnt 0")
 	if v := d.Last("/a"); v == nil || v.Pid != 6 || v.Memory != nil {
 		t.Errorf("victim %+v, want pid 6 without figures", v)
 	}
-	d.Add("6,1,1,-;memory: usage 10kB, limit 10kB, failcnt 0")
-	d.Add("6,1,1,-;anon 10240")
-	d.Add("4,2,1,-;sh invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0")
-	d.Add("6,3,1,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a,task=sh,pid=7,uid=0")
+	addKill(&d, 1, "/a", 7, "memory: usage 10kB, limit 10kB, failcnt 0", "anon 10240",
+		"sh invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0")
 	if v := d.Last("/a"); v == nil || v.Pid != 7 || v.Memory != nil {
 		t.Errorf("victim %+v, want pid 7 without figures", v)
 	}
@@ -127,10 +124,8 @@ func TestOOMDumpReadsTheKernelsFigures(t *testing.T) {
 	// A kill with figures is not taken for a later one without, once
 	// they are more than a burst apart: it was another running out.
 	var apart OOMDump
-	apart.Add("6,1,1000000,-;memory: usage 10kB, limit 10kB, failcnt 0")
-	apart.Add("6,2,1000001,-;anon 10240")
-	apart.Add("6,3,1000002,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/b,task_memcg=/b,task=sh,pid=9,uid=0")
-	apart.Add("6,4,6000000,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/b,task_memcg=/b,task=sh,pid=10,uid=0")
+	addKill(&apart, 1000000, "/b", 9, "memory: usage 10kB, limit 10kB, failcnt 0", "anon 10240")
+	addKill(&apart, 6000000, "/b", 10)
 	if v := apart.Last("/b"); v == nil || v.Pid != 10 || v.Memory != nil {
 		t.Errorf("victim %+v, want pid 10 without figures", v)
 	}
@@ -142,17 +137,24 @@ func TestOOMDumpReadsTheKernelsFigures(t *testing.T) {
 		kmem, rss uint64
 		want      bool
 	}{{412, 0, false}, {412, 16 << 20, true}, {16 << 10, 0, true}} {
-		d.Add("4,1,1,-;tail invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0")
-		d.Add("6,2,1,-;memory: usage 32768kB, limit 32768kB, failcnt 142")
-		d.Add(fmt.Sprintf("6,3,1,-;kmem: usage %dkB, limit 9007199254740988kB, failcnt 0", tt.kmem))
-		d.Add("6,4,1,-;Memory cgroup stats for /p:")
-		d.Add("6,5,1,-;total_cache 0")
-		d.Add(fmt.Sprintf("6,6,1,-;total_rss %d", tt.rss))
-		d.Add("6,7,1,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/p,task_memcg=/p/c,task=tail,pid=8,uid=0")
+		var d OOMDump
+		addKill(&d, 1, "/p/c", 8, "memory: usage 32768kB, limit 32768kB, failcnt 142",
+			fmt.Sprintf("kmem: usage %dkB, limit 9007199254740988kB, failcnt 0", tt.kmem),
+			"Memory cgroup stats for /p:", "total_cache 0", fmt.Sprintf("total_rss %d", tt.rss))
 		if v := d.Last("/p/c"); v == nil || v.Pid != 8 || (v.Memory != nil) != tt.want {
 			t.Errorf("kmem %dkB, total_rss %d: victim %+v, want figures %v", tt.kmem, tt.rss, v, tt.want)
 		}
 	}
+}
+
+// addKill gives d a kill of pid in cgroup at us microseconds, the
+// dump's lines first.
+func addKill(d *OOMDump, us int, cgroup string, pid int, dump ...string) {
+	for _, line := range dump {
+		d.Add(fmt.Sprintf("6,0,%d,-;%s", us, line))
+	}
+	d.Add(fmt.Sprintf("6,0,%d,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=%s,task_memcg=%s,task=sh,pid=%d,uid=0",
+		us, cgroup, cgroup, pid))
 }
 
 // FuzzOOMDump: the kernel's log holds what tenants name their processes;
