@@ -87,7 +87,8 @@ func FindOOMVictim(cgroup string) (*OOMVictim, error) {
 // kubelet's stats reads (6.18, v1: a pod at its 32Mi limit with
 // total_rss 0 while its tail held 8000 pages). The task list after it
 // (mm/oom_kill.c dump_tasks) counts each process's pages from its own mm,
-// never stale, so the anon figure is the larger of the two. A kill can
+// never stale, and stands in for a breakdown that holds too little of
+// the usage. A kill can
 // also come while the last one's victim is still giving its memory back
 // (head killed 10 ms after tail, the cgroup still at its limit but its
 // counters already without tail's pages): such a dump's breakdown holds
@@ -190,7 +191,14 @@ func (d *OOMDump) memory() *MemoryStats {
 		m.RSS, m.Cache, m.Shmem = st["anon"], st["file"], st["shmem"]
 		m.ActiveFile, m.InactiveFile, m.Kernel = st["active_file"], st["inactive_file"], st["kernel"]
 	}
-	m.RSS = max(m.RSS, d.taskAnon*uint64(os.Getpagesize()))
+	if !accounts(&m) {
+		// The task list's sum is the stale counters' stand-in only: it
+		// counts a page shared by forks once per process, and pages a
+		// process faulted before it joined the cgroup (v1 leaves them
+		// charged where they were), so it never raises a breakdown that
+		// holds, and never past what the usage leaves.
+		m.RSS = min(d.taskAnon*uint64(os.Getpagesize()), m.Usage-min(m.Usage, m.Cache+m.Kernel))
+	}
 	m.WorkingSet = m.Usage - min(m.Usage, m.InactiveFile)
 	return &m
 }

@@ -130,6 +130,17 @@ func TestOOMDumpReadsTheKernelsFigures(t *testing.T) {
 		t.Errorf("victim %+v, want pid 10 without figures", v)
 	}
 
+	// A task list larger than a breakdown that holds (pages shared by
+	// forks, or faulted before a process joined) leaves it as it is.
+	var forks OOMDump
+	addKill(&forks, 1, "/f", 11, "memory: usage 40kB, limit 40kB, failcnt 0", "anon 36864",
+		"[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes swapents oom_score_adj name",
+		"[     11]     0    11       10       10       10        0         0     4096        0             0 sh",
+		"[     12]     0    12       10       10       10        0         0     4096        0             0 sh")
+	if v := forks.Last("/f"); v == nil || v.Memory == nil || v.Memory.RSS != 36864 {
+		t.Errorf("victim %+v, want anon 36864 of the breakdown", v)
+	}
+
 	// Counters printed unflushed, as a CI run's kernel did: the pod at its
 	// limit with nothing in its totals is no breakdown; one that holds the
 	// usage (here half in the kernel's own) is.
