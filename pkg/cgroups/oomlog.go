@@ -88,13 +88,12 @@ func FindOOMVictim(cgroup string) (*OOMVictim, error) {
 // total_rss 0 while its tail held 8000 pages). The task list after it
 // (mm/oom_kill.c dump_tasks) counts each process's pages from its own mm,
 // never stale, and stands in for a breakdown that holds too little of
-// the usage. A kill can
-// also come while the last one's victim is still giving its memory back
-// (head killed 10 ms after tail, the cgroup still at its limit but its
-// counters already without tail's pages): such a dump's breakdown holds
-// little of its usage and says nothing of what filled it. A breakdown
-// that holds under half the usage is left out, and Last takes the kill
-// before it.
+// the usage. A kill can also come while the last one's victim is still
+// giving its memory back (head killed 10 ms after tail, the cgroup still
+// at its limit but its counters already without tail's pages): such a
+// dump's breakdown holds little of its usage and says nothing of what
+// filled it. A breakdown that holds under half the usage is left out,
+// and Last takes the kill before it.
 type OOMDump struct {
 	mem      *MemoryStats      // the dump under way, from its usage line
 	stat     map[string]uint64 // its memory.stat lines
@@ -147,6 +146,7 @@ func (d *OOMDump) line(record string) {
 	case strings.HasPrefix(record, "memory: usage "):
 		var usage, limit uint64
 		if _, err := fmt.Sscanf(record, "memory: usage %dkB, limit %dkB", &usage, &limit); err == nil {
+			d.reset()
 			d.mem, d.stat = &MemoryStats{Usage: usage << 10, Limit: limit << 10}, map[string]uint64{}
 		}
 	case d.mem == nil:
