@@ -108,10 +108,12 @@ type OOMDump struct {
 func (d *OOMDump) Add(record string) {
 	if head, msg, ok := strings.Cut(record, ";"); ok {
 		record = msg
-		if f := strings.Split(head, ","); len(f) >= 3 {
-			if us, err := strconv.ParseInt(f[2], 10, 64); err == nil {
-				d.at = time.Duration(us) * time.Microsecond
-			}
+		// The third field: Cut, not Split, for the ring's every record.
+		_, rest, _ := strings.Cut(head, ",")
+		_, rest, _ = strings.Cut(rest, ",")
+		ts, _, _ := strings.Cut(rest, ",")
+		if us, err := strconv.ParseInt(ts, 10, 64); err == nil {
+			d.at = time.Duration(us) * time.Microsecond
 		}
 	}
 	// The message ends at the first newline; dictionary lines (" KEY=v")
