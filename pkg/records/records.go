@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/crid-dev/crid/pkg/errdefs"
@@ -55,6 +56,18 @@ type Set[T any, P Record[T]] struct {
 	byID  map[string]P
 	names map[string]string // ReservedName -> ID
 	locks map[string]*idLock
+	// version counts the changes of byID. Shared's last answer is kept
+	// with the version it was made at: the kubelet relists every second,
+	// mostly with nothing changed, and sorting 750 records was 180 µs of
+	// ListContainers' 300 in crid (BenchmarkList).
+	version uint64 // guarded by mu
+	shared  atomic.Pointer[sharedList[P]]
+}
+
+// sharedList is Shared's answer at a version of the Set.
+type sharedList[P any] struct {
+	version uint64
+	recs    []P
 }
 
 // idLock serializes the changes of one object. It is counted, so that
@@ -96,6 +109,7 @@ func (s *Set[T, P]) Adopt(rec P) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.byID[rec.RecordID()] = P(rec.DeepCopy())
+	s.version++
 	s.names[rec.ReservedName()] = rec.RecordID()
 }
 
@@ -173,6 +187,7 @@ func (s *Set[T, P]) Sync() error {
 func (s *Set[T, P]) Stage(rec P) {
 	s.mu.Lock()
 	s.byID[rec.RecordID()] = P(rec.DeepCopy())
+	s.version++
 	s.mu.Unlock()
 }
 
@@ -185,6 +200,7 @@ func (s *Set[T, P]) Delete(rec P) error {
 	}
 	s.mu.Lock()
 	delete(s.byID, id)
+	s.version++
 	if s.names[rec.ReservedName()] == id {
 		delete(s.names, rec.ReservedName())
 	}
@@ -299,8 +315,9 @@ func (s *Set[T, P]) Matching(keep func(P) bool) []P {
 // ListVisible returns what the CRI may see, oldest first: Shared's
 // records, copied.
 func (s *Set[T, P]) ListVisible() []P {
-	out := s.Shared()
-	for i, rec := range out {
+	shared := s.Shared()
+	out := make([]P, len(shared))
+	for i, rec := range shared {
 		out[i] = P(rec.DeepCopy())
 	}
 	return out
@@ -311,9 +328,15 @@ func (s *Set[T, P]) ListVisible() []P {
 // holds its whole stored request) made ListContainers of 750 containers
 // copy megabytes. A record the Set holds is never changed in place (Put
 // and Stage store a copy), so what Shared returns stays as it was; the
-// caller must not change it.
+// caller must not change it, nor the slice: until the Set changes, every
+// call returns the same one.
 func (s *Set[T, P]) Shared() []P {
 	s.mu.RLock()
+	v := s.version
+	if l := s.shared.Load(); l != nil && l.version == v {
+		s.mu.RUnlock()
+		return l.recs
+	}
 	out := make([]P, 0, len(s.byID))
 	for _, rec := range s.byID {
 		if !rec.InCreation() {
@@ -322,6 +345,10 @@ func (s *Set[T, P]) Shared() []P {
 	}
 	s.mu.RUnlock()
 	sortByCreation(out)
+	// Capped at its length: a caller's append copies. Two calls racing
+	// here may leave the older version kept; the next call rebuilds it.
+	out = out[:len(out):len(out)]
+	s.shared.Store(&sharedList[P]{version: v, recs: out})
 	return out
 }
 

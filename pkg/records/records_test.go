@@ -157,6 +157,59 @@ func TestSharedListsTheRecordsAsHeld(t *testing.T) {
 	}
 }
 
+// Shared answers with the slice it last made while nothing changed, and
+// anew, as the records are, after every kind of change: the relist's
+// bytes are reused when the list is the same one.
+func TestSharedIsKeptUntilTheSetChanges(t *testing.T) {
+	s, _ := openSet(t, t.TempDir())
+	reserve(t, s, &thing{ID: "a", Name: "a", Created: time.Unix(1, 0)})
+	reserve(t, s, &thing{ID: "b", Name: "b", Created: time.Unix(2, 0)})
+	adopted := &thing{ID: "c", Name: "c", Created: time.Unix(3, 0)}
+	steps := []struct {
+		name   string
+		change func() error
+		want   string // ids listed
+		kept   bool   // in the last list's slice
+	}{
+		{"the first list", func() error { return nil }, "[a b]", false},
+		{"nothing changed", func() error { return nil }, "[a b]", true},
+		{"a copy listed, then changed", func() error { s.ListVisible()[0].ID = "changed"; return nil }, "[a b]", true},
+		{"a record being created", func() error {
+			unlock, err := s.Reserve(&thing{ID: "d", Name: "d", Creating: true, Created: time.Unix(4, 0)})
+			if err == nil {
+				unlock()
+			}
+			return err
+		}, "[a b]", false},
+		{"it is made", func() error { return s.Put(&thing{ID: "d", Name: "d", Created: time.Unix(4, 0)}) }, "[a b d]", false},
+		{"a record staged", func() error { s.Stage(&thing{ID: "a", Name: "a", Created: time.Unix(1, 0), IPs: []string{"x"}}); return nil }, "[a b d]", false},
+		{"a record deleted", func() error { return s.Delete(&thing{ID: "b", Name: "b"}) }, "[a d]", false},
+		{"a record adopted", func() error { s.Adopt(adopted); return nil }, "[a c d]", false},
+		{"nothing since", func() error { return nil }, "[a c d]", true},
+	}
+	var last []*thing
+	for _, st := range steps {
+		if err := st.change(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got := s.Shared()
+		kept := last != nil && len(got) > 0 && &got[0] == &last[0]
+		if kept != st.kept || fmt.Sprint(ids(got)) != st.want {
+			t.Errorf("%s: Shared = %v, the last list's slice: %v; want %s, %v", st.name, ids(got), kept, st.want, st.kept)
+		}
+		if fmt.Sprint(ids(got)) != fmt.Sprint(ids(s.ListVisible())) {
+			t.Errorf("%s: Shared = %v, ListVisible = %v", st.name, ids(got), ids(s.ListVisible()))
+		}
+		if cap(got) != len(got) {
+			t.Errorf("%s: Shared's slice has room (%d of %d): a caller's append would write into it", st.name, len(got), cap(got))
+		}
+		last = got
+	}
+	if got := s.Shared(); got[0].IPs == nil {
+		t.Error("the staged record is not the one listed")
+	}
+}
+
 func TestCallersGetDeepCopies(t *testing.T) {
 	s, _ := openSet(t, t.TempDir())
 	rec := &thing{ID: "x", Name: "x", Labels: map[string]string{"a": "1"}, IPs: []string{"10.0.0.1"}}
