@@ -100,11 +100,14 @@ func containerStatus(c *container.Container) *runtime.ContainerStatus {
 // prefix), state, sandbox and labels.
 func (s *Server) ListContainers(ctx context.Context, req *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
 	f := req.GetFilter()
-	keep := func(c *container.Container) bool {
-		return (f.GetId() == "" || strings.HasPrefix(c.ID, f.GetId())) &&
-			(f.GetPodSandboxId() == "" || strings.HasPrefix(c.SandboxID, f.GetPodSandboxId())) &&
-			(f.GetState() == nil || f.GetState().State == containerState(c)) &&
-			labelsMatch(c.Labels, f.GetLabelSelector())
+	var keep func(*container.Container) bool // every one: the kubelet's relist
+	if proto.Size(f) > 0 { // a filter that sets anything (a set state of 0 too)
+		keep = func(c *container.Container) bool {
+			return (f.GetId() == "" || strings.HasPrefix(c.ID, f.GetId())) &&
+				(f.GetPodSandboxId() == "" || strings.HasPrefix(c.SandboxID, f.GetPodSandboxId())) &&
+				(f.GetState() == nil || f.GetState().State == containerState(c)) &&
+				labelsMatch(c.Labels, f.GetLabelSelector())
+		}
 	}
 	resp := &runtime.ListContainersResponse{}
 	if err := s.listedContainers.Fill(resp, s.containers.ListShared(), keep); err != nil {

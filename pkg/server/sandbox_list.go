@@ -14,10 +14,13 @@ import (
 // and labels, from memory.
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
 	f := req.GetFilter()
-	keep := func(sb *sandbox.Sandbox) bool {
-		return (f.GetId() == "" || strings.HasPrefix(sb.ID, f.GetId())) &&
-			(f.GetState() == nil || f.GetState().State == sandboxState(sb)) &&
-			labelsMatch(sb.Spec.Labels, f.GetLabelSelector())
+	var keep func(*sandbox.Sandbox) bool // every one: the kubelet's relist
+	if proto.Size(f) > 0 { // a filter that sets anything (a set state of 0 too)
+		keep = func(sb *sandbox.Sandbox) bool {
+			return (f.GetId() == "" || strings.HasPrefix(sb.ID, f.GetId())) &&
+				(f.GetState() == nil || f.GetState().State == sandboxState(sb)) &&
+				labelsMatch(sb.Spec.Labels, f.GetLabelSelector())
+		}
 	}
 	resp := &runtime.ListPodSandboxResponse{}
 	if err := s.listedSandboxes.Fill(resp, s.sandboxes.ListShared(), keep); err != nil {

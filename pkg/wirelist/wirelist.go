@@ -55,6 +55,9 @@ type Entries[P Record] struct {
 	// only replaced, and a response may hold them.
 	last    []*entry[P]
 	lastRaw []byte
+	// lastAll is the records the last list was made from when it kept
+	// every one (nil when it was filtered).
+	lastAll []P
 }
 
 type entry[P Record] struct {
@@ -88,22 +91,31 @@ func newEntries[P Record](resp proto.Message, field protoreflect.Name, list bool
 }
 
 // Fill sets into resp (its unknown fields) the entries of the records
-// of recs that keep keeps, in order. recs are every record there is: the
-// entries of IDs not among them are dropped. An entry is encoded by msg
-// when its record is one Fill has not seen under its ID.
+// of recs that keep keeps (every one when keep is nil), in order. recs are
+// every record there is: the entries of IDs not among them are dropped.
+// An entry is encoded by msg when its record is one Fill has not seen
+// under its ID.
 func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool) error {
 	if !e.list {
 		return fmt.Errorf("wirelist: Fill of a field that holds one message: FillOne it")
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// The kubelet's relist asks for every container each second, mostly
+	// with nothing changed: the same records as the last unfiltered list
+	// are that list's bytes, without a look up of each entry (40 µs of
+	// map lookups at 750 containers).
+	if keep == nil && e.lastAll != nil && slices.Equal(recs, e.lastAll) {
+		resp.ProtoReflect().SetUnknown(protoreflect.RawFields(e.lastRaw))
+		return nil
+	}
 	e.gen++
 	n := 0
 	listed := make([]*entry[P], 0, len(e.last))
 	for _, rec := range recs {
 		en := e.entry(rec)
 		en.gen = e.gen
-		if !keep(rec) {
+		if keep != nil && !keep(rec) {
 			continue
 		}
 		if err := e.encode(en); err != nil {
@@ -128,6 +140,10 @@ func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool) error
 			raw = append(raw, en.wire...)
 		}
 		e.last, e.lastRaw = listed, raw
+	}
+	e.lastAll = nil
+	if keep == nil {
+		e.lastAll = append(make([]P, 0, len(recs)+1), recs...) // never nil
 	}
 	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(e.lastRaw))
 	return nil

@@ -44,7 +44,8 @@ func TestFilledResponseIsWhatTheClientWouldGetBuiltPlainly(t *testing.T) {
 	all := recs(5)
 	encoded := 0
 	e := New(&runtime.ListContainersResponse{}, "containers", func(r *rec) proto.Message { encoded++; return r.msg() })
-	everything := func(*rec) bool { return true }
+	var everything func(*rec) bool // nil: the kubelet's relist, no filter
+	anything := func(*rec) bool { return true }
 	running := func(r *rec) bool { return r.state == runtime.ContainerState_CONTAINER_RUNNING }
 
 	steps := []struct {
@@ -57,9 +58,12 @@ func TestFilledResponseIsWhatTheClientWouldGetBuiltPlainly(t *testing.T) {
 	}{
 		{"the first list", func() {}, everything, 5, 5, false},
 		{"nothing changed", func() {}, everything, 5, 5, true},
+		{"the same records in another slice", func() { all = append([]*rec(nil), all...) }, everything, 5, 5, true},
 		{"one record changed", func() { all[2] = &rec{id: all[2].id, state: runtime.ContainerState_CONTAINER_EXITED} }, everything, 6, 5, false},
 		{"a filter", func() {}, running, 6, 5, false},
 		{"the same filter", func() {}, running, 6, 5, true},
+		{"no filter after one", func() {}, everything, 6, 5, false},
+		{"a filter that keeps all", func() {}, anything, 6, 5, true},
 		{"two records gone", func() { all = append(all[:1], all[3:]...) }, everything, 6, 3, false},
 		{"a new record, filtered out", func() { all = append(all, &rec{id: "new", state: runtime.ContainerState_CONTAINER_CREATED}) }, running, 6, 4, true},
 		{"the new record listed", func() {}, everything, 7, 4, false},
@@ -85,7 +89,7 @@ func TestFilledResponseIsWhatTheClientWouldGetBuiltPlainly(t *testing.T) {
 		}
 		want := &runtime.ListContainersResponse{}
 		for _, r := range all {
-			if st.keep(r) {
+			if st.keep == nil || st.keep(r) {
 				want.Containers = append(want.Containers, r.msg())
 			}
 		}
@@ -219,7 +223,7 @@ func BenchmarkList(b *testing.B) {
 		e := New(&runtime.ListContainersResponse{}, "containers", (*rec).msgOf)
 		for b.Loop() {
 			resp := &runtime.ListContainersResponse{}
-			e.Fill(resp, all, func(*rec) bool { return true })
+			e.Fill(resp, all, nil)
 			if _, err := proto.Marshal(resp); err != nil {
 				b.Fatal(err)
 			}
@@ -235,7 +239,7 @@ type listServer struct {
 
 func (s *listServer) ListContainers(context.Context, *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
 	resp := &runtime.ListContainersResponse{}
-	err := s.e.Fill(resp, s.all, func(*rec) bool { return true })
+	err := s.e.Fill(resp, s.all, nil)
 	return resp, err
 }
 
