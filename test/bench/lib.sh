@@ -6,7 +6,9 @@
 #
 #   bench_init NAME              root check, tools, build; sets repo, crictl, work
 #   bench_registry               starts the registry; sets reg
-#   bench_crid TOML_EXTRA        starts crid with extra config lines
+#   bench_crid TOML_EXTRA        starts crid with extra config lines; with
+#                                BENCH_CRID_METRICS=127.0.0.1:PORT, its metrics
+#                                and Go's profiles (/debug/pprof/) there
 #   bench_containerd CRI_EXTRA   starts containerd with extra lines in its
 #                                CRI plugin section (after restrict_oom_score_adj)
 #   bench_crio CNI_DIR PAUSE     starts CRI-O with that CNI config and pause image
@@ -72,7 +74,9 @@ runroot = "$work/crid-run"
 listen = "$work/crid.sock"
 $1
 [metrics]
-address = ""
+address = "${BENCH_CRID_METRICS:-}"
+${BENCH_CRID_METRICS:+[debug]
+pprof = true}
 [nri]
 socket_path = "$work/nri.sock"
 plugin_path = "$work/nri-plugins"

@@ -17,8 +17,15 @@
 #     RunPodSandbox's p99 at the first and the last ten pods, the kubelet's
 #     relist calls with every container there, the same calls against the
 #     runtime's own answers served byte for byte by a bare process of the
-#     bench's (the transport's and the client's floor), and each
-#     runtime's total.
+#     bench's (the transport's and the client's floor), each runtime's
+#     CPU at rest over the same 20 s (daemon, per-pod processes) and its
+#     total memory.
+#
+# To look into the relist: LIFECYCLE_RELIST_HOOK is a shell command run
+# before each one (RUNTIME names the runtime; a profiler it starts in the
+# background sees the calls) and LIFECYCLE_RELIST_TIMES=PREFIX writes
+# each ListContainers' start and length to PREFIX.RUNTIME, to find the slow
+# ones in the profile (test/bench/lifecycle, relistHookEnv).
 #
 # Pods are as the kubelet makes them by default: a PID namespace per
 # container. The table goes to stdout, the JSON report to

@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	goruntime "runtime"
@@ -85,6 +86,7 @@ type Density struct {
 	Replay            map[string]Stats `json:"replayRelist,omitempty"`
 	Memory            Memory           `json:"memory"`
 	CreateStartMedian float64          `json:"createStartMedianMs"`
+	RestCPU           RestCPU          `json:"restCPU"`
 }
 
 // Report is the JSON output.
@@ -237,6 +239,9 @@ func main() {
 			}
 		}
 		time.Sleep(2 * time.Second)
+		for name, c := range restCPU(ts, 20*time.Second) {
+			rep.Density[name].RestCPU = c
+		}
 		for _, t := range ts {
 			rep.Density[t.Name].Memory = t.memory(*density)
 		}
@@ -447,11 +452,23 @@ func (t *target) relist(ctx context.Context, d *Density, n int) error {
 	// collections landed in the calls' tail. They run between the
 	// timed calls instead.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	// A profiler the hook starts (perf sched, a Go trace) sees the calls;
+	// the times file finds the slow ones in its record.
+	if hook := os.Getenv(relistHookEnv); hook != "" {
+		cmd := exec.CommandContext(ctx, "sh", "-c", hook)
+		cmd.Env = append(os.Environ(), "RUNTIME="+t.Name)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w", relistHookEnv, err)
+		}
+	}
+	var starts []time.Time
 	for i := range n {
 		if i%10 == 0 {
 			goruntime.GC()
 		}
 		t0 := time.Now()
+		starts = append(starts, t0)
 		if _, err := t.rt.ListContainers(ctx, &runtime.ListContainersRequest{}); err != nil {
 			return err
 		}
@@ -467,8 +484,28 @@ func (t *target) relist(ctx context.Context, d *Density, n int) error {
 	}
 	d.Relist["ListContainers"], d.Relist["ListPodSandbox"], d.Relist["ContainerStatus"] = stats(lc), stats(lp), stats(cs)
 	d.Relist["containers listed"] = Stats{N: len(ids)}
+	if prefix := os.Getenv(relistTimesEnv); prefix != "" {
+		var b strings.Builder
+		for i, t0 := range starts {
+			fmt.Fprintf(&b, "%d %d %d\n", i, t0.UnixMicro(), lc[i].Microseconds())
+		}
+		if err := os.WriteFile(prefix+"."+strings.ReplaceAll(t.Name, " ", "_"), []byte(b.String()), 0o644); err != nil {
+			return fmt.Errorf("%s: %w", relistTimesEnv, err)
+		}
+	}
 	return nil
 }
+
+// To look into a relist: relistHookEnv is a shell command run before each
+// runtime's relist, and its replay's, told which in RUNTIME ("crid",
+// "crid replayed"); it may start a profiler in the background and
+// return. relistTimesEnv is a path prefix: each relist writes there, to
+// PREFIX.RUNTIME, a line per ListContainers: its index, its start (Unix
+// µs) and how long it took (µs).
+const (
+	relistHookEnv  = "LIFECYCLE_RELIST_HOOK"
+	relistTimesEnv = "LIFECYCLE_RELIST_TIMES"
+)
 
 // removeAll removes the pods left running as the kubelet does: their
 // containers stopped first, at once (a `sleep` as PID 1 ignores SIGTERM,
@@ -501,25 +538,8 @@ func (t *target) removeAll(ctx context.Context) error {
 func (t *target) memory(pods int) Memory {
 	m := Memory{Pods: pods}
 	procs := processes()
-	mine := map[int]bool{}
-	self := os.Getpid()
-	for pid, p := range procs {
-		if pid != self && pid != os.Getppid() && t.perPod != nil && t.perPod.MatchString(p.cmd) {
-			mine[pid] = true
-		}
-	}
-	// Descendants of a per-pod process are the runtime's too (a pause
-	// process, a runc init), except the workload itself.
-	for changed := true; changed; {
-		changed = false
-		for pid, p := range procs {
-			if !mine[pid] && mine[p.ppid] && !strings.HasPrefix(p.cmd, "sleep") {
-				mine[pid], changed = true, true
-			}
-		}
-	}
 	kinds := map[string]int{}
-	for pid := range mine {
+	for pid := range t.perPodProcesses(procs) {
 		m.TotalPSSkB += pss(pid)
 		m.Processes++
 		kinds[strings.Fields(procs[pid].cmd + " ?")[0]]++
@@ -539,6 +559,115 @@ func (t *target) memory(pods int) Memory {
 		m.TotalPSSkB += m.DaemonPSSkB
 	}
 	return m
+}
+
+// perPodProcesses are the runtime's processes of its pods among procs:
+// those perPod matches, and their descendants but the workload itself.
+func (t *target) perPodProcesses(procs map[int]proc) map[int]bool {
+	mine := map[int]bool{}
+	self := os.Getpid()
+	for pid, p := range procs {
+		if pid != self && pid != os.Getppid() && t.perPod != nil && t.perPod.MatchString(p.cmd) {
+			mine[pid] = true
+		}
+	}
+	// Descendants of a per-pod process are the runtime's too (a pause
+	// process, a runc init), except the workload itself.
+	for changed := true; changed; {
+		changed = false
+		for pid, p := range procs {
+			if !mine[pid] && mine[p.ppid] && !strings.HasPrefix(p.cmd, "sleep") {
+				mine[pid], changed = true, true
+			}
+		}
+	}
+	return mine
+}
+
+// RestCPU is what a runtime's processes take of the CPU with every pod
+// running and nothing asked of it: the node's share a runtime keeps for
+// itself, and what the other runtimes' calls share the cores with in the
+// bench.
+type RestCPU struct {
+	Seconds float64 `json:"seconds"`
+	// Percent of one core: the daemon (its reaped children too: a
+	// runtime that execs a helper pays for it), and the per-pod processes.
+	DaemonPct float64 `json:"daemonPct"`
+	PerPodPct float64 `json:"perPodPct"`
+}
+
+// restCPU reads every runtime's CPU time over the same d, with none of
+// them asked anything.
+func restCPU(ts []*target, d time.Duration) map[string]RestCPU {
+	type sample struct{ daemon, perPod map[int]int64 }
+	take := func(prev []sample) []sample {
+		procs := processes()
+		out := make([]sample, len(ts))
+		for i, t := range ts {
+			out[i] = sample{map[int]int64{}, map[int]int64{}}
+			if t.pid > 0 {
+				out[i].daemon[t.pid] = cpuTicks(t.pid, true)
+			}
+			pids := t.perPodProcesses(procs)
+			if prev != nil { // the processes of the first look: none comes in halfway
+				pids = map[int]bool{}
+				for pid := range prev[i].perPod {
+					pids[pid] = true
+				}
+			}
+			for pid := range pids {
+				out[i].perPod[pid] = cpuTicks(pid, false)
+			}
+		}
+		return out
+	}
+	used := func(a, b map[int]int64) (ticks int64) {
+		for pid, t0 := range a {
+			if t1, ok := b[pid]; ok && t1 >= t0 {
+				ticks += t1 - t0
+			}
+		}
+		return ticks
+	}
+	first := take(nil)
+	t0 := time.Now()
+	time.Sleep(d)
+	last := take(first)
+	secs := time.Since(t0).Seconds()
+	out := map[string]RestCPU{}
+	for i, t := range ts {
+		pct := func(ticks int64) float64 { return float64(ticks) / userHZ / secs * 100 }
+		out[t.Name] = RestCPU{Seconds: secs, DaemonPct: pct(used(first[i].daemon, last[i].daemon)), PerPodPct: pct(used(first[i].perPod, last[i].perPod))}
+	}
+	return out
+}
+
+// userHZ is the unit of /proc/PID/stat's times on Linux (USER_HZ).
+const userHZ = 100
+
+// cpuTicks is a process's user and system time so far, with its reaped
+// children's when children is set (-1 if it is gone).
+func cpuTicks(pid int, children bool) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The command, field 2, is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(data[i+1:])) // f[0] is field 3
+	n := 2
+	if children {
+		n = 4
+	}
+	var sum int64
+	for _, v := range f[11 : 11+n] { // utime, stime (14, 15), cutime, cstime
+		x, _ := strconv.ParseInt(v, 10, 64)
+		sum += x
+	}
+	return sum
 }
 
 type proc struct {
@@ -667,5 +796,6 @@ func printDensity(rep *Report, ts []*target) {
 			fmt.Println()
 		}
 		fmt.Printf("  %-10s   total PSS %d kB (daemon %d kB, %s); daemon RSS %d kB\n", "", d.Memory.TotalPSSkB, d.Memory.DaemonPSSkB, d.Memory.PerPodDetail, d.Memory.DaemonRSSkB)
+		fmt.Printf("  %-10s   CPU at rest over %.0f s: daemon %.1f%%, per-pod processes %.1f%% of a core\n", "", d.RestCPU.Seconds, d.RestCPU.DaemonPct, d.RestCPU.PerPodPct)
 	}
 }
