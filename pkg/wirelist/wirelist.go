@@ -103,8 +103,9 @@ func (e *Entries[P]) Fill(resp proto.Message, recs []P, keep func(P) bool) error
 	defer e.mu.Unlock()
 	// The kubelet's relist asks for every container each second, mostly
 	// with nothing changed: the same records as the last unfiltered list
-	// are that list's bytes, without a look up of each entry (40 µs of
-	// map lookups at 750 containers).
+	// are that list's bytes, without a lookup of each entry
+	// (BenchmarkList/kept at 750 containers, marshal included: 65-91 µs
+	// with the lookups, 32-61 without).
 	if keep == nil && e.lastAll != nil && slices.Equal(recs, e.lastAll) {
 		resp.ProtoReflect().SetUnknown(protoreflect.RawFields(e.lastRaw))
 		return nil
