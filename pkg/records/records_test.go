@@ -182,7 +182,10 @@ func TestSharedIsKeptUntilTheSetChanges(t *testing.T) {
 			return err
 		}, "[a b]", false},
 		{"it is made", func() error { return s.Put(&thing{ID: "d", Name: "d", Created: time.Unix(4, 0)}) }, "[a b d]", false},
-		{"a record staged", func() error { s.Stage(&thing{ID: "a", Name: "a", Created: time.Unix(1, 0), IPs: []string{"x"}}); return nil }, "[a b d]", false},
+		{"a record staged", func() error {
+			s.Stage(&thing{ID: "a", Name: "a", Created: time.Unix(1, 0), IPs: []string{"x"}})
+			return nil
+		}, "[a b d]", false},
 		{"a record deleted", func() error { return s.Delete(&thing{ID: "b", Name: "b"}) }, "[a d]", false},
 		{"a record adopted", func() error { s.Adopt(adopted); return nil }, "[a c d]", false},
 		{"nothing since", func() error { return nil }, "[a c d]", true},

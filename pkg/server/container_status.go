@@ -100,8 +100,10 @@ func containerStatus(c *container.Container) *runtime.ContainerStatus {
 // prefix), state, sandbox and labels.
 func (s *Server) ListContainers(ctx context.Context, req *runtime.ListContainersRequest) (*runtime.ListContainersResponse, error) {
 	f := req.GetFilter()
-	var keep func(*container.Container) bool // every one: the kubelet's relist
-	if proto.Size(f) > 0 { // a filter that sets anything (a set state of 0 too)
+	// No keep function lists every one: the kubelet's relist. A filter
+	// that sets anything (a state of 0 too) encodes to some bytes.
+	var keep func(*container.Container) bool
+	if proto.Size(f) > 0 {
 		keep = func(c *container.Container) bool {
 			return (f.GetId() == "" || strings.HasPrefix(c.ID, f.GetId())) &&
 				(f.GetPodSandboxId() == "" || strings.HasPrefix(c.SandboxID, f.GetPodSandboxId())) &&

@@ -14,8 +14,10 @@ import (
 // and labels, from memory.
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtime.ListPodSandboxRequest) (*runtime.ListPodSandboxResponse, error) {
 	f := req.GetFilter()
-	var keep func(*sandbox.Sandbox) bool // every one: the kubelet's relist
-	if proto.Size(f) > 0 { // a filter that sets anything (a set state of 0 too)
+	// No keep function lists every one: the kubelet's relist. A filter
+	// that sets anything (a state of 0 too) encodes to some bytes.
+	var keep func(*sandbox.Sandbox) bool
+	if proto.Size(f) > 0 {
 		keep = func(sb *sandbox.Sandbox) bool {
 			return (f.GetId() == "" || strings.HasPrefix(sb.ID, f.GetId())) &&
 				(f.GetState() == nil || f.GetState().State == sandboxState(sb)) &&
